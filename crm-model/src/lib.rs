@@ -1,0 +1,19 @@
+//! Domain model of the crm service: the customer object and its JSON shapes, input
+//! validation, money in integer cents, search normalisation and list queries.
+//!
+//! This crate is pure: no I/O, no async. The server and the terminal client share it.
+
+pub mod customer;
+pub mod input;
+pub mod loyalty;
+pub mod money;
+pub mod query;
+pub mod search;
+pub mod validation;
+
+pub use customer::{Customer, CustomerRecord, Sexe};
+pub use input::{CustomerInput, CustomerPatch, NewCustomer};
+pub use loyalty::{LedgerCause, LedgerEntry};
+pub use money::Cents;
+pub use query::{ListParams, ListQuery, Page, Sort, SortDirection, SortKey};
+pub use validation::{FieldError, InputError};

@@ -1,0 +1,157 @@
+//! `ApiError`: what every failure of an `/api` route becomes, with its status, a stable
+//! code and a human message, answered as `{"error", "code", ...}`.
+
+use std::convert::Infallible;
+
+use crm_model::{FieldError, InputError};
+use serde_json::{json, Map, Value};
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use crate::store::StoreError;
+
+/// The JSON body of every error answer (for the OpenAPI document).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A message for people.
+    pub error: String,
+    /// A stable snake_case code for programs.
+    pub code: String,
+    /// Every invalid field, on `422` answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// Route-specific keys added to the body (`idClient` of a conflict, `errors`...).
+    extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn customer_not_found() -> Self {
+        Self::not_found("customer_not_found", "user not found")
+    }
+
+    pub fn payload_too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the {limit} bytes this route takes"),
+        )
+    }
+
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        let message = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.error))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message).with("errors", json!(errors))
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    /// Adds a route-specific key to the body.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), Value::String(self.message.clone()));
+        body.insert("code".into(), Value::String(self.code.into()));
+        body.extend(self.extra.clone());
+        Value::Object(body)
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(error: InputError) -> Self {
+        match error {
+            InputError::Unreadable(message) => ApiError::bad_request(message),
+            InputError::Invalid(errors) => ApiError::invalid_fields(errors),
+        }
+    }
+}
+
+/// The one place where store failures, unique-key conflicts among them, get statuses.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            StoreError::CustomerNotFound => ApiError::customer_not_found(),
+            StoreError::EmailTaken { existing, .. } => ApiError::new(StatusCode::CONFLICT, "email_taken", message)
+                .with("idClient", json!(existing))
+                .with("field", json!("Email")),
+            StoreError::CardTaken { existing, .. } => ApiError::new(StatusCode::CONFLICT, "card_taken", message)
+                .with("idClient", json!(existing))
+                .with("field", json!("CarteFid")),
+            StoreError::IdClientTaken(existing) => ApiError::new(StatusCode::CONFLICT, "id_client_taken", message)
+                .with("idClient", json!(existing))
+                .with("field", json!("IdClient")),
+            StoreError::BadCursor(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", message),
+            StoreError::Storage(message) => {
+                tracing::error!(%message, "storage failure");
+                ApiError::internal("the store failed; nothing was written")
+            }
+        }
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        warp::reply::with_status(warp::reply::json(&self.body()), self.status).into_response()
+    }
+}
+
+/// Turns what warp rejected before any handler ran (no such route, wrong method) into
+/// the JSON error of every `/api` answer.
+pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    let error = if rejection.is_not_found() {
+        ApiError::not_found("route_not_found", "no such route")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::bad_request("the query string cannot be read")
+    } else {
+        tracing::warn!(?rejection, "unexpected rejection");
+        ApiError::bad_request(format!("the request cannot be read: {rejection:?}"))
+    };
+    Ok(error.into_response())
+}

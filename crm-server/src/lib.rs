@@ -1,0 +1,17 @@
+//! The crm service: a JSON API for the chain's tills and services, HTML pages for
+//! staff, all over one embedded sled store.
+//!
+//! Entry point: [`run`] (or [`serve`] with any [`store::Store`]).
+
+pub mod cli;
+pub mod config;
+pub mod customers;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::{run, serve, ServerError};

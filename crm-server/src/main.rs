@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    crm_server::cli::main()
+}

@@ -1,0 +1,46 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+use crate::http::json;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "crm",
+        description = "The retail chain's customer register: customers, loyalty credit, tickets, deferred payments."
+    ),
+    paths(
+        crate::routes::health,
+        crate::customers::all_customers,
+        crate::customers::customer_as_list,
+        crate::customers::customer_by_email,
+        crate::customers::customer_by_email_legacy_doc,
+        crate::customers::create_customer_legacy,
+        crate::customers::create_customer,
+        crate::customers::list_customers,
+        crate::customers::get_customer,
+        crate::customers::patch_customer,
+        crate::customers::erase_customer,
+        openapi_json,
+    ),
+    components(schemas(crate::error::ErrorBody, crm_model::FieldError))
+)]
+pub struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3 description of every route")))]
+fn openapi_json() -> Response {
+    json(&ApiDoc::openapi())
+}
+
+pub fn routes() -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "openapi.json")
+        .and(warp::get())
+        .map(openapi_json)
+        .boxed()
+}

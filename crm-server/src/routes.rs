@@ -1,0 +1,58 @@
+//! The whole route table and what every handler shares.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+use crate::config::Config;
+use crate::error::recover;
+use crate::http::json;
+use crate::store::Store;
+use crate::{customers, openapi};
+
+/// What every handler is given: the store and the settings.
+pub struct AppState<S> {
+    pub store: S,
+    pub config: Arc<Config>,
+}
+
+impl<S: Clone> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            store: self.store.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Every route of the service; whatever matches none is a JSON error.
+pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
+    health(state.clone())
+        .or(customers::routes(state.clone()))
+        .unify()
+        .or(openapi::routes())
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// `GET /healthz`: `200` once the store is open.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The store is open; counts for operators")))]
+fn health<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
+    warp::path!("healthz")
+        .and(warp::get())
+        .map(move || match state.store.customer_count() {
+            Ok(customers) => json(&json!({
+                "status": "ok",
+                "customers": customers,
+                "flushes": state.store.flush_count(),
+            })),
+            Err(e) => warp::Reply::into_response(crate::error::ApiError::from(e)),
+        })
+        .boxed()
+}

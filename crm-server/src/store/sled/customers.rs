@@ -1,0 +1,385 @@
+//! Customers in sled: the record and all its indexes change in one transaction.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use chrono::Utc;
+use crm_model::search::{query_terms, search_tokens};
+use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
+use uuid::Uuid;
+
+use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
+use super::{abort, bump_counter, decode, encode, ledger, storage, SledStore, Tx, TxResult};
+use crate::store::{CustomerStore, StoreError};
+
+impl CustomerStore for SledStore {
+    async fn create_customer(&self, new: NewCustomer) -> Result<CustomerRecord, StoreError> {
+        let id_client = new.id_client.unwrap_or_else(Uuid::new_v4);
+        let now = Utc::now();
+        let record = self.transact(|tx| {
+            if tx.index.get(keys::id_client_key(id_client))?.is_some() {
+                return abort(StoreError::IdClientTaken(id_client));
+            }
+            let id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, 1)?;
+            let opening = new.opening_credit;
+            let mut record = new.clone().into_record(id, id_client, now);
+            record.credit = Cents::ZERO;
+            if opening > Cents::ZERO {
+                ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
+            }
+            write_customer(tx, None, &record)?;
+            bump_counter(tx.meta, keys::LIVE_CUSTOMERS, 1)?;
+            Ok(record)
+        })?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn update_customer(&self, id_client: Uuid, patch: CustomerPatch) -> Result<CustomerRecord, StoreError> {
+        let now = Utc::now();
+        let record = self.transact(|tx| {
+            let old = live_customer_in(tx, id_client)?;
+            let mut record = old.clone();
+            patch.apply(&mut record, now);
+            if record != old {
+                write_customer(tx, Some(&old), &record)?;
+            }
+            Ok(record)
+        })?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn erase_customer(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+        let now = Utc::now();
+        let record = self.transact(|tx| {
+            let old = customer_in(tx, id_client)?;
+            if old.erased {
+                return Ok(old);
+            }
+            let mut record = old.clone();
+            record.erase_personal_data(now);
+            write_customer(tx, Some(&old), &record)?;
+            bump_counter(tx.meta, keys::LIVE_CUSTOMERS, -1)?;
+            Ok(record)
+        })?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
+        self.customer_by_index(&keys::id_client_key(id_client))
+    }
+
+    fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        match crm_model::customer::email_key(email) {
+            Some(key) => self.customer_by_index(&keys::email_key(&key)),
+            None => Ok(None),
+        }
+    }
+
+    fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
+        self.customer_by_index(&keys::card_key(card))
+    }
+
+    fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_be_bytes().to_vec()));
+        let mut out = Vec::with_capacity(limit);
+        for item in self.inner.customers.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (_, value) = item.map_err(storage)?;
+            let record: CustomerRecord = decode(&value)?;
+            if !record.erased {
+                out.push(record);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+        let after = query
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, query.sort))
+            .transpose()?;
+        let (positioned, total) = match query.q.as_deref() {
+            Some(q) => self.search(q, query.sort, after.as_deref(), query.limit)?,
+            None => (
+                self.scan(query.sort, after.as_deref(), query.limit)?,
+                self.customer_count()?,
+            ),
+        };
+        Ok(page(positioned, query.sort, query.limit, total))
+    }
+
+    fn customer_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .meta
+            .get(keys::LIVE_CUSTOMERS)
+            .map_err(storage)?
+            .map_or(0, |v| decode_u64(&v)))
+    }
+}
+
+/// A customer with where it stands in the list's order.
+type Positioned = (Vec<u8>, CustomerRecord);
+
+impl SledStore {
+    fn customer_by_index(&self, index_key: &[u8]) -> Result<Option<CustomerRecord>, StoreError> {
+        match self.inner.index.get(index_key).map_err(storage)? {
+            Some(id) => self.customer_by_id(decode_u64(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
+        self.inner
+            .customers
+            .get(id.to_be_bytes())
+            .map_err(storage)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Up to `limit + 1` live customers after `after` in `sort` order, read from the
+    /// `customers` tree (id order) or the sort's index: a key range, never an offset.
+    fn scan(&self, sort: Sort, after: Option<&[u8]>, limit: usize) -> Result<Vec<Positioned>, StoreError> {
+        let prefix: Vec<u8> = sort_index(sort.key).into_iter().collect();
+        let tree = if prefix.is_empty() {
+            &self.inner.customers
+        } else {
+            &self.inner.index
+        };
+        let start = [prefix.as_slice(), after.unwrap_or_default()].concat();
+        let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let range = if sort.descending() {
+            let upper = if after.is_some() { Bound::Excluded(start) } else { end };
+            tree.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), upper))
+        } else {
+            let lower = if after.is_some() {
+                Bound::Excluded(start)
+            } else {
+                Bound::Included(start)
+            };
+            tree.range::<Vec<u8>, _>((lower, end))
+        };
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if sort.descending() {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let mut out = Vec::with_capacity(limit + 1);
+        for item in iter {
+            let (key, value) = item.map_err(storage)?;
+            let record = if prefix.is_empty() {
+                decode::<CustomerRecord>(&value)?
+            } else {
+                match self.customer_by_id(id_of_position(&key))? {
+                    Some(record) => record,
+                    None => continue,
+                }
+            };
+            if record.erased {
+                continue;
+            }
+            out.push((key[prefix.len()..].to_vec(), record));
+            if out.len() > limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The customers matching `q`, through the search index: every term must prefix a
+    /// token of the customer. Answers up to `limit + 1` after `after`, and the total.
+    fn search(
+        &self,
+        q: &str,
+        sort: Sort,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Positioned>, u64), StoreError> {
+        if let Ok(id_client) = Uuid::parse_str(q.trim()) {
+            let found: Vec<_> = self.customer(id_client)?.filter(|r| !r.erased).into_iter().collect();
+            let total = found.len() as u64;
+            return Ok((position_and_cut(found, sort, after, limit), total));
+        }
+        let mut terms = query_terms(q);
+        // Scan the longest term, the most selective; check the others on each record.
+        terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        let Some((first, others)) = terms.split_first() else {
+            return Ok((Vec::new(), 0));
+        };
+        let prefix = [&[keys::SEARCH], first.as_bytes()].concat();
+        let mut ids = BTreeSet::new();
+        for item in self.inner.index.scan_prefix(&prefix) {
+            let (key, _) = item.map_err(storage)?;
+            ids.insert(id_of_position(&key));
+        }
+        if others.is_empty() && sort.key == SortKey::Id {
+            // The common case (one word, id order): load only the page.
+            let total = ids.len() as u64;
+            let mut page_ids: Vec<u64> = ids.into_iter().collect();
+            if sort.descending() {
+                page_ids.reverse();
+            }
+            let after_id = after.map(decode_u64);
+            let mut out = Vec::with_capacity(limit + 1);
+            for id in page_ids {
+                let beyond = match after_id {
+                    None => true,
+                    Some(a) if sort.descending() => id < a,
+                    Some(a) => id > a,
+                };
+                if beyond {
+                    if let Some(record) = self.customer_by_id(id)?.filter(|r| !r.erased) {
+                        out.push((id.to_be_bytes().to_vec(), record));
+                        if out.len() > limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            return Ok((out, total));
+        }
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(record) = self.customer_by_id(id)?.filter(|r| !r.erased) {
+                let tokens = search_tokens(&record);
+                if others
+                    .iter()
+                    .all(|t| tokens.iter().any(|tok| tok.starts_with(t.as_str())))
+                {
+                    found.push(record);
+                }
+            }
+        }
+        let total = found.len() as u64;
+        Ok((position_and_cut(found, sort, after, limit), total))
+    }
+}
+
+/// Orders matching customers by `sort` and keeps up to `limit + 1` after `after`.
+fn position_and_cut(found: Vec<CustomerRecord>, sort: Sort, after: Option<&[u8]>, limit: usize) -> Vec<Positioned> {
+    let mut positioned: Vec<Positioned> = found.into_iter().map(|r| (sort_position(&r, sort.key), r)).collect();
+    positioned.sort_by(|a, b| a.0.cmp(&b.0));
+    if sort.descending() {
+        positioned.reverse();
+    }
+    positioned
+        .into_iter()
+        .filter(|(pos, _)| match after {
+            None => true,
+            Some(a) if sort.descending() => pos.as_slice() < a,
+            Some(a) => pos.as_slice() > a,
+        })
+        .take(limit + 1)
+        .collect()
+}
+
+/// Cuts `limit + 1` positioned customers into a page whose cursor is the last position.
+fn page(mut positioned: Vec<Positioned>, sort: Sort, limit: usize, total: u64) -> Page<CustomerRecord> {
+    let more = positioned.len() > limit;
+    positioned.truncate(limit);
+    let next_cursor = if more {
+        positioned.last().map(|(pos, _)| encode_cursor(sort, pos))
+    } else {
+        None
+    };
+    Page {
+        items: positioned.into_iter().map(|(_, r)| r).collect(),
+        next_cursor,
+        total,
+    }
+}
+
+/// A cursor names its sort, so that a cursor of another sort is refused, not misread.
+fn encode_cursor(sort: Sort, position: &[u8]) -> String {
+    format!("{sort}.{}", hex::encode(position))
+}
+
+fn decode_cursor(cursor: &str, sort: Sort) -> Result<Vec<u8>, StoreError> {
+    let bad = || StoreError::BadCursor(format!("cursor {cursor:?} is not a cursor of this list in sort {sort}"));
+    let (name, position) = cursor.rsplit_once('.').ok_or_else(bad)?;
+    if name != sort.to_string() {
+        return Err(bad());
+    }
+    let position = hex::decode(position).map_err(|_| bad())?;
+    let well_formed = match sort.key {
+        SortKey::Id => position.len() == 8,
+        SortKey::Credit | SortKey::PanierMoyen => position.len() == 16,
+        SortKey::Nom => position.len() >= 9,
+    };
+    if well_formed {
+        Ok(position)
+    } else {
+        Err(bad())
+    }
+}
+
+fn customer_in(tx: &Tx<'_>, id_client: Uuid) -> TxResult<CustomerRecord> {
+    let Some(id) = tx.index.get(keys::id_client_key(id_client))? else {
+        return abort(StoreError::CustomerNotFound);
+    };
+    match tx.customers.get(id)? {
+        Some(bytes) => decode(&bytes).or_else(abort),
+        None => abort(StoreError::CustomerNotFound),
+    }
+}
+
+/// A customer that has not been erased; an erased one can no longer be changed.
+pub(crate) fn live_customer_in(tx: &Tx<'_>, id_client: Uuid) -> TxResult<CustomerRecord> {
+    let record = customer_in(tx, id_client)?;
+    if record.erased {
+        return abort(StoreError::CustomerNotFound);
+    }
+    Ok(record)
+}
+
+/// Writes a customer and moves its index entries from `old`'s to its own, refusing a
+/// unique key (IdClient, e-mail, card) that another customer holds.
+pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: &CustomerRecord) -> TxResult<()> {
+    let before = old.map(index_entries).unwrap_or_default();
+    let after = index_entries(record);
+    for key in before.keys().filter(|k| !after.contains_key(*k)) {
+        tx.index.remove(key.as_slice())?;
+    }
+    for (key, value) in after.iter().filter(|(k, v)| before.get(*k) != Some(*v)) {
+        if is_unique(key) {
+            if let Some(holder) = tx.index.get(key.as_slice())? {
+                let holder_id = decode_u64(&holder);
+                if holder_id != record.id {
+                    return abort(conflict(tx, key, holder_id, record)?);
+                }
+            }
+        }
+        tx.index.insert(key.as_slice(), value.as_slice())?;
+    }
+    tx.customers.insert(&record.id.to_be_bytes(), encode(record))?;
+    Ok(())
+}
+
+fn conflict(tx: &Tx<'_>, key: &[u8], holder_id: u64, record: &CustomerRecord) -> TxResult<StoreError> {
+    let holder: CustomerRecord = match tx.customers.get(holder_id.to_be_bytes())? {
+        Some(bytes) => decode(&bytes).or_else(abort)?,
+        None => {
+            return Ok(StoreError::Storage(format!(
+                "index points to missing customer {holder_id}"
+            )))
+        }
+    };
+    Ok(match key[0] {
+        keys::BY_EMAIL => StoreError::EmailTaken {
+            email: record.email.clone(),
+            existing: holder.id_client,
+        },
+        keys::BY_CARD => StoreError::CardTaken {
+            card: record.carte_fid.unwrap_or_default(),
+            existing: holder.id_client,
+        },
+        _ => StoreError::IdClientTaken(record.id_client),
+    })
+}

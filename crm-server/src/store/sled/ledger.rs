@@ -1,0 +1,41 @@
+//! The credit ledger inside customer transactions: every change of `Credit` goes
+//! through [`append`], so the entries of a customer always sum to its balance.
+
+use chrono::{DateTime, Utc};
+use crm_model::{Cents, CustomerRecord, LedgerCause, LedgerEntry};
+
+use super::{encode, Tx, TxResult};
+
+/// The ledger key of a customer's `seq`-th entry: customer id then entry number, so a
+/// customer's ledger is one range.
+pub fn entry_key(customer_id: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&customer_id.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Moves `record`'s credit to `new_balance` and records why. The caller writes the
+/// record (and its indexes) in the same transaction.
+pub fn append(
+    tx: &Tx<'_>,
+    record: &mut CustomerRecord,
+    new_balance: Cents,
+    cause: LedgerCause,
+    key: Option<String>,
+    at: DateTime<Utc>,
+) -> TxResult<LedgerEntry> {
+    let amount = new_balance.0 as i64 - record.credit.0 as i64;
+    record.ledger_entries += 1;
+    record.credit = new_balance;
+    let entry = LedgerEntry {
+        seq: record.ledger_entries,
+        at,
+        amount,
+        balance: new_balance,
+        cause,
+        key,
+    };
+    tx.ledger.insert(&entry_key(record.id, entry.seq), encode(&entry))?;
+    Ok(entry)
+}

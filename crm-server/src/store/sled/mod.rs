@@ -1,0 +1,170 @@
+//! The sled store: the only module that knows sled.
+//!
+//! Layout (all integers big-endian so that byte order is numeric order):
+//! - `customers`: customer id -> JSON [`CustomerRecord`]
+//! - `index`: every secondary index, one prefix byte each (see [`keys`]), written in
+//!   the same transaction as the record it points to
+//! - `ledger`: customer id + entry number -> JSON [`crm_model::LedgerEntry`]
+//! - `meta`: counters (next customer id, live customers), so nothing scans to count.
+//!
+//! Durability: a write is acknowledged only after a flush that started after the
+//! write. Concurrent writers share one flush ([`GroupCommit`]).
+
+mod customers;
+pub(crate) mod keys;
+mod ledger;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use tokio::sync::oneshot;
+
+use super::{StoreAdmin, StoreError};
+
+/// Default bound of sled's page cache; the server's memory stays flat above it.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The sled-backed store. Cheap to clone: clones share one database.
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    customers: sled::Tree,
+    index: sled::Tree,
+    ledger: sled::Tree,
+    meta: sled::Tree,
+    group_commit: GroupCommit,
+}
+
+/// The trees of one transaction.
+pub(crate) struct Tx<'a> {
+    pub customers: &'a TransactionalTree,
+    pub index: &'a TransactionalTree,
+    pub ledger: &'a TransactionalTree,
+    pub meta: &'a TransactionalTree,
+}
+
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+pub(crate) fn abort<T>(error: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+fn storage(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(error.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir` with a page cache of at most `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(storage)?;
+        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        let inner = Inner {
+            customers: tree("customers")?,
+            index: tree("index")?,
+            ledger: tree("ledger")?,
+            meta: tree("meta")?,
+            group_commit: GroupCommit::start(db),
+        };
+        Ok(SledStore { inner: Arc::new(inner) })
+    }
+
+    /// Runs `body` as one atomic transaction over every tree. sled may run the body
+    /// more than once, so it must have no effect outside the transaction.
+    pub(crate) fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        let i = &self.inner;
+        (&i.customers, &i.index, &i.ledger, &i.meta)
+            .transaction(|(customers, index, ledger, meta)| {
+                body(&Tx {
+                    customers,
+                    index,
+                    ledger,
+                    meta,
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => storage(e),
+            })
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub(crate) async fn durable(&self) -> Result<(), StoreError> {
+        self.inner.group_commit.wait().await
+    }
+}
+
+impl StoreAdmin for SledStore {
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.durable().await
+    }
+
+    fn flush_count(&self) -> u64 {
+        self.inner.group_commit.flushes.load(Ordering::Relaxed)
+    }
+}
+
+/// Group commit: writers queue a waiter after their transaction; one flusher thread
+/// takes every waiter queued so far, flushes once, and answers them all. A waiter is
+/// only answered by a flush that started after it queued, so its write is covered.
+struct GroupCommit {
+    waiters: mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>,
+    flushes: Arc<AtomicU64>,
+}
+
+impl GroupCommit {
+    fn start(db: sled::Db) -> GroupCommit {
+        let (waiters, queue) = mpsc::channel::<oneshot::Sender<Result<(), StoreError>>>();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counter = flushes.clone();
+        std::thread::Builder::new()
+            .name("crm-group-commit".into())
+            .spawn(move || {
+                // Ends when the store is dropped (every sender gone).
+                while let Ok(first) = queue.recv() {
+                    let batch: Vec<_> = std::iter::once(first).chain(queue.try_iter()).collect();
+                    let outcome = db.flush().map(drop).map_err(storage);
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    for waiter in batch {
+                        let _ = waiter.send(outcome.clone());
+                    }
+                }
+            })
+            .expect("spawning the group-commit thread");
+        GroupCommit { waiters, flushes }
+    }
+
+    async fn wait(&self) -> Result<(), StoreError> {
+        let (done, flushed) = oneshot::channel();
+        self.waiters
+            .send(done)
+            .map_err(|_| storage("the flusher thread has stopped"))?;
+        flushed.await.map_err(|_| storage("the flusher thread has stopped"))?
+    }
+}
+
+/// Reads and writes a counter of the `meta` tree inside a transaction.
+pub(crate) fn bump_counter(meta: &TransactionalTree, name: &[u8], delta: i64) -> TxResult<u64> {
+    let current = meta.get(name)?.map(|v| keys::decode_u64(&v)).unwrap_or(0);
+    let next = current.saturating_add_signed(delta);
+    meta.insert(name, &next.to_be_bytes())?;
+    Ok(next)
+}
+
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialise to JSON")
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| storage(format!("unreadable stored record: {e}")))
+}
