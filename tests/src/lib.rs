@@ -1,1 +1,226 @@
+//! End-to-end test harness: starts the real server on `127.0.0.1:0` with a temporary
+//! data directory and drives it over HTTP, one helper method per endpoint (after
+//! zero2prod's `spawn_app`).
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crm_server::store::SledStore;
+use crm_server::Config;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// A server running inside the test process, stopped when dropped.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), crm_server::ServerError>>>,
+}
+
+/// Starts a server with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `configure` has adjusted its settings.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    start(tempfile::tempdir().expect("temporary data dir"), configure).await
+}
+
+async fn start(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::new(data_dir.path());
+    config.cache_bytes = 16 * 1024 * 1024;
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("local addr"));
+    let store = open_store(&config).await;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(crm_server::serve(listener, store, config, async {
+        let _ = stop.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        data_dir,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+/// Opens the store, waiting a little for a previous server on the same directory to
+/// let go of it (its last connection tasks may still be ending).
+async fn open_store(config: &Config) -> SledStore {
+    for _ in 0..100 {
+        match SledStore::open(&config.data_dir, config.cache_bytes) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("lock") => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(e) => panic!("open store: {e}"),
+        }
+    }
+    panic!("the data directory stayed locked");
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Stops the server gracefully and waits for its final flush.
+    pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("clean shutdown");
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestApp {
+        self.shut_down().await;
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temporary dir"));
+        start(data_dir, |_| {}).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// POSTs raw bytes with no `Content-Type`, as older clients do.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client.post(self.url(path)).body(body).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.patch(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.expect("request")
+    }
+
+    /// `POST /api/create_customer`; answers the status and body.
+    pub async fn create_customer(&self, body: &Value) -> (u16, Value) {
+        status_and_json(self.post_json("/api/create_customer", body).await).await
+    }
+
+    /// Creates a customer that must be accepted; answers its `IdClient`.
+    pub async fn create_customer_ok(&self, body: &Value) -> String {
+        let (status, answer) = self.create_customer(body).await;
+        assert_eq!(status, 200, "create_customer refused: {answer}");
+        answer["idClient"].as_str().expect("idClient").to_string()
+    }
+
+    /// `GET /api/data/<id>`.
+    pub async fn customer_as_list(&self, id_client: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/data/{id_client}")).await).await
+    }
+
+    /// `GET /api/v1/customers/<id>`.
+    pub async fn customer(&self, id_client: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/v1/customers/{id_client}")).await).await
+    }
+
+    /// `GET /api/v1/customers?<query>`.
+    pub async fn list_customers(&self, query: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/v1/customers?{query}")).await).await
+    }
+
+    /// `GET /api/data`, the whole streamed array.
+    pub async fn all_customers(&self) -> Vec<Value> {
+        let (status, body) = status_and_json(self.get("/api/data").await).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().expect("array").clone()
+    }
+
+    /// `PATCH /api/v1/customers/<id>`.
+    pub async fn patch_customer(&self, id_client: &str, body: &Value) -> (u16, Value) {
+        status_and_json(self.patch_json(&format!("/api/v1/customers/{id_client}"), body).await).await
+    }
+
+    /// `DELETE /api/v1/customers/<id>`.
+    pub async fn erase_customer(&self, id_client: &str) -> (u16, Value) {
+        status_and_json(self.delete(&format!("/api/v1/customers/{id_client}")).await).await
+    }
+
+    /// `POST /api/customer/email`.
+    pub async fn customer_by_email(&self, email: &str) -> (u16, Value) {
+        status_and_json(self.post_json("/api/customer/email", &serde_json::json!({ "email": email })).await).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The status and JSON body of an answer (panics on a body that is not JSON: every
+/// `/api` answer must be JSON).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// Asserts an error answer: its status, and the contract's `{"error", "code"}` body.
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
+    assert_eq!(status, expected_status, "unexpected status, body {body}");
+    assert_eq!(body["code"], expected_code, "unexpected code in {body}");
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "no error message in {body}");
+}
+
+/// A server in its own process (for crash tests), killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits for its URL line.
+    pub fn start(binary: &Path, data_dir: &Path) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(binary)
+            .args(["--addr", "127.0.0.1:0", "--data"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start crm-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read URL line");
+        let address = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        ServerProcess { child, address }
+    }
+
+    /// SIGKILL: no shutdown, no final flush.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

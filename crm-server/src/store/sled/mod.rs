@@ -118,8 +118,21 @@ impl StoreAdmin for SledStore {
 /// takes every waiter queued so far, flushes once, and answers them all. A waiter is
 /// only answered by a flush that started after it queued, so its write is covered.
 struct GroupCommit {
-    waiters: mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>,
+    /// `None` only while dropping.
+    waiters: Option<mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>>,
     flushes: Arc<AtomicU64>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GroupCommit {
+    /// Stops the flusher and waits for it, so that its handle on the database is gone
+    /// (and the directory can be opened again) once the store is dropped.
+    fn drop(&mut self) {
+        self.waiters.take();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
 }
 
 impl GroupCommit {
@@ -127,7 +140,7 @@ impl GroupCommit {
         let (waiters, queue) = mpsc::channel::<oneshot::Sender<Result<(), StoreError>>>();
         let flushes = Arc::new(AtomicU64::new(0));
         let counter = flushes.clone();
-        std::thread::Builder::new()
+        let flusher = std::thread::Builder::new()
             .name("crm-group-commit".into())
             .spawn(move || {
                 // Ends when the store is dropped (every sender gone).
@@ -141,12 +154,18 @@ impl GroupCommit {
                 }
             })
             .expect("spawning the group-commit thread");
-        GroupCommit { waiters, flushes }
+        GroupCommit {
+            waiters: Some(waiters),
+            flushes,
+            flusher: Some(flusher),
+        }
     }
 
     async fn wait(&self) -> Result<(), StoreError> {
         let (done, flushed) = oneshot::channel();
         self.waiters
+            .as_ref()
+            .ok_or_else(|| storage("the store is closing"))?
             .send(done)
             .map_err(|_| storage("the flusher thread has stopped"))?;
         flushed.await.map_err(|_| storage("the flusher thread has stopped"))?
