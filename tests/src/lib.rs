@@ -94,15 +94,30 @@ impl TestApp {
 
     /// POSTs raw bytes with no `Content-Type`, as older clients do.
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client.post(self.url(path)).body(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.patch(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .patch(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
@@ -155,7 +170,11 @@ impl TestApp {
 
     /// `POST /api/customer/email`.
     pub async fn customer_by_email(&self, email: &str) -> (u16, Value) {
-        status_and_json(self.post_json("/api/customer/email", &serde_json::json!({ "email": email })).await).await
+        status_and_json(
+            self.post_json("/api/customer/email", &serde_json::json!({ "email": email }))
+                .await,
+        )
+        .await
     }
 }
 
@@ -180,7 +199,10 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
 pub fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
     assert_eq!(status, expected_status, "unexpected status, body {body}");
     assert_eq!(body["code"], expected_code, "unexpected code in {body}");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "no error message in {body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "no error message in {body}"
+    );
 }
 
 /// A server in its own process (for crash tests), killed when dropped.
