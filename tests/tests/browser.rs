@@ -33,7 +33,7 @@ fn in_ci() -> bool {
 struct Driver {
     process: Child,
     url: String,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -66,7 +66,7 @@ async fn start_browser() -> Option<(Driver, Client)> {
     let driver = Driver {
         process,
         url: format!("http://127.0.0.1:{port}"),
-        _profile: profile,
+        profile,
     };
     let client = connect(&driver, &chromium).await;
     Some((driver, client))
@@ -79,7 +79,7 @@ async fn connect(driver: &Driver, chromium: &Path) -> Client {
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
             "--window-size=1280,900",
-            format!("--user-data-dir={}", driver._profile.path().display()),
+            format!("--user-data-dir={}", driver.profile.path().display()),
         ],
     });
     let mut capabilities = serde_json::Map::new();
@@ -93,10 +93,7 @@ async fn connect(driver: &Driver, chromium: &Path) -> Client {
         match attempt {
             Ok(client) => return client,
             // chromedriver takes a moment to listen.
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => panic!("no WebDriver session: {e}"),
         }
     }

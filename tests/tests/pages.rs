@@ -319,4 +319,11 @@ async fn json_routes_and_unknown_paths_still_answer_json() {
     assert_eq!((status, body["code"].as_str()), (404, Some("route_not_found")));
     let (status, body) = status_and_json(app.get("/api/customers/x/y").await).await;
     assert_eq!(status, 404, "{body}");
+
+    let (status, doc) = status_and_json(app.get("/api/v1/openapi.json").await).await;
+    assert_eq!(status, 200);
+    for path in ["/api", "/api/update_db", "/api/customers/{IdClient}"] {
+        let html = &doc["paths"][path]["get"]["responses"]["200"]["content"]["text/html"];
+        assert!(html.is_object(), "{path} is documented as an HTML page");
+    }
 }

@@ -204,7 +204,11 @@ pub fn customer_page(view: &CustomerPageView) -> Response {
     render(&page, StatusCode::OK)
 }
 
-/// The handler: an unknown or malformed id is the HTML "not found" page.
+/// One customer's page (HTML); an unknown or malformed id is the HTML "not found" page.
+#[utoipa::path(get, path = "/api/customers/{IdClient}", tag = "pages", operation_id = "customer_page",
+    params(("IdClient" = String, Path, description = "The customer's UUID")),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
 pub fn page<S: Store>(state: &AppState<S>, id: &str) -> Response {
     let found = Uuid::parse_str(id)
         .map_err(|_| PageError::customer_not_found())

@@ -267,6 +267,14 @@ struct HomePage {
     next_href: Option<String>,
 }
 
+/// The customer table (HTML): 50 customers a page, searched, sorted, paged by cursor.
+#[utoipa::path(get, path = "/api", tag = "pages", operation_id = "home_page",
+    params(("q" = Option<String>, Query, description = "Search, as in /api/v1/customers"),
+        ("sort" = Option<String>, Query, description = "id, Nom, Credit or PanierMoyen; prefix - for descending"),
+        ("cursor" = Option<String>, Query, description = "Where this page starts (from the page's links)"),
+        ("import" = Option<String>, Query, description = "`created:N,updated:N,unchanged:N`: the summary banner of an import")),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 400, description = "Unknown sort or stale cursor (HTML page)", content_type = "text/html", body = String)))]
 pub fn page<S: Store>(state: &AppState<S>, raw_query: &str) -> Response {
     match build(state, raw_query) {
         Ok(page) => render(&page, StatusCode::OK),

@@ -99,7 +99,9 @@ struct ImportErrors<'a> {
     errors: &'a [RowErrorView],
 }
 
-/// `GET /api/update_db`.
+/// The import form (HTML); it posts to `POST /api/update_db`.
+#[utoipa::path(get, path = "/api/update_db", tag = "pages", operation_id = "import_form_page",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub fn form_page() -> Response {
     render(&ImportForm, StatusCode::OK)
 }

@@ -13,10 +13,10 @@
 //! - `GET /api/assets/crm.css`, the stylesheet.
 
 mod chart;
-mod customer;
+pub(crate) mod customer;
 mod format;
-mod home;
-mod import;
+pub(crate) mod home;
+pub(crate) mod import;
 
 use askama::Template;
 use warp::filters::BoxedFilter;
@@ -41,6 +41,7 @@ const CONTENT_SECURITY_POLICY: &str =
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let with_state = warp::any().map(move || state.clone());
+    // `/` is not under `/api`, so it is left out of the OpenAPI document.
     let root = warp::path::end().and(warp::get()).map(|| see_other("/api"));
     let home = warp::path!("api")
         .and(warp::get())
@@ -67,7 +68,10 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn stylesheet() -> Response {
+/// The pages' stylesheet.
+#[utoipa::path(get, path = "/api/assets/crm.css", tag = "pages",
+    responses((status = 200, description = "The stylesheet of the pages", content_type = "text/css", body = String)))]
+pub(crate) fn stylesheet() -> Response {
     let mut response = STYLESHEET.into_response();
     let headers = response.headers_mut();
     headers.insert(
