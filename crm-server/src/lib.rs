@@ -9,6 +9,7 @@ pub mod customers;
 pub mod error;
 pub mod http;
 pub mod openapi;
+pub mod pages;
 pub mod routes;
 pub mod server;
 pub mod store;

@@ -25,6 +25,10 @@ use crate::http::json;
         crate::customers::get_customer,
         crate::customers::patch_customer,
         crate::customers::erase_customer,
+        crate::pages::home::page,
+        crate::pages::import::form_page,
+        crate::pages::customer::page,
+        crate::pages::stylesheet,
         openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crm_model::FieldError))

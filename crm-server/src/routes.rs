@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::recover;
 use crate::http::json;
 use crate::store::Store;
-use crate::{customers, openapi};
+use crate::{customers, openapi, pages};
 
 /// What every handler is given: the store and the settings.
 pub struct AppState<S> {
@@ -34,6 +34,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .or(customers::routes(state.clone()))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(pages::routes(state.clone()))
         .unify()
         .recover(recover)
         .unify()

@@ -42,7 +42,11 @@ async fn start(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config))
     }));
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        // Redirects are answers to check, not to follow.
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client"),
         data_dir,
         shutdown: Some(shutdown),
         server: Some(server),
@@ -166,6 +170,37 @@ impl TestApp {
     /// `DELETE /api/v1/customers/<id>`.
     pub async fn erase_customer(&self, id_client: &str) -> (u16, Value) {
         status_and_json(self.delete(&format!("/api/v1/customers/{id_client}")).await).await
+    }
+
+    /// `GET` of an HTML page, redirects not followed: its status, `Content-Type` and body.
+    pub async fn page(&self, path: &str) -> (u16, String, String) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, content_type, response.text().await.expect("body"))
+    }
+
+    /// `GET /api?<query>`, the customer table: status and HTML.
+    pub async fn home_page(&self, query: &str) -> (u16, String) {
+        let (status, _, body) = self.page(&format!("/api?{query}")).await;
+        (status, body)
+    }
+
+    /// `GET /api/update_db`, the import form: status and HTML.
+    pub async fn import_page(&self) -> (u16, String) {
+        let (status, _, body) = self.page("/api/update_db").await;
+        (status, body)
+    }
+
+    /// `GET /api/customers/<id>`, the customer page: status and HTML.
+    pub async fn customer_page(&self, id_client: &str) -> (u16, String) {
+        let (status, _, body) = self.page(&format!("/api/customers/{id_client}")).await;
+        (status, body)
     }
 
     /// `POST /api/customer/email`.

@@ -17,6 +17,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/customers/{IdClient}"),
     ("delete", "/api/v1/customers/{IdClient}"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api"),
+    ("get", "/api/update_db"),
+    ("get", "/api/customers/{IdClient}"),
+    ("get", "/api/assets/crm.css"),
 ];
 
 #[tokio::test]

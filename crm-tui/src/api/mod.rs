@@ -91,7 +91,11 @@ impl ApiError {
             return ApiError::Http {
                 status: status.as_u16(),
                 code: String::new(),
-                message: if snippet.is_empty() { reason.to_string() } else { format!("{reason}: {snippet}") },
+                message: if snippet.is_empty() {
+                    reason.to_string()
+                } else {
+                    format!("{reason}: {snippet}")
+                },
                 field_errors,
                 row_errors,
                 id_client: None,
@@ -176,12 +180,15 @@ impl ApiClient {
 
     /// `GET /api/v1/customers/<IdClient>`
     pub async fn customer(&self, id_client: Uuid) -> Result<Customer, ApiError> {
-        self.send_json(self.customer_request(Method::GET, id_client, None)).await
+        self.send_json(self.customer_request(Method::GET, id_client, None))
+            .await
     }
 
     /// `POST /api/customer/email` `{"email"}`: the customer with this e-mail (any case).
     pub async fn customer_by_email(&self, email: &str) -> Result<Customer, ApiError> {
-        let request = self.request(Method::POST, &["api", "customer", "email"]).json(&json!({ "email": email }));
+        let request = self
+            .request(Method::POST, &["api", "customer", "email"])
+            .json(&json!({ "email": email }));
         self.send_json(request).await
     }
 
@@ -200,17 +207,20 @@ impl ApiClient {
 
     /// `PATCH /api/v1/customers/<IdClient>` with the changed fields only.
     pub async fn patch_customer(&self, id_client: Uuid, changes: &CustomerChanges) -> Result<Customer, ApiError> {
-        self.send_json(self.customer_request(Method::PATCH, id_client, None).json(changes)).await
+        self.send_json(self.customer_request(Method::PATCH, id_client, None).json(changes))
+            .await
     }
 
     /// `DELETE /api/v1/customers/<IdClient>`: erases the customer's personal data.
     pub async fn erase_customer(&self, id_client: Uuid) -> Result<(), ApiError> {
-        self.send_ignoring_body(self.customer_request(Method::DELETE, id_client, None)).await
+        self.send_ignoring_body(self.customer_request(Method::DELETE, id_client, None))
+            .await
     }
 
     /// `POST /api/v1/customers/<IdClient>/card`: the customer with their (new or kept) card.
     pub async fn issue_card(&self, id_client: Uuid) -> Result<Customer, ApiError> {
-        self.send_json(self.customer_request(Method::POST, id_client, Some("card"))).await
+        self.send_json(self.customer_request(Method::POST, id_client, Some("card")))
+            .await
     }
 
     /// `GET /api/v1/customers/<IdClient>/tickets`, one page.
@@ -219,7 +229,12 @@ impl ApiClient {
     }
 
     /// `GET /api/v1/customers/<IdClient>/ledger`, one page.
-    pub async fn ledger(&self, id_client: Uuid, limit: usize, cursor: Option<&str>) -> Result<Page<LedgerEntry>, ApiError> {
+    pub async fn ledger(
+        &self,
+        id_client: Uuid,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<LedgerEntry>, ApiError> {
         self.customer_page(id_client, "ledger", limit, cursor).await
     }
 
@@ -257,17 +272,18 @@ impl ApiClient {
         let file = tokio::fs::File::open(path).await.map_err(file_error)?;
         let total = file.metadata().await.map_err(file_error)?.len();
         progress(UploadProgress { sent: 0, total });
-        let chunks = futures::stream::try_unfold((file, 0u64, progress), move |(mut file, sent, progress)| async move {
-            let mut chunk = vec![0u8; UPLOAD_CHUNK_BYTES];
-            let read = file.read(&mut chunk).await?;
-            if read == 0 {
-                return Ok::<_, std::io::Error>(None);
-            }
-            chunk.truncate(read);
-            let sent = sent + read as u64;
-            progress(UploadProgress { sent, total });
-            Ok(Some((Bytes::from(chunk), (file, sent, progress))))
-        });
+        let chunks =
+            futures::stream::try_unfold((file, 0u64, progress), move |(mut file, sent, progress)| async move {
+                let mut chunk = vec![0u8; UPLOAD_CHUNK_BYTES];
+                let read = file.read(&mut chunk).await?;
+                if read == 0 {
+                    return Ok::<_, std::io::Error>(None);
+                }
+                chunk.truncate(read);
+                let sent = sent + read as u64;
+                progress(UploadProgress { sent, total });
+                Ok(Some((Bytes::from(chunk), (file, sent, progress))))
+            });
         let mut url = self.url(&["api", "update_db"]);
         url.query_pairs_mut()
             .append_pair("dry_run", if dry_run { "true" } else { "false" })
@@ -282,15 +298,22 @@ impl ApiClient {
 
     /// `POST /api/allow_credit`: whether a deferred payment of `montant` due on `date`
     /// is allowed (and then scheduled).
-    pub async fn allow_credit(&self, id_client: Uuid, montant: Cents, date: NaiveDate) -> Result<CreditDecision, ApiError> {
+    pub async fn allow_credit(
+        &self,
+        id_client: Uuid,
+        montant: Cents,
+        date: NaiveDate,
+    ) -> Result<CreditDecision, ApiError> {
         let body = json!({ "idClient": id_client, "Montant": montant, "Date": date.to_string() });
-        self.send_json(self.request(Method::POST, &["api", "allow_credit"]).json(&body)).await
+        self.send_json(self.request(Method::POST, &["api", "allow_credit"]).json(&body))
+            .await
     }
 
     /// `GET /api/credit/<carteFid>` by card number or `IdClient`.
     pub async fn credit_balance(&self, key: &CustomerKey) -> Result<CreditBalance, ApiError> {
         let key = key.to_string();
-        self.send_json(self.request(Method::GET, &["api", "credit", &key])).await
+        self.send_json(self.request(Method::GET, &["api", "credit", &key]))
+            .await
     }
 
     /// `POST /api/v1/payments/<id>/result` `{"status": "OK"|"ERROR"}`.

@@ -20,7 +20,9 @@ async fn serve_once(status: &'static str, body: &'static str) -> (ApiClient, one
     let address = listener.local_addr().expect("address");
     let (sender, receiver) = oneshot::channel();
     tokio::spawn(async move {
-        let Ok((mut stream, _)) = listener.accept().await else { return };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
         let mut data = Vec::new();
         let mut buffer = [0u8; 8192];
         let head_end = loop {
@@ -36,7 +38,11 @@ async fn serve_once(status: &'static str, body: &'static str) -> (ApiClient, one
         let head = String::from_utf8_lossy(&data[..head_end]).to_string();
         let length = head
             .lines()
-            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_string())
+            })
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
         while data.len() < head_end + length {
@@ -86,7 +92,10 @@ async fn list_customers_sends_every_query_parameter_and_reads_the_page() {
     let page = api.list_customers(&query).await.expect("page");
     assert_eq!((page.next_cursor.as_deref(), page.total), (Some("abc"), 1_000_000));
     let line = received.await.expect("request").request_line;
-    assert!(line.starts_with("GET /api/v1/customers?limit=100&cursor=c+1&q=%C3%89lo%C3%AFse&sort=-Credit "), "{line}");
+    assert!(
+        line.starts_with("GET /api/v1/customers?limit=100&cursor=c+1&q=%C3%89lo%C3%AFse&sort=-Credit "),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +109,9 @@ async fn patch_sends_only_the_changed_fields() {
     let customer = api.patch_customer(id(), &changes).await.expect("customer");
     assert_eq!(customer.carte_fid, Some(33));
     let received = received.await.expect("request");
-    assert!(received.request_line.starts_with("PATCH /api/v1/customers/a14e39ce-e29e-11e9-a8cb-08002751d198 "));
+    assert!(received
+        .request_line
+        .starts_with("PATCH /api/v1/customers/a14e39ce-e29e-11e9-a8cb-08002751d198 "));
     let body: serde_json::Value = serde_json::from_slice(&received.body).expect("json body");
     assert_eq!(body, json!({"Email": "new@mimi.com", "Age": null}));
 }
@@ -109,23 +120,39 @@ async fn patch_sends_only_the_changed_fields() {
 async fn validation_errors_name_their_fields() {
     let body = r#"{"error":"invalid fields","code":"invalid_fields","errors":[{"field":"Email","error":"is not an e-mail address"}]}"#;
     let (api, _received) = serve_once("422 Unprocessable Entity", body).await;
-    let error = api.create_customer(&NewCustomerRequest::default()).await.expect_err("422");
-    let ApiError::Http { status, code, field_errors, .. } = error else { panic!("{error:?}") };
+    let error = api
+        .create_customer(&NewCustomerRequest::default())
+        .await
+        .expect_err("422");
+    let ApiError::Http {
+        status,
+        code,
+        field_errors,
+        ..
+    } = error
+    else {
+        panic!("{error:?}")
+    };
     assert_eq!((status, code.as_str()), (422, "invalid_fields"));
     assert_eq!(field_errors, [FieldError::new("Email", "is not an e-mail address")]);
 }
 
 #[tokio::test]
 async fn a_taken_email_carries_the_existing_customer() {
-    let body = r#"{"error":"e-mail already used","code":"duplicate_email","idClient":"a14e39ce-e29e-11e9-a8cb-08002751d198"}"#;
+    let body =
+        r#"{"error":"e-mail already used","code":"duplicate_email","idClient":"a14e39ce-e29e-11e9-a8cb-08002751d198"}"#;
     let (api, _received) = serve_once("409 Conflict", body).await;
-    let error = api.create_customer(&NewCustomerRequest::default()).await.expect_err("409");
+    let error = api
+        .create_customer(&NewCustomerRequest::default())
+        .await
+        .expect_err("409");
     assert!(matches!(error, ApiError::Http { status: 409, id_client: Some(existing), .. } if existing == id()));
 }
 
 #[tokio::test]
 async fn import_streams_the_file_and_reports_progress_and_bad_rows() {
-    let body = r#"{"error":"invalid rows","code":"invalid_rows","errors":[{"row":2,"field":"Nom","error":"is required"}]}"#;
+    let body =
+        r#"{"error":"invalid rows","code":"invalid_rows","errors":[{"row":2,"field":"Nom","error":"is required"}]}"#;
     let (api, received) = serve_once("422 Unprocessable Entity", body).await;
     let mut file = tempfile::NamedTempFile::new().expect("temp file");
     let content = "Nom,Prenom\n".to_string() + &"Bloggs,Jacquie\n".repeat(10_000);
@@ -133,12 +160,18 @@ async fn import_streams_the_file_and_reports_progress_and_bad_rows() {
     let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = reports.clone();
     let error = api
-        .import_file(file.path(), ImportMode::Replace, true, move |p| sink.lock().expect("lock").push(p))
+        .import_file(file.path(), ImportMode::Replace, true, move |p| {
+            sink.lock().expect("lock").push(p)
+        })
         .await
         .expect_err("422");
-    assert!(matches!(&error, ApiError::Http { row_errors, .. } if row_errors == &[RowError { row: 2, field: "Nom".into(), error: "is required".into() }]));
+    assert!(
+        matches!(&error, ApiError::Http { row_errors, .. } if row_errors == &[RowError { row: 2, field: "Nom".into(), error: "is required".into() }])
+    );
     let received = received.await.expect("request");
-    assert!(received.request_line.starts_with("POST /api/update_db?dry_run=true&mode=replace "));
+    assert!(received
+        .request_line
+        .starts_with("POST /api/update_db?dry_run=true&mode=replace "));
     assert!(received.headers.contains(&format!("content-length: {}", content.len())));
     assert_eq!(received.body, content.as_bytes());
     let reports = reports.lock().expect("lock");
@@ -170,11 +203,13 @@ fn an_error_page_that_is_not_json_keeps_its_status() {
 
 #[test]
 fn lenient_shapes_accept_numbers_or_strings_for_ids() {
-    let payment: ScheduledPayment =
-        serde_json::from_value(json!({"id": 12, "IdClient": "x", "Montant": 36000, "Date": "2019-12-06", "status": "pending"}))
-            .expect("payment");
+    let payment: ScheduledPayment = serde_json::from_value(
+        json!({"id": 12, "IdClient": "x", "Montant": 36000, "Date": "2019-12-06", "status": "pending"}),
+    )
+    .expect("payment");
     assert_eq!((payment.id.as_str(), payment.montant), ("12", Cents(36000)));
-    let entry: LedgerEntry = serde_json::from_value(json!({"date": "2019-01-01", "delta": -50, "cause": "ticket"})).expect("entry");
+    let entry: LedgerEntry =
+        serde_json::from_value(json!({"date": "2019-01-01", "delta": -50, "cause": "ticket"})).expect("entry");
     assert_eq!((entry.amount, entry.cause.as_str()), (-50, "ticket"));
     assert_eq!(CustomerKey::parse(" 33 "), Some(CustomerKey::Card(33)));
     assert_eq!(CustomerKey::parse(&id().to_string()), Some(CustomerKey::Id(id())));

@@ -244,6 +244,8 @@ fn number_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
         serde_json::Value::String(text) => Ok(text),
         serde_json::Value::Number(number) => Ok(number.to_string()),
         serde_json::Value::Null => Ok(String::new()),
-        other => Err(serde::de::Error::custom(format!("expected a number or a string, not {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a number or a string, not {other}"
+        ))),
     }
 }

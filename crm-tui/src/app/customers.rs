@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use crm_model::{Customer, ListQuery, Page, Sort, SortDirection, SortKey};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::backend::crossterm::to_input_request;
 use tui_input::Input;
 use uuid::Uuid;
@@ -109,16 +109,12 @@ pub struct CustomerDetail {
 
 impl CustomerDetail {
     fn new(customer: Customer) -> CustomerDetail {
-        let loading = || PagedList {
-            loading: true,
-            ..PagedList::default()
-        };
         CustomerDetail {
             customer,
             pane: DetailPane::Tickets,
-            tickets: loading(),
-            ledger: loading(),
-            payments: loading(),
+            tickets: PagedList::awaiting_first_page(),
+            ledger: PagedList::awaiting_first_page(),
+            payments: PagedList::awaiting_first_page(),
         }
     }
 }
@@ -134,7 +130,7 @@ pub struct EditState {
 impl EditState {
     fn new(customer: Customer) -> EditState {
         let age = customer.age.map(|a| a.to_string()).unwrap_or_default();
-        let form = Form::new(&CUSTOMER_FIELDS, customer_field).with_initial_values(&[
+        let mut form = Form::new(&CUSTOMER_FIELDS, customer_field).with_initial_values(&[
             ("Nom", customer.nom.clone()),
             ("Prenom", customer.prenom.clone()),
             ("Email", customer.email.clone()),
@@ -143,9 +139,10 @@ impl EditState {
             ("Sexe", customer.sexe.as_str().to_string()),
             ("Compte", customer.compte.clone()),
         ]);
+        form.editing = true;
         EditState {
             customer,
-            form: Form { editing: true, ..form },
+            form,
             saving: false,
         }
     }
@@ -272,7 +269,9 @@ impl App {
                 self.load_next_customers_page()
             }
             _ => {
-                let Some(request) = to_input_request(&Event::Key(key)) else { return Vec::new() };
+                let Some(request) = to_input_request(&Event::Key(key)) else {
+                    return Vec::new();
+                };
                 if !customers.search.handle(request).is_some_and(|changed| changed.value) {
                     return Vec::new();
                 }
@@ -342,7 +341,9 @@ impl App {
 
     fn on_detail_key(&mut self, key: KeyEvent) -> Vec<Command> {
         let rows = self.detail_rows();
-        let Some(detail) = &mut self.customers.detail else { return Vec::new() };
+        let Some(detail) = &mut self.customers.detail else {
+            return Vec::new();
+        };
         let id_client = detail.customer.id_client;
         let pane_index = DetailPane::ALL.iter().position(|p| *p == detail.pane).unwrap_or(0);
         match key.code {
@@ -358,7 +359,10 @@ impl App {
                 detail.pane = DetailPane::ALL[(pane_index + DetailPane::ALL.len() - 1) % DetailPane::ALL.len()];
                 Vec::new()
             }
-            KeyCode::Char('e') => self.edit_customer(Some(detail.customer.clone())),
+            KeyCode::Char('e') => {
+                let customer = detail.customer.clone();
+                self.edit_customer(Some(customer))
+            }
             KeyCode::Char('c') => self.issue_card(Some(id_client)),
             KeyCode::Char('r') => {
                 let customer = detail.customer.clone();
@@ -371,7 +375,11 @@ impl App {
                     DetailPane::Payments => sub_list_navigation(&mut detail.payments, key, rows, SubList::Payments),
                 };
                 if moved && wants_more {
-                    vec![Command::LoadSubList { id_client, list, cursor }]
+                    vec![Command::LoadSubList {
+                        id_client,
+                        list,
+                        cursor,
+                    }]
                 } else {
                     Vec::new()
                 }
@@ -397,7 +405,13 @@ impl App {
                 detail.customer = customer.clone();
             }
         }
-        if let Some(row) = self.customers.list.items.iter_mut().find(|c| c.id_client == customer.id_client) {
+        if let Some(row) = self
+            .customers
+            .list
+            .items
+            .iter_mut()
+            .find(|c| c.id_client == customer.id_client)
+        {
             *row = customer;
         }
     }
@@ -410,7 +424,12 @@ impl App {
         list_of: impl FnOnce(&mut CustomerDetail) -> &mut PagedList<T>,
         name: &str,
     ) -> Vec<Command> {
-        let Some(detail) = self.customers.detail.as_mut().filter(|d| d.customer.id_client == id_client) else {
+        let Some(detail) = self
+            .customers
+            .detail
+            .as_mut()
+            .filter(|d| d.customer.id_client == id_client)
+        else {
             // The customer was closed meanwhile.
             return Vec::new();
         };
@@ -422,7 +441,9 @@ impl App {
                 Vec::new()
             }
             // Until the server has these routes, a 404 is a gap to show, not a failure.
-            Err(ApiError::Http { status: 404, message, .. }) => {
+            Err(ApiError::Http {
+                status: 404, message, ..
+            }) => {
                 list.apply_error(format!("Not available from this server ({message})"));
                 self.note_answer();
                 Vec::new()
@@ -442,7 +463,9 @@ impl App {
     }
 
     fn on_edit_key(&mut self, key: KeyEvent) -> Vec<Command> {
-        let Some(edit) = &mut self.customers.edit else { return Vec::new() };
+        let Some(edit) = &mut self.customers.edit else {
+            return Vec::new();
+        };
         let save = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('s');
         let last_field = edit.form.focus + 1 == edit.form.fields.len();
         match key.code {
@@ -459,7 +482,9 @@ impl App {
     }
 
     fn save_edit(&mut self) -> Vec<Command> {
-        let Some(edit) = &mut self.customers.edit else { return Vec::new() };
+        let Some(edit) = &mut self.customers.edit else {
+            return Vec::new();
+        };
         if edit.saving {
             return Vec::new();
         }
@@ -504,8 +529,8 @@ impl App {
                         ..
                     } = &error
                     {
-                        let owner = id_client.map(|id| format!(" (customer {id})")).unwrap_or_default();
-                        edit.form.set_error("Email", format!("{message}{owner}"));
+                        edit.form
+                            .set_error("Email", super::taken_email_message(message, *id_client));
                     } else if let ApiError::Http { field_errors, .. } = &error {
                         edit.form.apply_field_errors(field_errors);
                     }

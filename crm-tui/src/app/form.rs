@@ -1,8 +1,8 @@
 //! Forms: labelled text fields validated as they are typed in, with server errors shown
 //! on the field they name.
 
-use crossterm::event::{Event, KeyEvent};
 use crm_model::FieldError;
+use crossterm::event::{Event, KeyEvent};
 use tui_input::backend::crossterm::to_input_request;
 use tui_input::Input;
 
@@ -102,7 +102,9 @@ impl Form {
     pub fn edit(&mut self, key: KeyEvent) {
         let validator = self.validator;
         let field = &mut self.fields[self.focus];
-        let Some(request) = to_input_request(&Event::Key(key)) else { return };
+        let Some(request) = to_input_request(&Event::Key(key)) else {
+            return;
+        };
         if field.input.handle(request).is_some_and(|changed| changed.value) {
             field.error = validator(field.name, field.input.value()).err();
         }
@@ -148,7 +150,11 @@ impl Form {
     pub fn apply_field_errors(&mut self, errors: &[FieldError]) -> Vec<String> {
         let mut unmatched = Vec::new();
         for error in errors {
-            match self.fields.iter_mut().find(|f| f.name.eq_ignore_ascii_case(&error.field)) {
+            match self
+                .fields
+                .iter_mut()
+                .find(|f| f.name.eq_ignore_ascii_case(&error.field))
+            {
                 Some(field) => field.error = Some(error.error.clone()),
                 None => unmatched.push(format!("{}: {}", error.field, error.error)),
             }

@@ -17,8 +17,8 @@ pub mod validate;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crm_model::{Customer, ListQuery, Page};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use uuid::Uuid;
 
 use crate::api::{
@@ -28,7 +28,10 @@ use crate::api::{
 
 pub use create::CreateState;
 pub use credit::{CreditAction, CreditState, Outcome};
-pub use customers::{CustomerDetail, CustomersState, DetailPane, EditState, SORT_CYCLE};
+pub use customers::{
+    CustomerDetail, CustomersState, DetailPane, EditState, CUSTOMER_PAGE_SIZE, SEARCH_DEBOUNCE, SORT_CYCLE,
+    SUB_LIST_PAGE_SIZE,
+};
 pub use import::{ImportRun, ImportStage, ImportState};
 
 /// How often the server is asked whether it is back while it is unreachable.
@@ -106,24 +109,58 @@ pub enum SubList {
 #[derive(Debug)]
 pub enum Message {
     Key(KeyEvent),
-    Resize { width: u16, height: u16 },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// The search debounce of this generation has elapsed.
-    SearchDue { generation: u64 },
-    CustomersLoaded { generation: u64, append: bool, result: Result<Page<Customer>, ApiError> },
+    SearchDue {
+        generation: u64,
+    },
+    CustomersLoaded {
+        generation: u64,
+        append: bool,
+        result: Result<Page<Customer>, ApiError>,
+    },
     CustomerLoaded(Result<Customer, ApiError>),
-    TicketsLoaded { id_client: Uuid, append: bool, result: Result<Page<Ticket>, ApiError> },
-    LedgerLoaded { id_client: Uuid, append: bool, result: Result<Page<LedgerEntry>, ApiError> },
-    PaymentsLoaded { id_client: Uuid, append: bool, result: Result<Page<ScheduledPayment>, ApiError> },
+    TicketsLoaded {
+        id_client: Uuid,
+        append: bool,
+        result: Result<Page<Ticket>, ApiError>,
+    },
+    LedgerLoaded {
+        id_client: Uuid,
+        append: bool,
+        result: Result<Page<LedgerEntry>, ApiError>,
+    },
+    PaymentsLoaded {
+        id_client: Uuid,
+        append: bool,
+        result: Result<Page<ScheduledPayment>, ApiError>,
+    },
     CustomerSaved(Result<Customer, ApiError>),
     CardIssued(Result<Customer, ApiError>),
     CustomerCreated(Result<Uuid, ApiError>),
-    PathCompleted { typed: String, candidates: Vec<String> },
+    PathCompleted {
+        typed: String,
+        candidates: Vec<String>,
+    },
     ImportProgress(UploadProgress),
-    ImportAnswered { dry_run: bool, result: Result<ImportSummary, ApiError> },
+    ImportAnswered {
+        dry_run: bool,
+        result: Result<ImportSummary, ApiError>,
+    },
     CreditDecided(Result<CreditDecision, ApiError>),
     BalanceLoaded(Result<CreditBalance, ApiError>),
-    PaymentResultRecorded { payment_id: String, outcome: PaymentOutcome, result: Result<(), ApiError> },
-    RefusalsReset { id_client: Uuid, result: Result<(), ApiError> },
+    PaymentResultRecorded {
+        payment_id: String,
+        outcome: PaymentOutcome,
+        result: Result<(), ApiError>,
+    },
+    RefusalsReset {
+        id_client: Uuid,
+        result: Result<(), ApiError>,
+    },
     HealthChecked(Result<(), ApiError>),
 }
 
@@ -133,20 +170,46 @@ pub enum Message {
 pub enum Command {
     Quit,
     /// Send [`Message::SearchDue`] after `after`.
-    ScheduleSearch { generation: u64, after: Duration },
+    ScheduleSearch {
+        generation: u64,
+        after: Duration,
+    },
     /// `GET /healthz` after `after`.
-    CheckHealth { after: Duration },
-    LoadCustomers { generation: u64, query: ListQuery },
+    CheckHealth {
+        after: Duration,
+    },
+    LoadCustomers {
+        generation: u64,
+        query: ListQuery,
+    },
     LoadCustomer(Uuid),
-    LoadSubList { id_client: Uuid, list: SubList, cursor: Option<String> },
-    PatchCustomer { id_client: Uuid, changes: CustomerChanges },
+    LoadSubList {
+        id_client: Uuid,
+        list: SubList,
+        cursor: Option<String>,
+    },
+    PatchCustomer {
+        id_client: Uuid,
+        changes: CustomerChanges,
+    },
     IssueCard(Uuid),
     CreateCustomer(NewCustomerRequest),
     CompletePath(String),
-    Import { path: PathBuf, mode: ImportMode, dry_run: bool },
-    AllowCredit { id_client: Uuid, montant: crm_model::Cents, date: chrono::NaiveDate },
+    Import {
+        path: PathBuf,
+        mode: ImportMode,
+        dry_run: bool,
+    },
+    AllowCredit {
+        id_client: Uuid,
+        montant: crm_model::Cents,
+        date: chrono::NaiveDate,
+    },
     CreditBalance(CustomerKey),
-    PaymentResult { payment_id: String, outcome: PaymentOutcome },
+    PaymentResult {
+        payment_id: String,
+        outcome: PaymentOutcome,
+    },
     ResetRefusals(Uuid),
 }
 
@@ -203,17 +266,27 @@ impl App {
             }
             Message::HealthChecked(result) => self.on_health(result),
             Message::SearchDue { generation } => self.on_search_due(generation),
-            Message::CustomersLoaded { generation, append, result } => self.on_customers_loaded(generation, append, result),
+            Message::CustomersLoaded {
+                generation,
+                append,
+                result,
+            } => self.on_customers_loaded(generation, append, result),
             Message::CustomerLoaded(result) => self.on_customer_loaded(result),
-            Message::TicketsLoaded { id_client, append, result } => {
-                self.on_sub_list(id_client, append, result, |d| &mut d.tickets, "tickets")
-            }
-            Message::LedgerLoaded { id_client, append, result } => {
-                self.on_sub_list(id_client, append, result, |d| &mut d.ledger, "ledger")
-            }
-            Message::PaymentsLoaded { id_client, append, result } => {
-                self.on_sub_list(id_client, append, result, |d| &mut d.payments, "payments")
-            }
+            Message::TicketsLoaded {
+                id_client,
+                append,
+                result,
+            } => self.on_sub_list(id_client, append, result, |d| &mut d.tickets, "tickets"),
+            Message::LedgerLoaded {
+                id_client,
+                append,
+                result,
+            } => self.on_sub_list(id_client, append, result, |d| &mut d.ledger, "ledger"),
+            Message::PaymentsLoaded {
+                id_client,
+                append,
+                result,
+            } => self.on_sub_list(id_client, append, result, |d| &mut d.payments, "payments"),
             Message::CustomerSaved(result) => self.on_customer_saved(result),
             Message::CardIssued(result) => self.on_card_issued(result),
             Message::CustomerCreated(result) => self.on_customer_created(result),
@@ -225,9 +298,11 @@ impl App {
             Message::ImportAnswered { dry_run, result } => self.on_import_answered(dry_run, result),
             Message::CreditDecided(result) => self.on_credit_decided(result),
             Message::BalanceLoaded(result) => self.on_balance_loaded(result),
-            Message::PaymentResultRecorded { payment_id, outcome, result } => {
-                self.on_payment_result(payment_id, outcome, result)
-            }
+            Message::PaymentResultRecorded {
+                payment_id,
+                outcome,
+                result,
+            } => self.on_payment_result(payment_id, outcome, result),
             Message::RefusalsReset { id_client, result } => self.on_refusals_reset(id_client, result),
         }
     }
@@ -273,7 +348,10 @@ impl App {
         let no = matches!(key.code, KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc);
         match popup {
             Popup::Help => {
-                if matches!(key.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::F(1)) {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::F(1)
+                ) {
                     self.popup = None;
                 }
                 Vec::new()
@@ -379,11 +457,13 @@ impl App {
         self.health_check_scheduled = false;
         match result {
             Ok(()) => {
-                let was_down = self.connection != Connection::Connected;
+                let was_down = matches!(self.connection, Connection::Unreachable(_));
                 self.connection = Connection::Connected;
+                if was_down {
+                    self.set_info("The server answers again");
+                }
                 let list = &self.customers.list;
-                if was_down && (!list.loaded || list.error.is_some()) && !list.loading {
-                    self.set_info("Connected again");
+                if (!list.loaded || list.error.is_some()) && !list.loading {
                     self.reload_customers()
                 } else {
                     Vec::new()
@@ -398,12 +478,16 @@ impl App {
 
     /// Rows of the customer table on screen at the current terminal height.
     pub fn customer_rows(&self) -> usize {
-        (self.height as usize).saturating_sub(crate::ui::CUSTOMERS_CHROME_ROWS).max(1)
+        (self.height as usize)
+            .saturating_sub(crate::ui::CUSTOMERS_CHROME_ROWS)
+            .max(1)
     }
 
     /// Rows of the detail view's list on screen at the current terminal height.
     pub fn detail_rows(&self) -> usize {
-        (self.height as usize).saturating_sub(crate::ui::DETAIL_CHROME_ROWS).max(1)
+        (self.height as usize)
+            .saturating_sub(crate::ui::DETAIL_CHROME_ROWS)
+            .max(1)
     }
 
     fn keep_lists_in_view(&mut self) {
@@ -419,6 +503,14 @@ impl App {
     /// The keys of what is on screen, for the help popup.
     pub fn help_entries(&self) -> Vec<(&'static str, &'static str)> {
         help::entries(self)
+    }
+}
+
+/// What the e-mail field says on a `409`: whose address it is, when the server says.
+fn taken_email_message(message: &str, owner: Option<Uuid>) -> String {
+    match owner {
+        Some(id_client) => format!("already used by customer {id_client}"),
+        None => message.to_string(),
     }
 }
 
@@ -438,4 +530,4 @@ fn navigate<T>(list: &mut paged::PagedList<T>, key: KeyEvent, visible_rows: usiz
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -40,6 +40,14 @@ impl<T> Default for PagedList<T> {
 }
 
 impl<T> PagedList<T> {
+    /// An empty list whose first page has been asked for.
+    pub fn awaiting_first_page() -> Self {
+        PagedList {
+            loading: true,
+            ..PagedList::default()
+        }
+    }
+
     /// Takes in an answer: a first page replaces the rows, a next page extends them.
     pub fn apply_page(&mut self, page: Page<T>, append: bool) {
         if append {

@@ -52,12 +52,16 @@ pub fn credit_field(field: &str, value: &str) -> Result<(), String> {
             Cents(0) => Err("must be more than 0".into()),
             _ => Ok(()),
         },
-        "allow_date" => parse_date(value).map(drop).map_err(|_| "a date YYYY-MM-DD that exists".into()),
+        "allow_date" => parse_date(value)
+            .map(drop)
+            .map_err(|_| "a date YYYY-MM-DD that exists".into()),
         "balance_key" => CustomerKey::parse(value)
             .map(drop)
             .ok_or_else(|| "a card number or an IdClient".into()),
         "payment_id" if value.is_empty() => Err("is required".into()),
-        "payment_status" => PaymentOutcome::parse(value).map(drop).ok_or_else(|| "OK or ERROR".into()),
+        "payment_status" => PaymentOutcome::parse(value)
+            .map(drop)
+            .ok_or_else(|| "OK or ERROR".into()),
         _ => Ok(()),
     }
 }
@@ -93,7 +97,11 @@ pub fn parse_euros(text: &str) -> Result<Cents, String> {
     if fraction.len() > 2 {
         return Err("at most two decimals".into());
     }
-    let euros: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
+    let euros: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| invalid())?
+    };
     let cents: u64 = format!("{fraction:0<2}").parse().map_err(|_| invalid())?;
     euros
         .checked_mul(100)

@@ -2,8 +2,8 @@
 //! figures compare on this (shared, two-core) machine. Only 127.0.0.1 is loaded.
 //!
 //! ```sh
-//! cargo build --release --bin crm-server --bin crm-bench
-//! target/release/crm-bench --customers 1000000
+//! cargo build --release --bin crm-server --bin crm-bench-customers
+//! target/release/crm-bench-customers --customers 1000000
 //! ```
 //!
 //! It starts `crm-server` (next to this binary) on a temporary directory, seeds it
@@ -106,7 +106,7 @@ async fn main() {
         format!("http://{addr}/constant")
     };
     let seconds = Duration::from_secs(args.seconds);
-    let baseline = load(&client, args.connections, seconds, |_| baseline_url.clone()).await;
+    let baseline = load(&client, args.connections, seconds, move |_| baseline_url.clone()).await;
     let ids = Arc::new(ids);
     let by_id = {
         let ids = ids.clone();

@@ -1,0 +1,325 @@
+//! `GET /api/customers/<IdClient>`: one customer, with sections for its tickets, credit
+//! ledger (and the chart of it) and deferred payments.
+//!
+//! The sections are optional in [`CustomerPageView`]: a section is shown once the
+//! handler can read it from the store, and left out until then.
+
+use askama::Template;
+use crm_model::{Cents, CustomerRecord, LedgerCause, LedgerEntry, Sexe};
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{credit_chart, format, render, PageError};
+use crate::routes::AppState;
+use crate::store::Store;
+
+/// Everything the customer page can show. `None` leaves a section out; `Some` of an
+/// empty list shows the section saying it is empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerPageView {
+    pub customer: CustomerRecord,
+    pub tickets: Option<Vec<TicketView>>,
+    /// The customer's ledger, oldest first; also drawn as the credit chart.
+    pub ledger: Option<Vec<LedgerEntry>>,
+    pub payments: Option<Vec<PaymentView>>,
+}
+
+impl CustomerPageView {
+    /// The customer alone, no section.
+    pub fn new(customer: CustomerRecord) -> CustomerPageView {
+        CustomerPageView {
+            customer,
+            tickets: None,
+            ledger: None,
+            payments: None,
+        }
+    }
+}
+
+/// A ticket as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketView {
+    /// `<origin><id>`.
+    pub uid: String,
+    /// The ticket's date as its source gave it.
+    pub date: String,
+    pub origin: String,
+    pub prix: Cents,
+    pub mode_paiement: String,
+    pub articles: Vec<ArticleView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArticleView {
+    pub code_produit: String,
+    pub quantity: u64,
+    pub prix_avant: Cents,
+    pub prix_apres: Cents,
+}
+
+/// A scheduled deferred payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentView {
+    pub id: String,
+    pub date: chrono::NaiveDate,
+    pub montant: Cents,
+    /// As the API writes it (`pending`, `paid`, ...).
+    pub status: String,
+    pub attempts: u32,
+}
+
+pub(super) fn cause_label(cause: LedgerCause) -> &'static str {
+    match cause {
+        LedgerCause::Opening => "crédit d'ouverture",
+        LedgerCause::Credit => "crédit de caisse",
+        LedgerCause::Ticket => "achat",
+        LedgerCause::ImportAdjustment => "ajustement par import",
+    }
+}
+
+struct Fact {
+    label: &'static str,
+    value: String,
+}
+
+struct LedgerRow {
+    seq: u64,
+    at: String,
+    at_iso: String,
+    cause: &'static str,
+    key: String,
+    amount: String,
+    balance: String,
+}
+
+struct PaymentRow {
+    id: String,
+    date: String,
+    montant: String,
+    status: String,
+    attempts: u32,
+}
+
+#[derive(Template)]
+#[template(path = "customer.html")]
+struct CustomerPage<'a> {
+    heading: String,
+    erased: bool,
+    details: Vec<Fact>,
+    account: Vec<Fact>,
+    chart: Option<String>,
+    ledger: Option<Vec<LedgerRow>>,
+    tickets: Option<&'a [TicketView]>,
+    payments: Option<Vec<PaymentRow>>,
+}
+
+fn heading(c: &CustomerRecord) -> String {
+    let name = format!("{} {}", c.prenom.trim(), c.nom.trim()).trim().to_string();
+    match (c.erased, name.is_empty()) {
+        (true, _) => format!("Client n° {} (effacé)", c.id),
+        (false, true) => format!("Client n° {}", c.id),
+        (false, false) => name,
+    }
+}
+
+fn details(c: &CustomerRecord) -> Vec<Fact> {
+    let fact = |label, value: String| Fact { label, value };
+    vec![
+        fact("IdClient", c.id_client.to_string()),
+        fact("N°", c.id.to_string()),
+        fact("Nom", c.nom.clone()),
+        fact("Prénom", c.prenom.clone()),
+        fact("e-mail", c.email.clone()),
+        fact("Téléphone", c.phone.clone()),
+        fact("Âge", c.age.map(|a| format!("{a} ans")).unwrap_or_default()),
+        fact(
+            "Sexe",
+            match c.sexe {
+                Sexe::H => "homme",
+                Sexe::F => "femme",
+                Sexe::Unspecified => "",
+            }
+            .to_string(),
+        ),
+        fact("Compte", c.compte.clone()),
+        fact("Client depuis le", format::date_time(c.created_at)),
+    ]
+}
+
+fn account(c: &CustomerRecord) -> Vec<Fact> {
+    let fact = |label, value: String| Fact { label, value };
+    vec![
+        fact(
+            "Carte de fidélité",
+            c.carte_fid
+                .map_or_else(|| "aucune carte".to_string(), |n| format!("n° {n}")),
+        ),
+        fact("Crédit", c.credit.to_euros()),
+        fact("Panier moyen", c.panier_moyen().to_euros()),
+        fact("Tickets", format::count(c.ticket_count)),
+        fact("Date de paiement", c.next_payment.map(format::date).unwrap_or_default()),
+        fact("Montant", c.pending_payments.to_euros()),
+        fact("Nb refus", c.nb_refus.to_string()),
+    ]
+}
+
+/// The customer page of `view`.
+pub fn customer_page(view: &CustomerPageView) -> Response {
+    let c = &view.customer;
+    let page = CustomerPage {
+        heading: heading(c),
+        erased: c.erased,
+        details: details(c),
+        account: account(c),
+        chart: view.ledger.as_deref().map(credit_chart),
+        ledger: view.ledger.as_ref().map(|entries| {
+            entries
+                .iter()
+                .map(|e| LedgerRow {
+                    seq: e.seq,
+                    at: format::date_time(e.at),
+                    at_iso: e.at.to_rfc3339(),
+                    cause: cause_label(e.cause),
+                    key: e.key.clone().unwrap_or_default(),
+                    amount: format::signed_euros(e.amount),
+                    balance: e.balance.to_euros(),
+                })
+                .collect()
+        }),
+        tickets: view.tickets.as_deref(),
+        payments: view.payments.as_ref().map(|payments| {
+            payments
+                .iter()
+                .map(|p| PaymentRow {
+                    id: p.id.clone(),
+                    date: format::date(p.date),
+                    montant: p.montant.to_euros(),
+                    status: p.status.clone(),
+                    attempts: p.attempts,
+                })
+                .collect()
+        }),
+    };
+    render(&page, StatusCode::OK)
+}
+
+/// One customer's page (HTML); an unknown or malformed id is the HTML "not found" page.
+#[utoipa::path(get, path = "/api/customers/{IdClient}", tag = "pages", operation_id = "customer_page",
+    params(("IdClient" = String, Path, description = "The customer's UUID")),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
+pub fn page<S: Store>(state: &AppState<S>, id: &str) -> Response {
+    let found = Uuid::parse_str(id)
+        .map_err(|_| PageError::customer_not_found())
+        .and_then(|id| Ok(state.store.customer(id)?));
+    match found {
+        Ok(Some(record)) => customer_page(&CustomerPageView::new(record)),
+        Ok(None) => PageError::customer_not_found().into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, Utc};
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn record() -> CustomerRecord {
+        let now = Utc::now();
+        CustomerRecord {
+            id: 7,
+            id_client: Uuid::nil(),
+            nom: "<b>Doe</b>".into(),
+            prenom: "Jon".into(),
+            email: "jon@doe.fr".into(),
+            phone: String::new(),
+            compte: String::new(),
+            age: Some(30),
+            sexe: Sexe::F,
+            carte_fid: Some(33),
+            credit: Cents(1500),
+            nb_refus: 0,
+            next_payment: None,
+            pending_payments: Cents::ZERO,
+            ledger_entries: 1,
+            ticket_count: 0,
+            ticket_total: Cents::ZERO,
+            erased: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    async fn html(view: &CustomerPageView) -> String {
+        let response = customer_page(view);
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn sections_show_only_when_given() {
+        let bare = html(&CustomerPageView::new(record())).await;
+        assert!(bare.contains("<h1>Jon &#60;b&#62;Doe&#60;/b&#62;</h1>"), "{bare}");
+        assert!(bare.contains("n° 33") && bare.contains("15,00\u{a0}€"));
+        for section in ["Mouvements de crédit", "Tickets</h2>", "Paiements différés", "<svg"] {
+            assert!(!bare.contains(section), "{section} shown without data");
+        }
+
+        let mut view = CustomerPageView::new(record());
+        view.ledger = Some(vec![LedgerEntry {
+            seq: 1,
+            at: Utc::now(),
+            amount: 1500,
+            balance: Cents(1500),
+            cause: LedgerCause::Opening,
+            key: None,
+        }]);
+        view.tickets = Some(vec![TicketView {
+            uid: "magasin12".into(),
+            date: "2024-03-01".into(),
+            origin: "magasin".into(),
+            prix: Cents(3000),
+            mode_paiement: "CARD".into(),
+            articles: vec![ArticleView {
+                code_produit: "<i>X1</i>".into(),
+                quantity: 2,
+                prix_avant: Cents(1600),
+                prix_apres: Cents(1500),
+            }],
+        }]);
+        view.payments = Some(Vec::new());
+        let full = html(&view).await;
+        assert!(
+            full.contains("<svg") && full.contains("crédit d&#39;ouverture"),
+            "{full}"
+        );
+        assert!(
+            full.contains("2 × &#60;i&#62;X1&#60;/i&#62; : 15,00\u{a0}€ (au lieu de 16,00\u{a0}€)"),
+            "{full}"
+        );
+        assert!(full.contains("Aucun paiement différé."));
+    }
+
+    #[tokio::test]
+    async fn payments_are_listed_with_their_due_date() {
+        let mut view = CustomerPageView::new(record());
+        view.payments = Some(vec![PaymentView {
+            id: "p1".into(),
+            date: NaiveDate::from_ymd_opt(2024, 5, 2).unwrap(),
+            montant: Cents(1330),
+            status: "pending".into(),
+            attempts: 1,
+        }]);
+        let page = html(&view).await;
+        assert!(
+            page.contains(
+                "<th scope=\"row\">p1</th><td>02/05/2024</td><td class=\"num\">13,30\u{a0}€</td><td>pending</td>"
+            ),
+            "{page}"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The staff pages: HTML rendered on the server with askama (escaped by default), no
+//! JavaScript and no front-end build. Templates and the stylesheet are compiled into
+//! the binary.
+//!
+//! Only these routes answer HTML, their errors included; every other `/api` route, and
+//! any path that matches no route, keeps answering JSON.
+//!
+//! - `GET /` redirects to `GET /api`, the customer table ([`home`]);
+//! - `GET /api/update_db`, the import form ([`import`]), which posts to the import
+//!   route; that route answers browsers with [`import_redirect`],
+//!   [`import_result_page`] or [`import_errors_page`];
+//! - `GET /api/customers/<IdClient>`, one customer ([`customer`]);
+//! - `GET /api/assets/crm.css`, the stylesheet.
+
+mod chart;
+pub(crate) mod customer;
+mod format;
+pub(crate) mod home;
+pub(crate) mod import;
+
+use askama::Template;
+use warp::filters::BoxedFilter;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::http::raw_query;
+use crate::routes::AppState;
+use crate::store::{Store, StoreError};
+
+pub use chart::credit_chart;
+pub use customer::{customer_page, ArticleView, CustomerPageView, PaymentView, TicketView};
+pub use import::{import_errors_page, import_redirect, import_result_page, ImportSummaryView, RowErrorView};
+
+const STYLESHEET: &str = include_str!("../../assets/crm.css");
+
+/// What a browser may load on these pages: their own stylesheet, nothing else, and no
+/// script at all, so that even a template mistake cannot run injected code.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
+    let with_state = warp::any().map(move || state.clone());
+    // `/` is not under `/api`, so it is left out of the OpenAPI document.
+    let root = warp::path::end().and(warp::get()).map(|| see_other("/api"));
+    let home = warp::path!("api")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(raw_query())
+        .map(|state: AppState<S>, query: String| home::page(&state, &query));
+    let import_form = warp::path!("api" / "update_db").and(warp::get()).map(import::form_page);
+    let customer = warp::path!("api" / "customers" / String)
+        .and(warp::get())
+        .and(with_state)
+        .map(|id: String, state: AppState<S>| customer::page(&state, &id));
+    let stylesheet = warp::path!("api" / "assets" / "crm.css")
+        .and(warp::get())
+        .map(stylesheet);
+
+    root.or(home)
+        .unify()
+        .or(import_form)
+        .unify()
+        .or(customer)
+        .unify()
+        .or(stylesheet)
+        .unify()
+        .boxed()
+}
+
+/// The pages' stylesheet.
+#[utoipa::path(get, path = "/api/assets/crm.css", tag = "pages",
+    responses((status = 200, description = "The stylesheet of the pages", content_type = "text/css", body = String)))]
+pub(crate) fn stylesheet() -> Response {
+    let mut response = STYLESHEET.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
+
+/// `303 See Other` to `location` (a path of this service).
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Renders a page template with `status`. Pages show customers' personal data, so no
+/// cache keeps them.
+fn render<T: Template>(template: &T, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(body) => {
+            let mut response = warp::reply::with_status(body, status).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            warp::reply::with_status("la page n'a pas pu être affichée", StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response()
+        }
+    }
+}
+
+/// An HTML error page: what went wrong, for people, and a way back.
+#[derive(Debug, Clone, PartialEq, Eq, Template)]
+#[template(path = "error.html")]
+struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+impl PageError {
+    fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> PageError {
+        PageError {
+            status,
+            title,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> PageError {
+        PageError::new(StatusCode::BAD_REQUEST, "Adresse incorrecte", message)
+    }
+
+    fn customer_not_found() -> PageError {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "Client introuvable",
+            "Aucun client ne porte cet identifiant. Il a peut-être été saisi de travers.",
+        )
+    }
+
+    fn into_response(self) -> Response {
+        render(&self, self.status)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> PageError {
+        match error {
+            StoreError::CustomerNotFound => PageError::customer_not_found(),
+            StoreError::BadCursor(_) => PageError::bad_request(
+                "Cette page de la liste n'existe pas (lien modifié ou tri changé). Reprenez depuis la première page.",
+            ),
+            other => {
+                tracing::error!(error = %other, "a page could not read the store");
+                PageError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Erreur du serveur",
+                    "Les données n'ont pas pu être lues. Réessayez dans un instant.",
+                )
+            }
+        }
+    }
+}
