@@ -8,10 +8,13 @@ pub mod config;
 pub mod customers;
 pub mod error;
 pub mod http;
+pub mod loyalty;
 pub mod openapi;
+pub mod payments;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod tickets;
 
 pub use config::Config;
 pub use server::{run, serve, ServerError};
