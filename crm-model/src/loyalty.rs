@@ -191,9 +191,15 @@ mod tests {
 
     #[test]
     fn the_batch_key_names_items_without_their_own() {
-        let items = parse_credit_batch(br#"{"Tickets": [{"carteFid": 1, "Montant": 2}, {"carteFid": 1, "Montant": 2, "id": 9}]}"#, Some("B"))
-            .unwrap();
-        assert_eq!((items[0].key.as_deref(), items[1].key.as_deref()), (Some("B#0"), Some("9")));
+        let items = parse_credit_batch(
+            br#"{"Tickets": [{"carteFid": 1, "Montant": 2}, {"carteFid": 1, "Montant": 2, "id": 9}]}"#,
+            Some("B"),
+        )
+        .unwrap();
+        assert_eq!(
+            (items[0].key.as_deref(), items[1].key.as_deref()),
+            (Some("B#0"), Some("9"))
+        );
     }
 
     #[test]
@@ -203,10 +209,26 @@ mod tests {
             None,
         )
         .unwrap_err();
-        let InputError::Invalid(errors) = err else { panic!("{err:?}") };
+        let InputError::Invalid(errors) = err else {
+            panic!("{err:?}")
+        };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["Tickets[1].Montant", "Tickets[2].carteFid", "Tickets[2].Montant", "Tickets[3]"]);
-        assert!(matches!(parse_credit_batch(b"{}", None), Err(InputError::Unreadable(_))));
-        assert!(matches!(parse_credit_batch(b"[1]", None), Err(InputError::Unreadable(_))));
+        assert_eq!(
+            fields,
+            [
+                "Tickets[1].Montant",
+                "Tickets[2].carteFid",
+                "Tickets[2].Montant",
+                "Tickets[3]"
+            ]
+        );
+        assert!(matches!(
+            parse_credit_batch(b"{}", None),
+            Err(InputError::Unreadable(_))
+        ));
+        assert!(matches!(
+            parse_credit_batch(b"[1]", None),
+            Err(InputError::Unreadable(_))
+        ));
     }
 }

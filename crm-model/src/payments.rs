@@ -128,8 +128,9 @@ mod tests {
 
     #[test]
     fn the_documents_body_is_read_with_a_string_amount_too() {
-        let (sent, parsed) =
-            AllowCredit::parse(br#"{"idClient": "a14e39ce-e29e-11e9-a8cb-08002751d198", "Montant": "36000", "Date": "2019-12-06"}"#);
+        let (sent, parsed) = AllowCredit::parse(
+            br#"{"idClient": "a14e39ce-e29e-11e9-a8cb-08002751d198", "Montant": "36000", "Date": "2019-12-06"}"#,
+        );
         let parsed = parsed.unwrap();
         assert_eq!(sent.as_deref(), Some("a14e39ce-e29e-11e9-a8cb-08002751d198"));
         assert_eq!(parsed.montant, Cents(36000));
@@ -140,7 +141,9 @@ mod tests {
     fn every_bad_field_is_listed_and_the_sent_id_kept() {
         let (sent, parsed) = AllowCredit::parse(br#"{"idClient": "nope", "Montant": 0, "Date": "2019-02-30"}"#);
         assert_eq!(sent.as_deref(), Some("nope"));
-        let InputError::Invalid(errors) = parsed.unwrap_err() else { panic!() };
+        let InputError::Invalid(errors) = parsed.unwrap_err() else {
+            panic!()
+        };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["idClient", "Montant", "Date"]);
         assert!(matches!(AllowCredit::parse(b"nope").1, Err(InputError::Unreadable(_))));
@@ -162,6 +165,9 @@ mod tests {
         assert_eq!(parse_payment_result(br#"{"status": "ERROR"}"#), Ok(false));
         assert_eq!(parse_payment_result(br#"{"status": "DECLINED"}"#), Ok(false));
         assert!(matches!(parse_payment_result(br#"{}"#), Err(InputError::Invalid(_))));
-        assert!(matches!(parse_payment_result(br#"{"status": 1}"#), Err(InputError::Invalid(_))));
+        assert!(matches!(
+            parse_payment_result(br#"{"status": 1}"#),
+            Err(InputError::Invalid(_))
+        ));
     }
 }

@@ -177,7 +177,11 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Ticket>, BatchError> {
     for (index, value) in tickets.into_iter().enumerate() {
         match parse_ticket(value, origin.as_deref()) {
             Ok(ticket) => out.push(ticket),
-            Err(fields) => errors.extend(fields.into_iter().map(|(field, error)| TicketError { index, field, error })),
+            Err(fields) => errors.extend(
+                fields
+                    .into_iter()
+                    .map(|(field, error)| TicketError { index, field, error }),
+            ),
         }
     }
     if errors.is_empty() {
@@ -219,7 +223,10 @@ pub fn parse_ticket(value: Value, default_origin: Option<&str>) -> Result<Ticket
         }
         Some(Value::String(s)) => parse_date_time(&s).map_err(|e| err("date", e)).ok(),
         Some(other) => {
-            err("date", format!("must be a date-time string, not {}", json_type_name(&other)));
+            err(
+                "date",
+                format!("must be a date-time string, not {}", json_type_name(&other)),
+            );
             None
         }
     };
@@ -242,7 +249,10 @@ pub fn parse_ticket(value: Value, default_origin: Option<&str>) -> Result<Ticket
     let mode_paiement = text(&mut map, "modePaiement", &mut err);
     let carte_fid = match map.remove("CarteFid").or_else(|| map.remove("carteFid")) {
         None => None,
-        Some(v) => crate::input::card(&v).map_err(|e| err("CarteFid", e.error)).ok().flatten(),
+        Some(v) => crate::input::card(&v)
+            .map_err(|e| err("CarteFid", e.error))
+            .ok()
+            .flatten(),
     };
     let points_fidelite = match map.remove("pointsFidelite") {
         None | Some(Value::Null) => 0,
@@ -338,7 +348,10 @@ fn parse_article(value: Value, index: usize) -> Result<Article, FieldErrors> {
         Some(Value::String(s)) => s,
         Some(Value::Number(n)) => n.to_string(),
         Some(other) => {
-            errors.push((field("codeProduit"), format!("must be text, not {}", json_type_name(&other))));
+            errors.push((
+                field("codeProduit"),
+                format!("must be text, not {}", json_type_name(&other)),
+            ));
             String::new()
         }
     };
@@ -414,7 +427,9 @@ mod tests {
         assert_eq!(out["articles"][0]["prixAvant"], 800);
         assert_eq!(
             t.client_refs(),
-            [ClientRef::IdClient(Uuid::parse_str("a14e39ce-e29e-11e9-a8cb-08002751d198").unwrap())]
+            [ClientRef::IdClient(
+                Uuid::parse_str("a14e39ce-e29e-11e9-a8cb-08002751d198").unwrap()
+            )]
         );
     }
 
@@ -447,7 +462,10 @@ mod tests {
     #[test]
     fn client_may_be_an_email_or_a_card() {
         let t = one(json!({"id": 1, "date": "2020-01-01", "prix": 1, "client": "Jo@X.fr", "CarteFid": 7})).unwrap();
-        assert_eq!(t.client_refs(), [ClientRef::Email("jo@x.fr".into()), ClientRef::Card(7)]);
+        assert_eq!(
+            t.client_refs(),
+            [ClientRef::Email("jo@x.fr".into()), ClientRef::Card(7)]
+        );
         assert!(!t.is_anonymous());
     }
 
@@ -466,14 +484,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse_batch(b"[]"), Err(BatchError::Unreadable(_))));
-        assert!(matches!(parse_batch(br#"{"tickets": 3}"#), Err(BatchError::Unreadable(_))));
+        assert!(matches!(
+            parse_batch(br#"{"tickets": 3}"#),
+            Err(BatchError::Unreadable(_))
+        ));
         let ok = parse_batch(br#"{"tickets": [{"id": 1, "date": "2020-01-01", "prix": 5, "origin": "e-commerce"}]}"#);
         assert_eq!(ok.unwrap()[0].uid, "e-commerce1");
     }
 
     #[test]
     fn date_times_in_every_accepted_shape() {
-        for good in ["2019-10-09T17:01:29.408701Z", "2019-10-09T19:01:29+02:00", "2019-10-09 17:01:29", "2019-10-09"] {
+        for good in [
+            "2019-10-09T17:01:29.408701Z",
+            "2019-10-09T19:01:29+02:00",
+            "2019-10-09 17:01:29",
+            "2019-10-09",
+        ] {
             assert!(parse_date_time(good).is_ok(), "{good}");
         }
         for bad in ["2019-02-30", "09/10/2019", "", "2019-10-09T25:00:00"] {

@@ -137,7 +137,11 @@ fn payments_due<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, 
         cursor: params.cursor,
         ..Default::default()
     })?;
-    Ok(json(&state.store.payments_due(due, list.cursor.as_deref(), list.limit)?))
+    Ok(json(&state.store.payments_due(
+        due,
+        list.cursor.as_deref(),
+        list.limit,
+    )?))
 }
 
 /// Body of `POST /api/v1/payments/<id>/result`.

@@ -145,7 +145,9 @@ fn list_tickets<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, 
 fn customer_tickets<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
     let id_client = parse_id_client(id)?;
     let (limit, after) = seq_page_query(query)?;
-    Ok(json(&tickets_of(state.store.customer_tickets(id_client, after, limit)?)))
+    Ok(json(&tickets_of(
+        state.store.customer_tickets(id_client, after, limit)?,
+    )))
 }
 
 fn tickets_of(page: Page<crm_model::TicketRecord>) -> Page<Ticket> {
@@ -175,7 +177,10 @@ fn get_tickets_doc() {}
     responses((status = 200, description = "The tickets this consumer has not received (streamed)", body = TicketList),
         (status = 404, description = "A consumer name longer than 100 characters", body = ErrorBody)))]
 fn get_tickets<S: Store>(state: AppState<S>, consumer: Option<String>) -> Result<Response, ApiError> {
-    if consumer.as_ref().is_some_and(|c| c.chars().count() > MAX_CONSUMER_CHARS) {
+    if consumer
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_CONSUMER_CHARS)
+    {
         return Err(ApiError::not_found(
             "consumer_not_found",
             format!("a consumer name has at most {MAX_CONSUMER_CHARS} characters"),

@@ -94,15 +94,30 @@ impl TestApp {
 
     /// POSTs raw bytes with no `Content-Type`, as older clients do.
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client.post(self.url(path)).body(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.patch(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .patch(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
@@ -197,7 +212,11 @@ impl TestApp {
 
     /// `POST /api/credit` with an `Idempotency-Key` header.
     pub async fn credit_with_key(&self, body: &Value, key: &str) -> (u16, Value) {
-        let request = self.client.post(self.url("/api/credit")).header("Idempotency-Key", key).json(body);
+        let request = self
+            .client
+            .post(self.url("/api/credit"))
+            .header("Idempotency-Key", key)
+            .json(body);
         status_and_json(request.send().await.expect("request")).await
     }
 
@@ -218,7 +237,11 @@ impl TestApp {
 
     /// `GET /api/v1/customers/<id>/tickets?<query>`.
     pub async fn customer_tickets(&self, id_client: &str, query: &str) -> (u16, Value) {
-        status_and_json(self.get(&format!("/api/v1/customers/{id_client}/tickets?{query}")).await).await
+        status_and_json(
+            self.get(&format!("/api/v1/customers/{id_client}/tickets?{query}"))
+                .await,
+        )
+        .await
     }
 
     /// `GET /api/get_tickets` or `GET /api/get_tickets/<consumer>`: the tickets array.
@@ -236,7 +259,11 @@ impl TestApp {
 
     /// `GET /api/v1/customers/<id>/payments?<query>`.
     pub async fn customer_payments(&self, id_client: &str, query: &str) -> (u16, Value) {
-        status_and_json(self.get(&format!("/api/v1/customers/{id_client}/payments?{query}")).await).await
+        status_and_json(
+            self.get(&format!("/api/v1/customers/{id_client}/payments?{query}"))
+                .await,
+        )
+        .await
     }
 
     /// `GET /api/v1/payments?<query>`.
@@ -251,12 +278,20 @@ impl TestApp {
 
     /// `POST /api/v1/customers/<id>/refusals/reset`.
     pub async fn reset_refusals(&self, id_client: &str) -> (u16, Value) {
-        status_and_json(self.post_raw(&format!("/api/v1/customers/{id_client}/refusals/reset"), "").await).await
+        status_and_json(
+            self.post_raw(&format!("/api/v1/customers/{id_client}/refusals/reset"), "")
+                .await,
+        )
+        .await
     }
 
     /// `POST /api/customer/email`.
     pub async fn customer_by_email(&self, email: &str) -> (u16, Value) {
-        status_and_json(self.post_json("/api/customer/email", &serde_json::json!({ "email": email })).await).await
+        status_and_json(
+            self.post_json("/api/customer/email", &serde_json::json!({ "email": email }))
+                .await,
+        )
+        .await
     }
 }
 
@@ -281,7 +316,10 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
 pub fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
     assert_eq!(status, expected_status, "unexpected status, body {body}");
     assert_eq!(body["code"], expected_code, "unexpected code in {body}");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "no error message in {body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "no error message in {body}"
+    );
 }
 
 /// A server in its own process (for crash tests), killed when dropped.

@@ -35,7 +35,9 @@ async fn the_documents_credit_batch_credits_half_rounded_down() {
 
     // Older clients use the IdClient as the card.
     let id = a["IdClient"].as_str().unwrap();
-    let (status, body) = app.credit(&json!({"Tickets": [{"carteFid": id, "Montant": "10"}]})).await;
+    let (status, body) = app
+        .credit(&json!({"Tickets": [{"carteFid": id, "Montant": "10"}]}))
+        .await;
     assert_eq!((status, &body["credited"][0]["Credit"]), (200, &json!(18)), "{body}");
     let (status, body) = app.credit_of(id).await;
     assert_eq!((status, body["Credit"].as_u64()), (200, Some(18)));
@@ -48,8 +50,10 @@ async fn unknown_cards_are_listed_and_the_others_credited() {
     let app = spawn_app().await;
     app.create_v1_ok(&json!({"Nom": "A", "CarteFid": 7})).await;
     let (status, body) = app
-        .credit(&json!({"Tickets": [{"carteFid": 99, "Montant": 10}, {"carteFid": 7, "Montant": 10},
-            {"carteFid": "a14e39ce-e29e-11e9-a8cb-08002751d198", "Montant": 4}]}))
+        .credit(
+            &json!({"Tickets": [{"carteFid": 99, "Montant": 10}, {"carteFid": 7, "Montant": 10},
+            {"carteFid": "a14e39ce-e29e-11e9-a8cb-08002751d198", "Montant": 4}]}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["credited"], json!([{"carteFid": 7, "Credit": 5}]));
@@ -94,20 +98,31 @@ async fn replays_credit_nothing_twice_by_item_id_or_batch_key() {
     let batch = json!({"Tickets": [{"carteFid": 5, "Montant": 100, "id": "till-1"}]});
     let first = app.credit(&batch).await;
     let replay = app.credit(&batch).await;
-    assert_eq!(first, (200, json!({"credited": [{"carteFid": 5, "Credit": 50}], "errors": []})));
+    assert_eq!(
+        first,
+        (200, json!({"credited": [{"carteFid": 5, "Credit": 50}], "errors": []}))
+    );
     assert_eq!(replay, first, "same shape, same balance, nothing credited again");
 
     // One key twice inside one batch counts once too.
     let (_, body) = app
-        .credit(&json!({"Tickets": [{"carteFid": 5, "Montant": 10, "id": 77}, {"carteFid": 5, "Montant": 10, "id": 77}]}))
+        .credit(
+            &json!({"Tickets": [{"carteFid": 5, "Montant": 10, "id": 77}, {"carteFid": 5, "Montant": 10, "id": 77}]}),
+        )
         .await;
-    assert_eq!(body["credited"], json!([{"carteFid": 5, "Credit": 55}, {"carteFid": 5, "Credit": 55}]));
+    assert_eq!(
+        body["credited"],
+        json!([{"carteFid": 5, "Credit": 55}, {"carteFid": 5, "Credit": 55}])
+    );
 
     let keyed = json!({"Tickets": [{"carteFid": 5, "Montant": 20}, {"carteFid": 5, "Montant": 40}]});
     let (_, body) = app.credit_with_key(&keyed, "batch-9").await;
     assert_eq!(body["credited"][1]["Credit"], 85);
     let (_, body) = app.credit_with_key(&keyed, "batch-9").await;
-    assert_eq!(body["credited"], json!([{"carteFid": 5, "Credit": 85}, {"carteFid": 5, "Credit": 85}]));
+    assert_eq!(
+        body["credited"],
+        json!([{"carteFid": 5, "Credit": 85}, {"carteFid": 5, "Credit": 85}])
+    );
     // Without a key, a batch is a new batch.
     let (_, body) = app.credit(&keyed).await;
     assert_eq!(body["credited"][1]["Credit"], 115);
@@ -120,11 +135,16 @@ async fn replays_credit_nothing_twice_by_item_id_or_batch_key() {
 #[tokio::test]
 async fn sixty_four_concurrent_credits_on_one_card_end_with_the_exact_balance() {
     let app = spawn_app().await;
-    let c = app.create_v1_ok(&json!({"Nom": "Busy", "CarteFid": 1, "Credit": 1000})).await;
+    let c = app
+        .create_v1_ok(&json!({"Nom": "Busy", "CarteFid": 1, "Credit": 1000}))
+        .await;
     let id = c["IdClient"].as_str().unwrap().to_string();
     let credits = (0..64u64).map(|n| {
         let app = &app;
-        async move { app.credit(&json!({"Tickets": [{"carteFid": 1, "Montant": 2 * n + 1}]})).await }
+        async move {
+            app.credit(&json!({"Tickets": [{"carteFid": 1, "Montant": 2 * n + 1}]}))
+                .await
+        }
     });
     for (status, body) in futures::future::join_all(credits).await {
         assert_eq!(status, 200, "{body}");
@@ -183,14 +203,20 @@ async fn cards_are_issued_skipping_numbers_given_explicitly_and_kept() {
 #[tokio::test]
 async fn the_ledger_is_paged_and_refuses_bad_queries() {
     let app = spawn_app().await;
-    let c = app.create_v1_ok(&json!({"Nom": "A", "CarteFid": 9, "Credit": 10})).await;
+    let c = app
+        .create_v1_ok(&json!({"Nom": "A", "CarteFid": 9, "Credit": 10}))
+        .await;
     let id = c["IdClient"].as_str().unwrap();
     for n in 0..4 {
-        app.credit(&json!({"Tickets": [{"carteFid": 9, "Montant": 2 + n}]})).await;
+        app.credit(&json!({"Tickets": [{"carteFid": 9, "Montant": 2 + n}]}))
+            .await;
     }
     let (status, page) = app.ledger(id, "limit=2").await;
     assert_eq!(status, 200);
-    assert_eq!((page["total"].as_u64(), page["items"].as_array().unwrap().len()), (Some(5), 2));
+    assert_eq!(
+        (page["total"].as_u64(), page["items"].as_array().unwrap().len()),
+        (Some(5), 2)
+    );
     assert_eq!(page["items"][0]["balance"], 10);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let (_, next) = app.ledger(id, &format!("limit=2&cursor={cursor}")).await;
@@ -205,4 +231,29 @@ async fn the_ledger_is_paged_and_refuses_bad_queries() {
     }
     let (status, body) = app.ledger("a14e39ce-e29e-11e9-a8cb-08002751d198", "").await;
     assert_error(status, &body, 404, "customer_not_found");
+}
+
+#[tokio::test]
+async fn every_loyalty_ticket_and_payment_route_is_in_the_openapi_document() {
+    let app = spawn_app().await;
+    let (status, doc) = status_and_json(app.get("/api/v1/openapi.json").await).await;
+    assert_eq!(status, 200);
+    for (path, method) in [
+        ("/api/credit", "post"),
+        ("/api/credit/{carteFid}", "get"),
+        ("/api/v1/customers/{IdClient}/card", "post"),
+        ("/api/v1/customers/{IdClient}/ledger", "get"),
+        ("/api/v1/tickets", "post"),
+        ("/api/v1/tickets", "get"),
+        ("/api/v1/customers/{IdClient}/tickets", "get"),
+        ("/api/get_tickets", "get"),
+        ("/api/get_tickets/{consumer}", "get"),
+        ("/api/allow_credit", "post"),
+        ("/api/v1/customers/{IdClient}/payments", "get"),
+        ("/api/v1/payments", "get"),
+        ("/api/v1/payments/{id}/result", "post"),
+        ("/api/v1/customers/{IdClient}/refusals/reset", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing");
+    }
 }

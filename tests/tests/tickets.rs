@@ -31,21 +31,33 @@ async fn a_known_customers_tickets_credit_half_and_set_the_true_average_basket()
         &json!({"origin": "magasin", "tickets": [ticket(1, 100, &id), ticket(2, 51, &id)]}),
     )
     .await;
-    assert_eq!(answer, json!({"stored": 2, "duplicates": 0, "credited_cents": 75, "unmatched": []}));
+    assert_eq!(
+        answer,
+        json!({"stored": 2, "duplicates": 0, "credited_cents": 75, "unmatched": []})
+    );
     let (_, c) = app.customer(&id).await;
-    assert_eq!((c["Credit"].as_u64(), c["PanierMoyen"].as_u64()), (Some(7 + 50 + 25), Some(75)));
+    assert_eq!(
+        (c["Credit"].as_u64(), c["PanierMoyen"].as_u64()),
+        (Some(7 + 50 + 25), Some(75))
+    );
     assert_eq!(ledger_sum(&app, &id).await, 82);
 
     let (status, page) = app.customer_tickets(&id, "").await;
     assert_eq!(status, 200);
     assert_eq!(page["total"], 2);
     let t = &page["items"][0];
-    assert_eq!((t["uid"].as_str(), t["id"].as_u64(), t["prix"].as_u64()), (Some("magasin1"), Some(1), Some(100)));
+    assert_eq!(
+        (t["uid"].as_str(), t["id"].as_u64(), t["prix"].as_u64()),
+        (Some("magasin1"), Some(1), Some(100))
+    );
     assert_eq!(t["origin"], "magasin");
     assert_eq!(t["unmatched"], false);
     assert_eq!(t["articles"][0]["prixAvant"], 800);
     let entries = app.all_pages(&format!("/api/v1/customers/{id}/ledger"), 50).await;
-    assert_eq!((entries[1]["cause"].as_str(), entries[1]["key"].as_str()), (Some("ticket"), Some("magasin1")));
+    assert_eq!(
+        (entries[1]["cause"].as_str(), entries[1]["key"].as_str()),
+        (Some("ticket"), Some("magasin1"))
+    );
 }
 
 #[tokio::test]
@@ -55,14 +67,20 @@ async fn a_replayed_ticket_is_counted_as_a_duplicate_and_credited_once() {
     let batch = json!({"origin": "magasin", "tickets": [ticket(1, 100, &id)]});
     ingest_ok(&app, &batch).await;
     let answer = ingest_ok(&app, &batch).await;
-    assert_eq!(answer, json!({"stored": 0, "duplicates": 1, "credited_cents": 0, "unmatched": []}));
+    assert_eq!(
+        answer,
+        json!({"stored": 0, "duplicates": 1, "credited_cents": 0, "unmatched": []})
+    );
     // The same id from another origin is another ticket; twice in one batch is once.
     let answer = ingest_ok(
         &app,
         &json!({"tickets": [ticket(1, 10, &id), ticket(1, 10, &id)], "origin": "e-commerce"}),
     )
     .await;
-    assert_eq!((answer["stored"].as_u64(), answer["duplicates"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
     let (_, c) = app.customer(&id).await;
     assert_eq!(c["Credit"], 55);
 }
@@ -74,13 +92,19 @@ async fn concurrent_replays_of_one_ticket_credit_it_once() {
     let batch = json!({"origin": "magasin", "tickets": [ticket(7, 1000, &id)]});
     let posts = (0..16).map(|_| app.post_tickets(&batch));
     let answers = futures::future::join_all(posts).await;
-    let stored: u64 = answers.iter().map(|(s, a)| {
-        assert_eq!(*s, 200, "{a}");
-        a["stored"].as_u64().unwrap()
-    }).sum();
+    let stored: u64 = answers
+        .iter()
+        .map(|(s, a)| {
+            assert_eq!(*s, 200, "{a}");
+            a["stored"].as_u64().unwrap()
+        })
+        .sum();
     assert_eq!(stored, 1);
     let (_, c) = app.customer(&id).await;
-    assert_eq!((c["Credit"].as_u64(), c["PanierMoyen"].as_u64()), (Some(500), Some(1000)));
+    assert_eq!(
+        (c["Credit"].as_u64(), c["PanierMoyen"].as_u64()),
+        (Some(500), Some(1000))
+    );
     let (_, all) = app.tickets("").await;
     assert_eq!(all["total"], 1);
     assert_eq!(ledger_sum(&app, &id).await, 500);
@@ -105,13 +129,21 @@ async fn an_invalid_batch_lists_every_bad_ticket_and_writes_nothing() {
         .iter()
         .map(|e| (e["index"].as_u64().unwrap(), e["field"].as_str().unwrap()))
         .collect();
-    assert_eq!(errors, [(1, "id"), (2, "date"), (2, "prix"), (3, "articles[0].prixAvant")]);
+    assert_eq!(
+        errors,
+        [(1, "id"), (2, "date"), (2, "prix"), (3, "articles[0].prixAvant")]
+    );
     let (_, all) = app.tickets("").await;
     assert_eq!(all["total"], 0);
     let (_, c) = app.customer(&id).await;
     assert_eq!(c["Credit"], 0);
 
-    for unreadable in [json!([1]), json!({"tickets": {}}), json!({"origin": 3, "tickets": []}), json!({})] {
+    for unreadable in [
+        json!([1]),
+        json!({"tickets": {}}),
+        json!({"origin": 3, "tickets": []}),
+        json!({}),
+    ] {
         let (status, body) = app.post_tickets(&unreadable).await;
         assert_error(status, &body, 400, "bad_request");
     }
@@ -153,15 +185,26 @@ async fn anonymous_tickets_are_stored_and_unknown_clients_matched_once_they_exis
             "unmatched": ["magasin2", "e-commerce3", "magasin4", "e-commerce5"]})
     );
     let (_, page) = app.tickets("").await;
-    let flags: Vec<bool> = page["items"].as_array().unwrap().iter().map(|t| t["unmatched"].as_bool().unwrap()).collect();
+    let flags: Vec<bool> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["unmatched"].as_bool().unwrap())
+        .collect();
     assert_eq!(flags, [false, true, true, true, true]);
 
     // Created with that IdClient: credited in the same write.
     let c = app.create_v1_ok(&json!({"Nom": "Later", "IdClient": future_id})).await;
-    assert_eq!((c["Credit"].as_u64(), c["PanierMoyen"].as_u64()), (Some(100), Some(200)));
+    assert_eq!(
+        (c["Credit"].as_u64(), c["PanierMoyen"].as_u64()),
+        (Some(100), Some(200))
+    );
     // Created with that e-mail (any case): both web tickets, the second also waiting on card 78.
     let web = app.create_v1_ok(&json!({"Nom": "Web", "Email": "WEB@shop.fr"})).await;
-    assert_eq!((web["Credit"].as_u64(), web["PanierMoyen"].as_u64()), (Some(60), Some(60)));
+    assert_eq!(
+        (web["Credit"].as_u64(), web["PanierMoyen"].as_u64()),
+        (Some(60), Some(60))
+    );
     // Card 78 then matches nothing more: ticket 5 was credited once.
     let other = app.create_v1_ok(&json!({"Nom": "Card78", "CarteFid": 78})).await;
     assert_eq!(other["Credit"], 0);
@@ -171,7 +214,12 @@ async fn anonymous_tickets_are_stored_and_unknown_clients_matched_once_they_exis
     assert_eq!((status, patched["Credit"].as_u64()), (200, Some(30)), "{patched}");
 
     let (_, page) = app.tickets("").await;
-    let flags: Vec<bool> = page["items"].as_array().unwrap().iter().map(|t| t["unmatched"].as_bool().unwrap()).collect();
+    let flags: Vec<bool> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["unmatched"].as_bool().unwrap())
+        .collect();
     assert_eq!(flags, [false, false, false, false, false]);
     for id in [future_id, web["IdClient"].as_str().unwrap(), card_holder.as_str()] {
         let (_, c) = app.customer(id).await;
@@ -184,7 +232,11 @@ async fn anonymous_tickets_are_stored_and_unknown_clients_matched_once_they_exis
 #[tokio::test]
 async fn a_card_issued_later_matches_waiting_card_tickets() {
     let app = spawn_app().await;
-    ingest_ok(&app, &json!({"tickets": [{"id": 1, "date": "2020-01-01", "prix": 10, "CarteFid": 1}]})).await;
+    ingest_ok(
+        &app,
+        &json!({"tickets": [{"id": 1, "date": "2020-01-01", "prix": 10, "CarteFid": 1}]}),
+    )
+    .await;
     let id = app.create_customer_ok(&json!({"Nom": "A"})).await;
     let (_, c) = app.issue_card(&id).await;
     assert_eq!((c["CarteFid"].as_u64(), c["Credit"].as_u64()), (Some(1), Some(5)));
@@ -211,7 +263,11 @@ async fn get_tickets_answers_every_ticket_oldest_first_and_each_consumer_only_ne
     let app = spawn_app().await;
     let (status, body) = status_and_json(app.get("/api/get_tickets").await).await;
     assert_eq!((status, body), (200, json!({"tickets": []})));
-    ingest_ok(&app, &json!({"origin": "magasin", "tickets": [ticket(1, 1, ""), ticket(2, 2, "")]})).await;
+    ingest_ok(
+        &app,
+        &json!({"origin": "magasin", "tickets": [ticket(1, 1, ""), ticket(2, 2, "")]}),
+    )
+    .await;
     let uids = |tickets: Vec<Value>| -> Vec<String> {
         tickets.iter().map(|t| t["uid"].as_str().unwrap().to_string()).collect()
     };
@@ -221,7 +277,10 @@ async fn get_tickets_answers_every_ticket_oldest_first_and_each_consumer_only_ne
     assert!(app.get_tickets(Some("bi")).await.is_empty(), "bi has them all");
     ingest_ok(&app, &json!({"origin": "magasin", "tickets": [ticket(3, 3, "")]})).await;
     assert_eq!(uids(app.get_tickets(Some("bi")).await), ["magasin3"]);
-    assert_eq!(uids(app.get_tickets(Some("promo")).await), ["magasin1", "magasin2", "magasin3"]);
+    assert_eq!(
+        uids(app.get_tickets(Some("promo")).await),
+        ["magasin1", "magasin2", "magasin3"]
+    );
     assert_eq!(app.get_tickets(None).await.len(), 3, "the full listing moves no cursor");
 
     // The cursor is durable.
@@ -248,7 +307,9 @@ async fn a_consumer_that_goes_away_mid_answer_gets_the_tickets_again() {
 async fn ticket_lists_are_paged() {
     let app = spawn_app().await;
     let id = app.create_customer_ok(&json!({"Nom": "A"})).await;
-    let batch: Vec<Value> = (0..7).map(|n| ticket(n, 10, if n % 2 == 0 { &id } else { "" })).collect();
+    let batch: Vec<Value> = (0..7)
+        .map(|n| ticket(n, 10, if n % 2 == 0 { &id } else { "" }))
+        .collect();
     ingest_ok(&app, &json!({"origin": "magasin", "tickets": batch})).await;
     let all = app.all_pages("/api/v1/tickets", 3).await;
     let ids: Vec<u64> = all.iter().map(|t| t["id"].as_u64().unwrap()).collect();
@@ -257,7 +318,10 @@ async fn ticket_lists_are_paged() {
     let ids: Vec<u64> = mine.iter().map(|t| t["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [0, 2, 4, 6]);
     let (_, page) = app.tickets("limit=3").await;
-    assert_eq!((page["total"].as_u64(), page["next_cursor"].as_str()), (Some(7), Some("3")));
+    assert_eq!(
+        (page["total"].as_u64(), page["next_cursor"].as_str()),
+        (Some(7), Some("3"))
+    );
 
     for bad in ["limit=0", "limit=1001", "cursor=x"] {
         let (status, body) = app.tickets(bad).await;

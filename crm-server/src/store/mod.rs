@@ -129,8 +129,12 @@ pub trait TicketStore {
     fn last_ticket_seq(&self) -> Result<u64, StoreError>;
 
     /// A page of a customer's credited tickets, oldest first, after ticket `after`.
-    fn customer_tickets(&self, id_client: Uuid, after: Option<u64>, limit: usize)
-        -> Result<Page<TicketRecord>, StoreError>;
+    fn customer_tickets(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<TicketRecord>, StoreError>;
 
     /// The last ticket sequence number consumer `name` has received (0 at first).
     fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError>;

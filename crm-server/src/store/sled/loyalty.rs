@@ -80,8 +80,8 @@ impl LoyaltyStore for SledStore {
 fn credit_item(tx: &Tx<'_>, item: &CreditItem, now: chrono::DateTime<Utc>) -> TxResult<CreditResult> {
     if let Some(key) = &item.key {
         if let Some(holder) = tx.idempotency.get(credit_key(key))? {
-            let balance = super::customers::customer_with_id(tx, keys::decode_u64(&holder))?
-                .map_or(Cents::ZERO, |r| r.credit);
+            let balance =
+                super::customers::customer_with_id(tx, keys::decode_u64(&holder))?.map_or(Cents::ZERO, |r| r.credit);
             return Ok(CreditResult::Credited { balance });
         }
     }

@@ -25,7 +25,12 @@ fn history_key(customer: u64, payment: u64) -> Vec<u8> {
 }
 
 fn due_key(date: NaiveDate, payment: u64) -> Vec<u8> {
-    [b"d".as_slice(), date.format("%Y-%m-%d").to_string().as_bytes(), &payment.to_be_bytes()].concat()
+    [
+        b"d".as_slice(),
+        date.format("%Y-%m-%d").to_string().as_bytes(),
+        &payment.to_be_bytes(),
+    ]
+    .concat()
 }
 
 fn pending_key(customer: u64) -> Vec<u8> {
@@ -149,7 +154,12 @@ impl PaymentStore for SledStore {
         Ok(payment)
     }
 
-    fn customer_payments(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<Payment>, StoreError> {
+    fn customer_payments(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<Payment>, StoreError> {
         let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
         let prefix = [b"h".as_slice(), &record.id.to_be_bytes()].concat();
         // A customer has few payments: counting them is a short key scan.
@@ -262,5 +272,79 @@ impl SledStore {
             Some(bytes) => decode::<PaymentRecord>(&bytes).map(|r| r.payment),
             None => Err(StoreError::Storage(format!("index points to missing payment {id}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CustomerStore;
+
+    #[tokio::test]
+    async fn replacing_pending_payments_keeps_the_customer_totals_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        let created = store
+            .create_customer(crm_model::NewCustomer {
+                nom: "A".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2020, 1, d).unwrap();
+        let now = Utc::now();
+        let after_schedule = store
+            .transact(|tx| {
+                let old = customer_with_id(tx, created.id)?.unwrap();
+                let mut record = old.clone();
+                schedule_payment(tx, &mut record, day(5), Cents(100), now)?;
+                schedule_payment(tx, &mut record, day(3), Cents(50), now)?;
+                write_customer(tx, Some(&old), &record)?;
+                Ok(record)
+            })
+            .unwrap();
+        assert_eq!(
+            (after_schedule.next_payment, after_schedule.pending_payments),
+            (Some(day(3)), Cents(150))
+        );
+
+        let replaced = store
+            .transact(|tx| {
+                let old = customer_with_id(tx, created.id)?.unwrap();
+                let mut record = old.clone();
+                let new = replace_pending_payments(tx, &mut record, Some((day(9), Cents(7))), now)?;
+                write_customer(tx, Some(&old), &record)?;
+                Ok((record, new))
+            })
+            .unwrap();
+        assert_eq!(
+            (replaced.0.next_payment, replaced.0.pending_payments),
+            (Some(day(9)), Cents(7))
+        );
+        assert_eq!(replaced.1.map(|p| p.id), Some(3));
+        let statuses: Vec<_> = store
+            .customer_payments(created.id_client, None, 10)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| p.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            [PaymentStatus::Replaced, PaymentStatus::Replaced, PaymentStatus::Pending]
+        );
+        let due = store.payments_due(day(31), None, 10).unwrap();
+        assert_eq!(due.items.iter().map(|p| p.id).collect::<Vec<_>>(), [3]);
+
+        let cleared = store
+            .transact(|tx| {
+                let old = customer_with_id(tx, created.id)?.unwrap();
+                let mut record = old.clone();
+                replace_pending_payments(tx, &mut record, None, now)?;
+                write_customer(tx, Some(&old), &record)?;
+                Ok(record)
+            })
+            .unwrap();
+        assert_eq!((cleared.next_payment, cleared.pending_payments), (None, Cents::ZERO));
     }
 }

@@ -199,13 +199,21 @@ fn credit_ticket(
 ) -> TxResult<Cents> {
     let credit = record.ticket.credit();
     let balance = Cents(customer.credit.0.saturating_add(credit.0));
-    ledger::append(tx, customer, balance, LedgerCause::Ticket, Some(record.ticket.uid.clone()), now)?;
+    ledger::append(
+        tx,
+        customer,
+        balance,
+        LedgerCause::Ticket,
+        Some(record.ticket.uid.clone()),
+        now,
+    )?;
     customer.ticket_count += 1;
     customer.ticket_total.0 = customer.ticket_total.0.saturating_add(record.ticket.prix.0);
     customer.updated_at = now;
     record.customer = Some(customer.id);
     record.ticket.unmatched = false;
-    tx.ticket_index.insert(customer_ticket_key(customer.id, record.seq), &[])?;
+    tx.ticket_index
+        .insert(customer_ticket_key(customer.id, record.seq), &[])?;
     Ok(credit)
 }
 
