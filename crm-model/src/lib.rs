@@ -7,13 +7,17 @@ pub mod customer;
 pub mod input;
 pub mod loyalty;
 pub mod money;
+pub mod payments;
 pub mod query;
 pub mod search;
+pub mod tickets;
 pub mod validation;
 
 pub use customer::{Customer, CustomerRecord, Sexe};
 pub use input::{CustomerInput, CustomerPatch, NewCustomer};
-pub use loyalty::{LedgerCause, LedgerEntry};
+pub use loyalty::{CardRef, CreditItem, LedgerCause, LedgerEntry};
 pub use money::Cents;
+pub use payments::{AllowCredit, Payment, PaymentRecord, PaymentStatus};
 pub use query::{ListParams, ListQuery, Page, Sort, SortDirection, SortKey};
+pub use tickets::{Ticket, TicketRecord};
 pub use validation::{FieldError, InputError};

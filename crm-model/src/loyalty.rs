@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
 
-use crate::money::Cents;
+use crate::money::{Cents, MAX_CENTS};
+use crate::validation::{json_type_name, parse_json_object, FieldError, InputError};
 
 /// Why a customer's credit moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,4 +39,196 @@ pub struct LedgerEntry {
     /// Idempotency key (ticket id, item id, batch key), when the source gave one.
     #[serde(default)]
     pub key: Option<String>,
+}
+
+/// How `POST /api/credit` names a card holder: the card number, or (older clients) the
+/// customer's `IdClient`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardRef {
+    Card(u64),
+    IdClient(Uuid),
+}
+
+impl CardRef {
+    /// Reads a card reference: a positive integer (or its digits as text) or a UUID.
+    pub fn parse(value: &Value) -> Result<CardRef, String> {
+        match value {
+            Value::Number(n) => n
+                .as_u64()
+                .filter(|n| (1..=MAX_CENTS).contains(n))
+                .map(CardRef::Card)
+                .ok_or_else(|| "must be a positive card number or an IdClient".to_string()),
+            Value::String(s) => {
+                let s = s.trim();
+                if let Ok(n) = s.parse::<u64>() {
+                    return CardRef::parse(&Value::from(n));
+                }
+                Uuid::parse_str(s)
+                    .map(CardRef::IdClient)
+                    .map_err(|_| format!("{s:?} is neither a card number nor an IdClient"))
+            }
+            other => Err(format!(
+                "must be a card number or an IdClient, not {}",
+                json_type_name(other)
+            )),
+        }
+    }
+}
+
+/// One item of a `POST /api/credit` batch, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditItem {
+    /// The `carteFid` as sent, echoed in the answer.
+    pub card_as_sent: Value,
+    pub card: CardRef,
+    /// The purchase amount; the holder earns half of it.
+    pub montant: Cents,
+    /// Idempotency key: the item's `id`, else the batch's `Idempotency-Key` and the
+    /// item's position.
+    pub key: Option<String>,
+}
+
+impl CreditItem {
+    pub fn credit(&self) -> Cents {
+        self.montant.loyalty_share()
+    }
+}
+
+/// Longest idempotency key accepted.
+pub const MAX_KEY_CHARS: usize = 200;
+
+/// Reads `{"Tickets": [{"carteFid", "Montant", "id"}...]}`: a malformed or invalid item
+/// refuses the whole batch, every bad field listed as `Tickets[i].field`.
+pub fn parse_credit_batch(body: &[u8], batch_key: Option<&str>) -> Result<Vec<CreditItem>, InputError> {
+    let mut object = parse_json_object(body)?;
+    let items = match object.remove("Tickets").or_else(|| object.remove("tickets")) {
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(InputError::Unreadable(format!(
+                "Tickets must be an array, not {}",
+                json_type_name(&other)
+            )))
+        }
+        None => return Err(InputError::Unreadable("the body has no Tickets array".into())),
+    };
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let field = |name: &str| format!("Tickets[{index}].{name}");
+        let Value::Object(item) = item else {
+            errors.push(FieldError::new(format!("Tickets[{index}]"), "must be an object"));
+            continue;
+        };
+        let card_as_sent = item.get("carteFid").or_else(|| item.get("CarteFid")).cloned();
+        let card = match &card_as_sent {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(v) => CardRef::parse(v),
+        }
+        .map_err(|e| errors.push(FieldError::new(field("carteFid"), e)));
+        let montant = match item.get("Montant").or_else(|| item.get("montant")) {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(v) => Cents::from_json(v),
+        }
+        .map_err(|e| errors.push(FieldError::new(field("Montant"), e)));
+        let key = match item.get("id") {
+            None | Some(Value::Null) => Ok(batch_key.map(|k| format!("{k}#{index}"))),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_KEY_CHARS => {
+                Ok(Some(s.trim().to_string()))
+            }
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(()),
+        }
+        .map_err(|()| {
+            errors.push(FieldError::new(
+                field("id"),
+                format!("must be a number or non-empty text of at most {MAX_KEY_CHARS} characters"),
+            ))
+        });
+        if let (Ok(card), Ok(montant), Ok(key)) = (card, montant, key) {
+            out.push(CreditItem {
+                card_as_sent: card_as_sent.unwrap_or_default(),
+                card,
+                montant,
+                key,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(InputError::Invalid(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn card_refs_are_numbers_digits_or_uuids() {
+        assert_eq!(CardRef::parse(&json!(33)), Ok(CardRef::Card(33)));
+        assert_eq!(CardRef::parse(&json!(" 33 ")), Ok(CardRef::Card(33)));
+        let id = Uuid::new_v4();
+        assert_eq!(CardRef::parse(&json!(id.to_string())), Ok(CardRef::IdClient(id)));
+        for bad in [json!(0), json!(-1), json!("abc"), json!(1.5), json!(true)] {
+            assert!(CardRef::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_documents_batch_reads_and_credits_half_rounded_down() {
+        let items = parse_credit_batch(
+            br#"{"Tickets": [{"carteFid": 33, "Montant": 26}, {"carteFid": 42, "Montant": 55, "id": "k1"}]}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(items[0].credit(), Cents(13));
+        assert_eq!(items[1].credit(), Cents(27));
+        assert_eq!((items[0].key.as_deref(), items[1].key.as_deref()), (None, Some("k1")));
+        assert_eq!(items[0].card_as_sent, json!(33));
+    }
+
+    #[test]
+    fn the_batch_key_names_items_without_their_own() {
+        let items = parse_credit_batch(
+            br#"{"Tickets": [{"carteFid": 1, "Montant": 2}, {"carteFid": 1, "Montant": 2, "id": 9}]}"#,
+            Some("B"),
+        )
+        .unwrap();
+        assert_eq!(
+            (items[0].key.as_deref(), items[1].key.as_deref()),
+            (Some("B#0"), Some("9"))
+        );
+    }
+
+    #[test]
+    fn any_bad_item_refuses_the_batch_listing_every_field() {
+        let err = parse_credit_batch(
+            br#"{"Tickets": [{"carteFid": 1, "Montant": 2}, {"carteFid": 1}, {"Montant": -4, "carteFid": "x"}, 3]}"#,
+            None,
+        )
+        .unwrap_err();
+        let InputError::Invalid(errors) = err else {
+            panic!("{err:?}")
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "Tickets[1].Montant",
+                "Tickets[2].carteFid",
+                "Tickets[2].Montant",
+                "Tickets[3]"
+            ]
+        );
+        assert!(matches!(
+            parse_credit_batch(b"{}", None),
+            Err(InputError::Unreadable(_))
+        ));
+        assert!(matches!(
+            parse_credit_batch(b"[1]", None),
+            Err(InputError::Unreadable(_))
+        ));
+    }
 }

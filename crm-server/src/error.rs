@@ -121,6 +121,8 @@ impl From<StoreError> for ApiError {
             StoreError::IdClientTaken(existing) => ApiError::new(StatusCode::CONFLICT, "id_client_taken", message)
                 .with("idClient", json!(existing))
                 .with("field", json!("IdClient")),
+            StoreError::PaymentNotFound => ApiError::not_found("payment_not_found", message),
+            StoreError::PaymentNotPending { .. } => ApiError::new(StatusCode::CONFLICT, "payment_not_pending", message),
             StoreError::BadCursor(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", message),
             StoreError::Storage(message) => {
                 tracing::error!(%message, "storage failure");

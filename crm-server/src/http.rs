@@ -50,6 +50,29 @@ where
     Ok(out.freeze())
 }
 
+/// Turns a handler's outcome into the answer: the error's JSON on failure.
+pub fn into_response(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+/// The `limit` and `cursor` of a list whose cursor is a sequence number (ledger,
+/// tickets, payments of a customer); `400` when unreadable.
+pub fn seq_page_query(raw: &str) -> Result<(usize, Option<u64>), ApiError> {
+    let params: crm_model::ListParams = parse_query(raw)?;
+    let query = crm_model::ListQuery::from_params(&params)?;
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_cursor",
+                format!("cursor {cursor:?} is not a cursor of this list"),
+            )
+        })?),
+    };
+    Ok((query.limit, after))
+}
+
 /// The raw query string, empty when there is none.
 pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
@@ -97,12 +120,32 @@ pub fn normalize_uri(uri: &Uri) -> Option<Uri> {
 /// whose items come in batches from `next_batch`, called on a blocking thread until it
 /// answers an empty batch. At most a few batches are in memory whatever the total, and
 /// production stops when the client goes away.
-pub fn stream_json_array<T, F>(prefix: &'static str, suffix: &'static str, mut next_batch: F) -> Response
+pub fn stream_json_array<T, F>(prefix: &'static str, suffix: &'static str, next_batch: F) -> Response
 where
     T: Serialize,
     F: FnMut() -> Result<Vec<T>, crate::store::StoreError> + Send + 'static,
 {
+    stream_json_array_then(prefix, suffix, next_batch, || async {})
+}
+
+/// [`stream_json_array`], then `on_complete` once the whole body, suffix included, has
+/// been taken by the connection (the body stream was polled to its end). It does not
+/// run when the listing fails or the client goes away before the end.
+pub fn stream_json_array_then<T, F, C, Fut>(
+    prefix: &'static str,
+    suffix: &'static str,
+    mut next_batch: F,
+    on_complete: C,
+) -> Response
+where
+    T: Serialize,
+    F: FnMut() -> Result<Vec<T>, crate::store::StoreError> + Send + 'static,
+    C: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (chunks, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let produced_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer_done = produced_all.clone();
     tokio::task::spawn_blocking(move || {
         let mut first = true;
         let mut buf = Vec::with_capacity(64 * 1024);
@@ -131,10 +174,33 @@ where
             }
         }
         buf.extend_from_slice(suffix.as_bytes());
-        let _ = chunks.blocking_send(Ok(Bytes::from(buf)));
+        if chunks.blocking_send(Ok(Bytes::from(buf))).is_ok() {
+            producer_done.store(true, std::sync::atomic::Ordering::Release);
+        }
     });
-    let body = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
+    // The body must be `Sync`: the completion waits in a mutex and runs as its own task.
+    let state = (receiver, std::sync::Mutex::new(Some(on_complete)));
+    let body = futures::stream::unfold(state, move |(mut receiver, on_complete)| {
+        let produced_all = produced_all.clone();
+        async move {
+            match receiver.recv().await {
+                Some(chunk) => Some((chunk, (receiver, on_complete))),
+                None => {
+                    // Every chunk was taken; the producer's flag says none was missing.
+                    let complete = produced_all.load(std::sync::atomic::Ordering::Acquire);
+                    let task = on_complete
+                        .lock()
+                        .ok()
+                        .and_then(|mut c| c.take())
+                        .filter(|_| complete)
+                        .map(|done| tokio::spawn(done()));
+                    if let Some(task) = task {
+                        let _ = task.await;
+                    }
+                    None
+                }
+            }
+        }
     });
     warp::reply::with_header(warp::reply::stream(body), "content-type", "application/json").into_response()
 }

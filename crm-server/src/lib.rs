@@ -8,11 +8,14 @@ pub mod config;
 pub mod customers;
 pub mod error;
 pub mod http;
+pub mod loyalty;
 pub mod openapi;
 pub mod pages;
+pub mod payments;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod tickets;
 
 pub use config::Config;
 pub use server::{run, serve, ServerError};

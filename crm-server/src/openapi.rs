@@ -29,9 +29,23 @@ use crate::http::json;
         crate::pages::import::form_page,
         crate::pages::customer::page,
         crate::pages::stylesheet,
+        crate::loyalty::credit,
+        crate::loyalty::credit_of,
+        crate::loyalty::issue_card,
+        crate::loyalty::ledger,
+        crate::tickets::ingest,
+        crate::tickets::list_tickets,
+        crate::tickets::customer_tickets,
+        crate::tickets::get_tickets_doc,
+        crate::tickets::get_tickets,
+        crate::payments::allow_credit,
+        crate::payments::customer_payments,
+        crate::payments::payments_due,
+        crate::payments::payment_result,
+        crate::payments::reset_refusals,
         openapi_json,
     ),
-    components(schemas(crate::error::ErrorBody, crm_model::FieldError))
+    components(schemas(crate::error::ErrorBody, crm_model::FieldError, crm_model::tickets::TicketError))
 )]
 pub struct ApiDoc;
 

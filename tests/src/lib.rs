@@ -203,6 +203,123 @@ impl TestApp {
         (status, body)
     }
 
+    /// `POST /api/v1/customers` that must be accepted; answers the customer object.
+    pub async fn create_v1_ok(&self, body: &Value) -> Value {
+        let (status, customer) = status_and_json(self.post_json("/api/v1/customers", body).await).await;
+        assert_eq!(status, 201, "create refused: {customer}");
+        customer
+    }
+
+    /// `POST /api/v1/customers/<id>/card`.
+    pub async fn issue_card(&self, id_client: &str) -> (u16, Value) {
+        status_and_json(self.post_raw(&format!("/api/v1/customers/{id_client}/card"), "").await).await
+    }
+
+    /// `GET /api/v1/customers/<id>/ledger?<query>`.
+    pub async fn ledger(&self, id_client: &str, query: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/v1/customers/{id_client}/ledger?{query}")).await).await
+    }
+
+    /// Every item of a paged list, following `next_cursor` with pages of `limit`.
+    pub async fn all_pages(&self, path: &str, limit: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let mut url = format!("{path}{sep}limit={limit}");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = status_and_json(self.get(&url).await).await;
+            assert_eq!(status, 200, "{url}: {page}");
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return items,
+            }
+        }
+    }
+
+    /// `POST /api/credit`.
+    pub async fn credit(&self, body: &Value) -> (u16, Value) {
+        status_and_json(self.post_json("/api/credit", body).await).await
+    }
+
+    /// `POST /api/credit` with an `Idempotency-Key` header.
+    pub async fn credit_with_key(&self, body: &Value, key: &str) -> (u16, Value) {
+        let request = self
+            .client
+            .post(self.url("/api/credit"))
+            .header("Idempotency-Key", key)
+            .json(body);
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// `GET /api/credit/<card>`.
+    pub async fn credit_of(&self, card: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/credit/{card}")).await).await
+    }
+
+    /// `POST /api/v1/tickets`.
+    pub async fn post_tickets(&self, body: &Value) -> (u16, Value) {
+        status_and_json(self.post_json("/api/v1/tickets", body).await).await
+    }
+
+    /// `GET /api/v1/tickets?<query>`.
+    pub async fn tickets(&self, query: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/v1/tickets?{query}")).await).await
+    }
+
+    /// `GET /api/v1/customers/<id>/tickets?<query>`.
+    pub async fn customer_tickets(&self, id_client: &str, query: &str) -> (u16, Value) {
+        status_and_json(
+            self.get(&format!("/api/v1/customers/{id_client}/tickets?{query}"))
+                .await,
+        )
+        .await
+    }
+
+    /// `GET /api/get_tickets` or `GET /api/get_tickets/<consumer>`: the tickets array.
+    pub async fn get_tickets(&self, consumer: Option<&str>) -> Vec<Value> {
+        let path = consumer.map_or("/api/get_tickets".to_string(), |c| format!("/api/get_tickets/{c}"));
+        let (status, body) = status_and_json(self.get(&path).await).await;
+        assert_eq!(status, 200, "{body}");
+        body["tickets"].as_array().expect("tickets array").clone()
+    }
+
+    /// `POST /api/allow_credit`.
+    pub async fn allow_credit(&self, body: &Value) -> (u16, Value) {
+        status_and_json(self.post_json("/api/allow_credit", body).await).await
+    }
+
+    /// `GET /api/v1/customers/<id>/payments?<query>`.
+    pub async fn customer_payments(&self, id_client: &str, query: &str) -> (u16, Value) {
+        status_and_json(
+            self.get(&format!("/api/v1/customers/{id_client}/payments?{query}"))
+                .await,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/payments?<query>`.
+    pub async fn payments_due(&self, query: &str) -> (u16, Value) {
+        status_and_json(self.get(&format!("/api/v1/payments?{query}")).await).await
+    }
+
+    /// `POST /api/v1/payments/<id>/result`.
+    pub async fn payment_result(&self, id: &str, body: &Value) -> (u16, Value) {
+        status_and_json(self.post_json(&format!("/api/v1/payments/{id}/result"), body).await).await
+    }
+
+    /// `POST /api/v1/customers/<id>/refusals/reset`.
+    pub async fn reset_refusals(&self, id_client: &str) -> (u16, Value) {
+        status_and_json(
+            self.post_raw(&format!("/api/v1/customers/{id_client}/refusals/reset"), "")
+                .await,
+        )
+        .await
+    }
+
     /// `POST /api/customer/email`.
     pub async fn customer_by_email(&self, email: &str) -> (u16, Value) {
         status_and_json(

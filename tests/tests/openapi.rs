@@ -21,6 +21,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/update_db"),
     ("get", "/api/customers/{IdClient}"),
     ("get", "/api/assets/crm.css"),
+    ("post", "/api/credit"),
+    ("get", "/api/credit/{carteFid}"),
+    ("post", "/api/v1/customers/{IdClient}/card"),
+    ("get", "/api/v1/customers/{IdClient}/ledger"),
+    ("post", "/api/v1/tickets"),
+    ("get", "/api/v1/tickets"),
+    ("get", "/api/v1/customers/{IdClient}/tickets"),
+    ("get", "/api/get_tickets"),
+    ("get", "/api/get_tickets/{consumer}"),
+    ("post", "/api/allow_credit"),
+    ("get", "/api/v1/customers/{IdClient}/payments"),
+    ("get", "/api/v1/payments"),
+    ("post", "/api/v1/payments/{id}/result"),
+    ("post", "/api/v1/customers/{IdClient}/refusals/reset"),
 ];
 
 #[tokio::test]
@@ -43,7 +57,10 @@ async fn the_document_lists_every_route_and_only_routes_that_answer() {
     for (method, path) in ROUTES {
         let concrete = path
             .replace("{IdClient}", "a14e39ce-e29e-11e9-a8cb-08002751d198")
-            .replace("{slug}", "x");
+            .replace("{slug}", "x")
+            .replace("{carteFid}", "33")
+            .replace("{consumer}", "bi")
+            .replace("{id}", "1");
         let request = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))

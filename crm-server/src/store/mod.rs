@@ -6,7 +6,11 @@
 
 use std::future::Future;
 
-use crm_model::{CustomerPatch, CustomerRecord, ListQuery, NewCustomer, Page};
+use chrono::NaiveDate;
+use crm_model::{
+    AllowCredit, Cents, CreditItem, CustomerPatch, CustomerRecord, LedgerEntry, ListQuery, NewCustomer, Page, Payment,
+    Ticket, TicketRecord,
+};
 use uuid::Uuid;
 
 pub mod sled;
@@ -25,6 +29,11 @@ pub enum StoreError {
     CardTaken { card: u64, existing: Uuid },
     #[error("the IdClient {0} is already used")]
     IdClientTaken(Uuid),
+    #[error("payment not found")]
+    PaymentNotFound,
+    /// A result for a payment that is no longer pending.
+    #[error("payment {id} is {status}, not pending")]
+    PaymentNotPending { id: u64, status: String },
     /// A list cursor that this store did not hand out for this sort.
     #[error("{0}")]
     BadCursor(String),
@@ -69,6 +78,97 @@ pub trait CustomerStore {
     fn customer_count(&self) -> Result<u64, StoreError>;
 }
 
+/// What became of one item of a credit batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditResult {
+    /// Credited (or already credited under the same idempotency key): the new balance.
+    Credited { balance: Cents },
+    /// No live customer holds this card (or has this IdClient).
+    UnknownCard,
+}
+
+/// What a ticket batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub stored: u64,
+    /// Tickets whose `uid` was already stored: skipped.
+    pub duplicates: u64,
+    pub credited_cents: Cents,
+    /// `uid`s of the stored tickets whose customer is not known yet.
+    pub unmatched: Vec<String>,
+}
+
+/// Loyalty: cards, the credit ledger, `POST /api/credit`.
+pub trait LoyaltyStore {
+    /// Gives a live customer the next free card number; one who has a card keeps it.
+    fn issue_card(&self, id_client: Uuid) -> impl Future<Output = Result<CustomerRecord, StoreError>> + Send;
+
+    /// Credits each holder half its item's amount, in one atomic write; items whose key
+    /// was seen before credit nothing again. One result per item, in order.
+    fn credit(&self, items: Vec<CreditItem>) -> impl Future<Output = Result<Vec<CreditResult>, StoreError>> + Send;
+
+    /// A live customer by card number, or by IdClient.
+    fn customer_by_card_ref(&self, card: &crm_model::CardRef) -> Result<Option<CustomerRecord>, StoreError>;
+
+    /// A page of a customer's ledger, oldest first, after entry `after`.
+    fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// Tickets: ingestion (idempotent on `uid`), listings, and the cursors of consumers.
+pub trait TicketStore {
+    /// Stores a validated batch in one atomic write, crediting known customers.
+    fn ingest_tickets(&self, tickets: Vec<Ticket>) -> impl Future<Output = Result<IngestOutcome, StoreError>> + Send;
+
+    /// Up to `limit` tickets with a sequence number above `after` and at most `until`.
+    fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError>;
+
+    /// A page of every ticket, oldest first, after ticket `after`.
+    fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError>;
+
+    /// The sequence number of the newest ticket (0 when none): how many there are.
+    fn last_ticket_seq(&self) -> Result<u64, StoreError>;
+
+    /// A page of a customer's credited tickets, oldest first, after ticket `after`.
+    fn customer_tickets(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<TicketRecord>, StoreError>;
+
+    /// The last ticket sequence number consumer `name` has received (0 at first).
+    fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError>;
+
+    /// Moves consumer `name`'s cursor to `seq` (never backwards), durably.
+    fn advance_consumer(&self, name: &str, seq: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Deferred payments and refusals.
+pub trait PaymentStore {
+    /// Schedules the payment when the customer has fewer than `refusal_limit`
+    /// refusals; `None` (nothing written) when over the limit.
+    fn allow_credit(
+        &self,
+        request: AllowCredit,
+        refusal_limit: u32,
+    ) -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
+
+    /// A page of a customer's payments (every status), by id, after payment `after`.
+    fn customer_payments(&self, id_client: Uuid, after: Option<u64>, limit: usize)
+        -> Result<Page<Payment>, StoreError>;
+
+    /// A page of pending payments due on or before `due`, by due date then id, after
+    /// the opaque position `after`.
+    fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError>;
+
+    /// Records the payment service's answer: paid, or a refusal (the customer's
+    /// `NbRefus` + 1, due date one day later).
+    fn payment_result(&self, id: u64, paid: bool) -> impl Future<Output = Result<Payment, StoreError>> + Send;
+
+    /// Sets a customer's `NbRefus` to 0.
+    fn reset_refusals(&self, id_client: Uuid) -> impl Future<Output = Result<CustomerRecord, StoreError>> + Send;
+}
+
 /// Health and durability of the store as a whole.
 pub trait StoreAdmin {
     /// Makes every acknowledged write durable (used at shutdown).
@@ -80,6 +180,12 @@ pub trait StoreAdmin {
 }
 
 /// Everything the server needs of its storage.
-pub trait Store: CustomerStore + StoreAdmin + Clone + Send + Sync + 'static {}
+pub trait Store:
+    CustomerStore + LoyaltyStore + TicketStore + PaymentStore + StoreAdmin + Clone + Send + Sync + 'static
+{
+}
 
-impl<T> Store for T where T: CustomerStore + StoreAdmin + Clone + Send + Sync + 'static {}
+impl<T> Store for T where
+    T: CustomerStore + LoyaltyStore + TicketStore + PaymentStore + StoreAdmin + Clone + Send + Sync + 'static
+{
+}

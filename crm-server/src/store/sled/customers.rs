@@ -9,7 +9,7 @@ use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, Ne
 use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
-use super::{abort, bump_counter, decode, encode, ledger, storage, SledStore, Tx, TxResult};
+use super::{abort, bump_counter, decode, encode, ledger, payments, storage, tickets, SledStore, Tx, TxResult};
 use crate::store::{CustomerStore, StoreError};
 
 impl CustomerStore for SledStore {
@@ -27,6 +27,10 @@ impl CustomerStore for SledStore {
             if opening > Cents::ZERO {
                 ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
             }
+            if let Some((date, amount)) = new.scheduled_payment {
+                payments::schedule_payment(tx, &mut record, date, amount, now)?;
+            }
+            tickets::match_pending(tx, None, &mut record, now)?;
             write_customer(tx, None, &record)?;
             bump_counter(tx.meta, keys::LIVE_CUSTOMERS, 1)?;
             Ok(record)
@@ -41,6 +45,7 @@ impl CustomerStore for SledStore {
             let old = live_customer_in(tx, id_client)?;
             let mut record = old.clone();
             patch.apply(&mut record, now);
+            tickets::match_pending(tx, Some(&old), &mut record, now)?;
             if record != old {
                 write_customer(tx, Some(&old), &record)?;
             }
@@ -317,6 +322,22 @@ fn decode_cursor(cursor: &str, sort: Sort) -> Result<Vec<u8>, StoreError> {
         Ok(position)
     } else {
         Err(bad())
+    }
+}
+
+/// A customer by sequence number, erased ones included.
+pub(crate) fn customer_with_id(tx: &Tx<'_>, id: u64) -> TxResult<Option<CustomerRecord>> {
+    match tx.customers.get(id.to_be_bytes())? {
+        Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+        None => Ok(None),
+    }
+}
+
+/// A live customer through a unique index key (`keys::card_key`...).
+pub(crate) fn live_customer_by_index(tx: &Tx<'_>, index_key: &[u8]) -> TxResult<Option<CustomerRecord>> {
+    match tx.index.get(index_key)? {
+        Some(id) => Ok(customer_with_id(tx, decode_u64(&id))?.filter(|r| !r.erased)),
+        None => Ok(None),
     }
 }
 

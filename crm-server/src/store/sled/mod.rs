@@ -5,7 +5,15 @@
 //! - `index`: every secondary index, one prefix byte each (see [`keys`]), written in
 //!   the same transaction as the record it points to
 //! - `ledger`: customer id + entry number -> JSON [`crm_model::LedgerEntry`]
-//! - `meta`: counters (next customer id, live customers), so nothing scans to count.
+//! - `tickets`: ticket sequence number -> JSON [`crm_model::TicketRecord`]
+//! - `ticket_index`: `uid` -> sequence number, a customer's tickets, and the unmatched
+//!   tickets waiting for each client key (see [`tickets`])
+//! - `payments`: payment id -> JSON [`crm_model::PaymentRecord`]
+//! - `payment_index`: a customer's payments, the pending ones by due date (see
+//!   [`payments`])
+//! - `idempotency`: keys of `POST /api/credit` items already applied
+//! - `meta`: counters (next customer id, live customers, next ticket, card, payment)
+//!   and the cursors of ticket consumers, so nothing scans to count.
 //!
 //! Durability: a write is acknowledged only after a flush that started after the
 //! write. Concurrent writers share one flush ([`GroupCommit`]).
@@ -13,6 +21,9 @@
 mod customers;
 pub(crate) mod keys;
 mod ledger;
+mod loyalty;
+pub(crate) mod payments;
+pub(crate) mod tickets;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +49,11 @@ struct Inner {
     index: sled::Tree,
     ledger: sled::Tree,
     meta: sled::Tree,
+    tickets: sled::Tree,
+    ticket_index: sled::Tree,
+    payments: sled::Tree,
+    payment_index: sled::Tree,
+    idempotency: sled::Tree,
     group_commit: GroupCommit,
 }
 
@@ -47,6 +63,11 @@ pub(crate) struct Tx<'a> {
     pub index: &'a TransactionalTree,
     pub ledger: &'a TransactionalTree,
     pub meta: &'a TransactionalTree,
+    pub tickets: &'a TransactionalTree,
+    pub ticket_index: &'a TransactionalTree,
+    pub payments: &'a TransactionalTree,
+    pub payment_index: &'a TransactionalTree,
+    pub idempotency: &'a TransactionalTree,
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -74,6 +95,11 @@ impl SledStore {
             index: tree("index")?,
             ledger: tree("ledger")?,
             meta: tree("meta")?,
+            tickets: tree("tickets")?,
+            ticket_index: tree("ticket_index")?,
+            payments: tree("payments")?,
+            payment_index: tree("payment_index")?,
+            idempotency: tree("idempotency")?,
             group_commit: GroupCommit::start(db),
         };
         Ok(SledStore { inner: Arc::new(inner) })
@@ -83,15 +109,33 @@ impl SledStore {
     /// more than once, so it must have no effect outside the transaction.
     pub(crate) fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let i = &self.inner;
-        (&i.customers, &i.index, &i.ledger, &i.meta)
-            .transaction(|(customers, index, ledger, meta)| {
-                body(&Tx {
-                    customers,
-                    index,
-                    ledger,
-                    meta,
-                })
-            })
+        let trees = (
+            &i.customers,
+            &i.index,
+            &i.ledger,
+            &i.meta,
+            &i.tickets,
+            &i.ticket_index,
+            &i.payments,
+            &i.payment_index,
+            &i.idempotency,
+        );
+        trees
+            .transaction(
+                |(customers, index, ledger, meta, tickets, ticket_index, payments, payment_index, idempotency)| {
+                    body(&Tx {
+                        customers,
+                        index,
+                        ledger,
+                        meta,
+                        tickets,
+                        ticket_index,
+                        payments,
+                        payment_index,
+                        idempotency,
+                    })
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => storage(e),
@@ -186,4 +230,51 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| storage(format!("unreadable stored record: {e}")))
+}
+
+/// One page of the entries of `tree` under `prefix` whose keys end with a big-endian
+/// sequence number, after sequence `after`: a key range, never an offset. `load` turns
+/// an entry into an item. The cursor is the last sequence number, in decimal.
+pub(crate) fn seq_page<T>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    after: Option<u64>,
+    limit: usize,
+    total: u64,
+    mut load: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+) -> Result<crm_model::Page<T>, StoreError> {
+    use std::ops::Bound;
+    let start = match after {
+        Some(after) => Bound::Excluded([prefix, &after.to_be_bytes()].concat()),
+        None => Bound::Included(prefix.to_vec()),
+    };
+    let end = keys::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut items = Vec::with_capacity(limit);
+    let mut last = None;
+    let mut more = false;
+    for entry in tree.range::<Vec<u8>, _>((start, end)) {
+        let (key, value) = entry.map_err(storage)?;
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(load(&key, &value)?);
+        last = Some(keys::decode_u64(&key[key.len().saturating_sub(8)..]));
+    }
+    Ok(crm_model::Page {
+        items,
+        next_cursor: last.filter(|_| more).map(|seq| seq.to_string()),
+        total,
+    })
+}
+
+/// A list of big-endian u64s stored in one value (the pending tickets of a client key,
+/// the pending payments of a customer): read and written whole inside transactions,
+/// which cannot scan.
+pub(crate) fn decode_u64_list(bytes: &[u8]) -> Vec<u64> {
+    bytes.chunks_exact(8).map(keys::decode_u64).collect()
+}
+
+pub(crate) fn encode_u64_list(list: &[u64]) -> Vec<u8> {
+    list.iter().flat_map(|n| n.to_be_bytes()).collect()
 }

@@ -1,0 +1,173 @@
+//! Deferred payments: scheduled by `allow_credit` (and imports), settled by the payment
+//! service one result at a time.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::input::parse_date;
+use crate::money::Cents;
+use crate::validation::{json_type_name, parse_json_object, FieldError, InputError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PaymentStatus {
+    /// Scheduled, not yet paid: counts in the customer's `Montant`.
+    Pending,
+    Paid,
+    /// Replaced by an import row that scheduled the customer's payments anew.
+    Replaced,
+}
+
+/// A deferred payment, as `/api/v1` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Payment {
+    pub id: u64,
+    #[serde(rename = "IdClient")]
+    pub id_client: Uuid,
+    /// Amount, cents.
+    #[serde(rename = "Montant")]
+    pub montant: Cents,
+    /// Due date; moved one day later by each refusal.
+    #[serde(rename = "Date")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub date: NaiveDate,
+    pub status: PaymentStatus,
+    /// Refused attempts so far.
+    pub attempts: u32,
+}
+
+/// What the store keeps of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub payment: Payment,
+    /// The customer's sequence number.
+    pub customer: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Whether a customer with `nb_refus` refusals may take credit under `refusal_limit`.
+pub fn credit_allowed(nb_refus: u32, refusal_limit: u32) -> bool {
+    nb_refus < refusal_limit
+}
+
+/// The body of `POST /api/allow_credit`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowCredit {
+    pub id_client: Uuid,
+    pub montant: Cents,
+    pub date: NaiveDate,
+}
+
+impl AllowCredit {
+    /// Reads `{"idClient", "Montant", "Date"}`. The `idClient` as sent (when it was a
+    /// string) is answered even when the body is refused, so it is returned beside.
+    pub fn parse(body: &[u8]) -> (Option<String>, Result<AllowCredit, InputError>) {
+        let object = match parse_json_object(body) {
+            Ok(o) => o,
+            Err(e) => return (None, Err(e)),
+        };
+        let raw_id = ["idClient", "IdClient"].iter().find_map(|k| object.get(*k));
+        let sent = raw_id.and_then(Value::as_str).map(str::to_string);
+        let mut errors = Vec::new();
+        let id_client = match raw_id {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(Value::String(s)) => Uuid::parse_str(s.trim()).map_err(|_| format!("{s:?} is not a UUID")),
+            Some(other) => Err(format!("must be a UUID string, not {}", json_type_name(other))),
+        }
+        .map_err(|e| errors.push(FieldError::new("idClient", e)));
+        let montant = match object.get("Montant").or_else(|| object.get("montant")) {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(v) => Cents::from_json(v).and_then(|c| {
+                if c > Cents::ZERO {
+                    Ok(c)
+                } else {
+                    Err("must be more than 0".into())
+                }
+            }),
+        }
+        .map_err(|e| errors.push(FieldError::new("Montant", e)));
+        let date = match object.get("Date").or_else(|| object.get("date")) {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(Value::String(s)) => parse_date(s),
+            Some(other) => Err(format!("must be a YYYY-MM-DD date, not {}", json_type_name(other))),
+        }
+        .map_err(|e| errors.push(FieldError::new("Date", e)));
+        let parsed = match (id_client, montant, date) {
+            (Ok(id_client), Ok(montant), Ok(date)) => Ok(AllowCredit {
+                id_client,
+                montant,
+                date,
+            }),
+            _ => Err(InputError::Invalid(errors)),
+        };
+        (sent, parsed)
+    }
+}
+
+/// Reads `{"status": "OK"|"ERROR"}`: `true` when paid. Anything but `OK` is a refusal.
+pub fn parse_payment_result(body: &[u8]) -> Result<bool, InputError> {
+    let object = parse_json_object(body)?;
+    match object.get("status") {
+        Some(Value::String(s)) => Ok(s.trim().eq_ignore_ascii_case("OK")),
+        Some(other) => Err(InputError::field(
+            "status",
+            format!("must be \"OK\" or \"ERROR\", not {}", json_type_name(other)),
+        )),
+        None => Err(InputError::field("status", "is required (\"OK\" or \"ERROR\")")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documents_body_is_read_with_a_string_amount_too() {
+        let (sent, parsed) = AllowCredit::parse(
+            br#"{"idClient": "a14e39ce-e29e-11e9-a8cb-08002751d198", "Montant": "36000", "Date": "2019-12-06"}"#,
+        );
+        let parsed = parsed.unwrap();
+        assert_eq!(sent.as_deref(), Some("a14e39ce-e29e-11e9-a8cb-08002751d198"));
+        assert_eq!(parsed.montant, Cents(36000));
+        assert_eq!(parsed.date, NaiveDate::from_ymd_opt(2019, 12, 6).unwrap());
+    }
+
+    #[test]
+    fn every_bad_field_is_listed_and_the_sent_id_kept() {
+        let (sent, parsed) = AllowCredit::parse(br#"{"idClient": "nope", "Montant": 0, "Date": "2019-02-30"}"#);
+        assert_eq!(sent.as_deref(), Some("nope"));
+        let InputError::Invalid(errors) = parsed.unwrap_err() else {
+            panic!()
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["idClient", "Montant", "Date"]);
+        assert!(matches!(AllowCredit::parse(b"nope").1, Err(InputError::Unreadable(_))));
+        let (_, parsed) = AllowCredit::parse(br#"{"Montant": -5}"#);
+        assert!(matches!(parsed, Err(InputError::Invalid(e)) if e.len() == 3));
+    }
+
+    #[test]
+    fn refusal_limit_rule() {
+        assert!(credit_allowed(0, 1));
+        assert!(!credit_allowed(1, 1));
+        assert!(credit_allowed(2, 3));
+        assert!(!credit_allowed(0, 0));
+    }
+
+    #[test]
+    fn result_ok_is_paid_anything_else_a_refusal() {
+        assert_eq!(parse_payment_result(br#"{"status": "OK"}"#), Ok(true));
+        assert_eq!(parse_payment_result(br#"{"status": "ERROR"}"#), Ok(false));
+        assert_eq!(parse_payment_result(br#"{"status": "DECLINED"}"#), Ok(false));
+        assert!(matches!(parse_payment_result(br#"{}"#), Err(InputError::Invalid(_))));
+        assert!(matches!(
+            parse_payment_result(br#"{"status": 1}"#),
+            Err(InputError::Invalid(_))
+        ));
+    }
+}

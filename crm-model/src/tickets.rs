@@ -1,0 +1,509 @@
+//! Tickets: receipts from the shops (`magasin`) and the web shop (`e-commerce`), read
+//! leniently from every source's shape, validated as a whole batch, and the customer
+//! each one points to.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::customer::email_key;
+use crate::money::Cents;
+use crate::validation::{is_valid_email, json_type_name, parse_json_object, InputError};
+
+/// The origin of web-shop tickets, whose `client` is an e-mail.
+pub const ORIGIN_ECOMMERCE: &str = "e-commerce";
+
+/// The source's ticket number: sources send integers, some send text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TicketId {
+    Number(u64),
+    Text(String),
+}
+
+impl std::fmt::Display for TicketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TicketId::Number(n) => write!(f, "{n}"),
+            TicketId::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One line of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Article {
+    #[serde(rename = "codeProduit")]
+    pub code_produit: String,
+    /// List price, cents (older sources call it `prix`).
+    #[serde(rename = "prixAvant")]
+    pub prix_avant: Cents,
+    /// Price paid, cents.
+    #[serde(rename = "prixApres")]
+    pub prix_apres: Cents,
+    /// Discount as the source gives it (a percentage), or null.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub promo: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub promo_client_produit: Value,
+    pub quantity: u64,
+}
+
+/// The ticket object of the API (contract section 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ticket {
+    /// The source's ticket number.
+    pub id: TicketId,
+    /// `"<origin><id>"`: ingestion is idempotent on it.
+    pub uid: String,
+    pub date: DateTime<Utc>,
+    /// Total paid, cents.
+    pub prix: Cents,
+    /// `IdClient`, the e-mail (web shop), or empty when anonymous.
+    pub client: String,
+    #[serde(rename = "CarteFid")]
+    pub carte_fid: Option<u64>,
+    #[serde(rename = "pointsFidelite")]
+    pub points_fidelite: u64,
+    #[serde(rename = "modePaiement")]
+    pub mode_paiement: String,
+    pub origin: String,
+    #[serde(rename = "Promo_client")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub promo_client: Value,
+    pub articles: Vec<Article>,
+    /// Its client (or card) is not a customer yet: stored, credited nothing so far.
+    #[serde(default)]
+    pub unmatched: bool,
+}
+
+/// What the store keeps of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRecord {
+    /// Ingestion order, from 1: `get_tickets` answers in this order.
+    pub seq: u64,
+    pub ticket: Ticket,
+    /// The credited customer's sequence number, once matched.
+    #[serde(default)]
+    pub customer: Option<u64>,
+}
+
+/// How a ticket names its customer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientRef {
+    IdClient(Uuid),
+    /// Lower-cased, as the e-mail index keys it.
+    Email(String),
+    Card(u64),
+}
+
+impl Ticket {
+    /// The credit the ticket earns its customer: half its price, rounded down.
+    pub fn credit(&self) -> Cents {
+        self.prix.loyalty_share()
+    }
+
+    /// Every way the ticket names its customer, most specific first; empty when
+    /// anonymous. A client that is neither a UUID nor an e-mail can never match.
+    pub fn client_refs(&self) -> Vec<ClientRef> {
+        let client = self.client.trim();
+        let mut refs = Vec::new();
+        if let Ok(id) = Uuid::parse_str(client) {
+            refs.push(ClientRef::IdClient(id));
+        } else if is_valid_email(client) {
+            refs.extend(email_key(client).map(ClientRef::Email));
+        }
+        refs.extend(self.carte_fid.map(ClientRef::Card));
+        refs
+    }
+
+    /// Anonymous: no client and no card.
+    pub fn is_anonymous(&self) -> bool {
+        self.client.trim().is_empty() && self.carte_fid.is_none()
+    }
+}
+
+/// One invalid field of one ticket of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketError {
+    /// Position of the ticket in the batch, from 0.
+    pub index: usize,
+    pub field: String,
+    pub error: String,
+}
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Not a JSON object with a `tickets` array (400).
+    Unreadable(String),
+    /// Some tickets are invalid; every one is listed (422).
+    Invalid(Vec<TicketError>),
+}
+
+/// Reads `{"tickets": [...], "origin": "magasin"}` (a per-ticket `origin` wins).
+pub fn parse_batch(body: &[u8]) -> Result<Vec<Ticket>, BatchError> {
+    let mut object = parse_json_object(body).map_err(|e| match e {
+        InputError::Unreadable(m) => BatchError::Unreadable(m),
+        InputError::Invalid(errors) => BatchError::Unreadable(format!("{errors:?}")),
+    })?;
+    let origin = match object.get("origin") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(other) => {
+            return Err(BatchError::Unreadable(format!(
+                "origin must be a string, not {}",
+                json_type_name(other)
+            )))
+        }
+    };
+    let tickets = match object.remove("tickets").or_else(|| object.remove("Tickets")) {
+        Some(Value::Array(tickets)) => tickets,
+        Some(other) => {
+            return Err(BatchError::Unreadable(format!(
+                "tickets must be an array, not {}",
+                json_type_name(&other)
+            )))
+        }
+        None => return Err(BatchError::Unreadable("the body has no tickets array".into())),
+    };
+    let mut out = Vec::with_capacity(tickets.len());
+    let mut errors = Vec::new();
+    for (index, value) in tickets.into_iter().enumerate() {
+        match parse_ticket(value, origin.as_deref()) {
+            Ok(ticket) => out.push(ticket),
+            Err(fields) => errors.extend(
+                fields
+                    .into_iter()
+                    .map(|(field, error)| TicketError { index, field, error }),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(BatchError::Invalid(errors))
+    }
+}
+
+type FieldErrors = Vec<(String, String)>;
+
+/// Reads one ticket, listing every invalid field.
+pub fn parse_ticket(value: Value, default_origin: Option<&str>) -> Result<Ticket, FieldErrors> {
+    let Value::Object(mut map) = value else {
+        return Err(vec![(
+            "ticket".into(),
+            format!("must be an object, not {}", json_type_name(&value)),
+        )]);
+    };
+    let mut errors = FieldErrors::new();
+    let mut err = |field: &str, error: String| errors.push((field.to_string(), error));
+
+    let id = match map.remove("id") {
+        None | Some(Value::Null) => {
+            err("id", "is required".into());
+            None
+        }
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(TicketId::Number),
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(TicketId::Text(s.trim().to_string())),
+        Some(_) => {
+            err("id", "must be a ticket number or non-empty text".into());
+            None
+        }
+    };
+    let date = match map.remove("date") {
+        None | Some(Value::Null) => {
+            err("date", "is required".into());
+            None
+        }
+        Some(Value::String(s)) => parse_date_time(&s).map_err(|e| err("date", e)).ok(),
+        Some(other) => {
+            err(
+                "date",
+                format!("must be a date-time string, not {}", json_type_name(&other)),
+            );
+            None
+        }
+    };
+    let prix = match map.remove("prix") {
+        None | Some(Value::Null) => {
+            err("prix", "is required".into());
+            None
+        }
+        Some(v) => Cents::from_json(&v).map_err(|e| err("prix", e)).ok(),
+    };
+    let origin = match map.remove("origin") {
+        None | Some(Value::Null) => default_origin.unwrap_or_default().to_string(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => {
+            err("origin", format!("must be text, not {}", json_type_name(&other)));
+            String::new()
+        }
+    };
+    let client = text(&mut map, "client", &mut err);
+    let mode_paiement = text(&mut map, "modePaiement", &mut err);
+    let carte_fid = match map.remove("CarteFid").or_else(|| map.remove("carteFid")) {
+        None => None,
+        Some(v) => crate::input::card(&v)
+            .map_err(|e| err("CarteFid", e.error))
+            .ok()
+            .flatten(),
+    };
+    let points_fidelite = match map.remove("pointsFidelite") {
+        None | Some(Value::Null) => 0,
+        Some(v) => count(&v).unwrap_or_else(|| {
+            err("pointsFidelite", "must be a whole number of points".into());
+            0
+        }),
+    };
+    let promo_client = map.remove("Promo_client").unwrap_or(Value::Null);
+    let articles = match map.remove("articles") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| parse_article(item, i).map_err(|e| errors_extend(&mut err, e)).ok())
+            .collect(),
+        Some(other) => {
+            err("articles", format!("must be an array, not {}", json_type_name(&other)));
+            Vec::new()
+        }
+    };
+    match (id, date, prix) {
+        (Some(id), Some(date), Some(prix)) if errors.is_empty() => Ok(Ticket {
+            uid: format!("{origin}{id}"),
+            id,
+            date,
+            prix,
+            client,
+            carte_fid,
+            points_fidelite,
+            mode_paiement,
+            origin,
+            promo_client,
+            articles,
+            unmatched: false,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn errors_extend(err: &mut impl FnMut(&str, String), errors: FieldErrors) {
+    for (field, error) in errors {
+        err(&field, error);
+    }
+}
+
+fn text(map: &mut Map<String, Value>, field: &str, err: &mut impl FnMut(&str, String)) -> String {
+    match map.remove(field) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            err(field, format!("must be text, not {}", json_type_name(&other)));
+            String::new()
+        }
+    }
+}
+
+fn count(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_article(value: Value, index: usize) -> Result<Article, FieldErrors> {
+    let field = |name: &str| format!("articles[{index}].{name}");
+    let Value::Object(mut map) = value else {
+        return Err(vec![(
+            format!("articles[{index}]"),
+            format!("must be an object, not {}", json_type_name(&value)),
+        )]);
+    };
+    let mut errors = FieldErrors::new();
+    let mut money = |map: &mut Map<String, Value>, keys: &[&str]| -> Cents {
+        let Some(value) = keys.iter().find_map(|k| map.remove(*k)) else {
+            return Cents::ZERO;
+        };
+        if value.is_null() {
+            return Cents::ZERO;
+        }
+        Cents::from_json(&value).unwrap_or_else(|e| {
+            errors.push((field(keys[0]), e));
+            Cents::ZERO
+        })
+    };
+    // Older sources send the list price as `prix`.
+    let prix_avant = money(&mut map, &["prixAvant", "prix"]);
+    let prix_apres = money(&mut map, &["prixApres"]);
+    let code_produit = match map.remove("codeProduit") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            errors.push((
+                field("codeProduit"),
+                format!("must be text, not {}", json_type_name(&other)),
+            ));
+            String::new()
+        }
+    };
+    let quantity = match map.remove("quantity") {
+        None | Some(Value::Null) => 1,
+        Some(v) => count(&v).unwrap_or_else(|| {
+            errors.push((field("quantity"), "must be a whole number".into()));
+            0
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Article {
+        code_produit,
+        prix_avant,
+        prix_apres,
+        promo: map.remove("promo").unwrap_or(Value::Null),
+        promo_client_produit: map.remove("promo_client_produit").unwrap_or(Value::Null),
+        quantity,
+    })
+}
+
+/// Reads a date-time: RFC 3339, or naive (read as UTC), or a bare date (midnight UTC).
+pub fn parse_date_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
+            return Ok(naive.and_utc());
+        }
+    }
+    match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        Ok(d) if t.len() == 10 => Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()),
+        _ => Err(format!("{text:?} is not an RFC 3339 date-time")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(v: Value) -> Result<Ticket, FieldErrors> {
+        parse_ticket(v, Some("magasin"))
+    }
+
+    fn fields(errors: FieldErrors) -> Vec<String> {
+        let mut f: Vec<String> = errors.into_iter().map(|(f, _)| f).collect();
+        f.sort();
+        f
+    }
+
+    #[test]
+    fn the_documents_ticket_is_read() {
+        let t = one(json!({
+            "id": 42, "date": "2019-10-09T17:01:29.408701Z", "prix": 424,
+            "client": "a14e39ce-e29e-11e9-a8cb-08002751d198", "pointsFidelite": 0,
+            "modePaiement": "CASH", "origin": "e-commerce",
+            "articles": [{"codeProduit": "X1-0", "prixAvant": 800, "prixApres": 400, "promo": 50, "quantity": 2}]
+        }))
+        .unwrap();
+        assert_eq!(t.uid, "e-commerce42");
+        assert_eq!(t.prix, Cents(424));
+        assert_eq!(t.credit(), Cents(212));
+        assert_eq!(t.articles[0].prix_avant, Cents(800));
+        assert_eq!(t.articles[0].quantity, 2);
+        let out = serde_json::to_value(&t).unwrap();
+        assert_eq!(out["date"], "2019-10-09T17:01:29.408701Z");
+        assert_eq!(out["id"], 42);
+        assert_eq!(out["articles"][0]["prixAvant"], 800);
+        assert_eq!(
+            t.client_refs(),
+            [ClientRef::IdClient(
+                Uuid::parse_str("a14e39ce-e29e-11e9-a8cb-08002751d198").unwrap()
+            )]
+        );
+    }
+
+    #[test]
+    fn older_article_prix_is_the_list_price_and_batch_origin_applies() {
+        let t = one(json!({"id": "T9", "date": "2019-01-07T09:00:00", "prix": 10.4,
+            "articles": [{"codeProduit": "A", "prix": 120}]}))
+        .unwrap();
+        assert_eq!(t.articles[0].prix_avant, Cents(120));
+        assert_eq!(t.uid, "magasinT9");
+        assert_eq!(t.prix, Cents(10));
+        assert_eq!(t.date.to_rfc3339(), "2019-01-07T09:00:00+00:00");
+        assert!(t.is_anonymous() && t.client_refs().is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_is_listed() {
+        assert_eq!(fields(one(json!({})).unwrap_err()), ["date", "id", "prix"]);
+        assert_eq!(
+            fields(
+                one(json!({"id": 1, "date": "yesterday", "prix": -3, "CarteFid": 0,
+                "articles": [{"prixApres": -1}, "x"]}))
+                .unwrap_err()
+            ),
+            ["CarteFid", "articles[0].prixApres", "articles[1]", "date", "prix"]
+        );
+        assert_eq!(fields(parse_ticket(json!(3), None).unwrap_err()), ["ticket"]);
+    }
+
+    #[test]
+    fn client_may_be_an_email_or_a_card() {
+        let t = one(json!({"id": 1, "date": "2020-01-01", "prix": 1, "client": "Jo@X.fr", "CarteFid": 7})).unwrap();
+        assert_eq!(
+            t.client_refs(),
+            [ClientRef::Email("jo@x.fr".into()), ClientRef::Card(7)]
+        );
+        assert!(!t.is_anonymous());
+    }
+
+    #[test]
+    fn batches_index_their_errors_and_are_all_or_nothing() {
+        let body = json!({"origin": "magasin", "tickets": [
+            {"id": 1, "date": "2020-01-01", "prix": 5},
+            {"id": 2, "prix": 5},
+            {"id": 3, "date": "2020-01-01", "prix": "x"}
+        ]});
+        match parse_batch(body.to_string().as_bytes()) {
+            Err(BatchError::Invalid(errors)) => {
+                let got: Vec<_> = errors.iter().map(|e| (e.index, e.field.as_str())).collect();
+                assert_eq!(got, [(1, "date"), (2, "prix")]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_batch(b"[]"), Err(BatchError::Unreadable(_))));
+        assert!(matches!(
+            parse_batch(br#"{"tickets": 3}"#),
+            Err(BatchError::Unreadable(_))
+        ));
+        let ok = parse_batch(br#"{"tickets": [{"id": 1, "date": "2020-01-01", "prix": 5, "origin": "e-commerce"}]}"#);
+        assert_eq!(ok.unwrap()[0].uid, "e-commerce1");
+    }
+
+    #[test]
+    fn date_times_in_every_accepted_shape() {
+        for good in [
+            "2019-10-09T17:01:29.408701Z",
+            "2019-10-09T19:01:29+02:00",
+            "2019-10-09 17:01:29",
+            "2019-10-09",
+        ] {
+            assert!(parse_date_time(good).is_ok(), "{good}");
+        }
+        for bad in ["2019-02-30", "09/10/2019", "", "2019-10-09T25:00:00"] {
+            assert!(parse_date_time(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Loyalty in sled: cards, `POST /api/credit` and reading the ledger.
+
+use chrono::Utc;
+use crm_model::{CardRef, Cents, CreditItem, CustomerRecord, LedgerCause, LedgerEntry, Page};
+use uuid::Uuid;
+
+use super::customers::{live_customer_by_index, live_customer_in, write_customer};
+use super::{bump_counter, decode, keys, ledger, seq_page, SledStore, Tx, TxResult};
+use crate::store::{CreditResult, CustomerStore, LoyaltyStore, StoreError};
+
+/// The last card number handed out by [`LoyaltyStore::issue_card`].
+const LAST_ISSUED_CARD: &[u8] = b"last_issued_card";
+
+/// The `idempotency` key of a credit item.
+fn credit_key(key: &str) -> Vec<u8> {
+    [b"credit:".as_slice(), key.as_bytes()].concat()
+}
+
+fn card_ref_index(card: &CardRef) -> Vec<u8> {
+    match card {
+        CardRef::Card(n) => keys::card_key(*n),
+        CardRef::IdClient(id) => keys::id_client_key(*id),
+    }
+}
+
+impl LoyaltyStore for SledStore {
+    async fn issue_card(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+        let now = Utc::now();
+        let record = self.transact(|tx| {
+            let old = live_customer_in(tx, id_client)?;
+            if old.carte_fid.is_some() {
+                return Ok(old);
+            }
+            // Skip the numbers already given explicitly (create, PATCH, import).
+            let mut card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
+            while tx.index.get(keys::card_key(card))?.is_some() {
+                card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
+            }
+            let mut record = old.clone();
+            record.carte_fid = Some(card);
+            record.updated_at = now;
+            super::tickets::match_pending(tx, Some(&old), &mut record, now)?;
+            write_customer(tx, Some(&old), &record)?;
+            Ok(record)
+        })?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn credit(&self, items: Vec<CreditItem>) -> Result<Vec<CreditResult>, StoreError> {
+        let now = Utc::now();
+        let results = self.transact(|tx| items.iter().map(|item| credit_item(tx, item, now)).collect())?;
+        self.durable().await?;
+        Ok(results)
+    }
+
+    fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
+        let found = match card {
+            CardRef::Card(n) => self.customer_by_card(*n)?,
+            CardRef::IdClient(id) => self.customer(*id)?,
+        };
+        Ok(found.filter(|r| !r.erased))
+    }
+
+    fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
+        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+        seq_page(
+            &self.inner.ledger,
+            &record.id.to_be_bytes(),
+            after,
+            limit,
+            record.ledger_entries,
+            |_, value| decode(value),
+        )
+    }
+}
+
+/// Credits one item inside the batch's transaction. A key seen before (in an earlier
+/// batch or earlier in this one) credits nothing and answers the current balance.
+fn credit_item(tx: &Tx<'_>, item: &CreditItem, now: chrono::DateTime<Utc>) -> TxResult<CreditResult> {
+    if let Some(key) = &item.key {
+        if let Some(holder) = tx.idempotency.get(credit_key(key))? {
+            let balance =
+                super::customers::customer_with_id(tx, keys::decode_u64(&holder))?.map_or(Cents::ZERO, |r| r.credit);
+            return Ok(CreditResult::Credited { balance });
+        }
+    }
+    let Some(old) = live_customer_by_index(tx, &card_ref_index(&item.card))? else {
+        return Ok(CreditResult::UnknownCard);
+    };
+    let mut record = old.clone();
+    let balance = Cents(old.credit.0.saturating_add(item.credit().0));
+    ledger::append(tx, &mut record, balance, LedgerCause::Credit, item.key.clone(), now)?;
+    record.updated_at = now;
+    write_customer(tx, Some(&old), &record)?;
+    if let Some(key) = &item.key {
+        tx.idempotency.insert(credit_key(key), &record.id.to_be_bytes())?;
+    }
+    Ok(CreditResult::Credited { balance })
+}

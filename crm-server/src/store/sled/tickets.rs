@@ -1,0 +1,259 @@
+//! Tickets in sled. Layout of the `ticket_index` tree:
+//! - `u` + uid -> ticket sequence number (ingestion is idempotent on it)
+//! - `c` + customer id + ticket seq -> empty (a customer's credited tickets)
+//! - `p` + client key -> list of ticket seqs: the unmatched tickets waiting for a
+//!   customer with this IdClient, e-mail or card. One value per key, because a
+//!   transaction cannot scan: creating the customer reads it whole and credits them.
+
+use chrono::{DateTime, Utc};
+use crm_model::tickets::ClientRef;
+use crm_model::{Cents, CustomerRecord, LedgerCause, Page, Ticket, TicketRecord};
+use uuid::Uuid;
+
+use super::customers::{live_customer_by_index, write_customer};
+use super::{
+    decode, decode_u64_list, encode, encode_u64_list, keys, ledger, seq_page, storage, SledStore, Tx, TxResult,
+};
+use crate::store::{CustomerStore, IngestOutcome, StoreError, TicketStore};
+
+/// The sequence number of the newest ticket.
+const LAST_TICKET_SEQ: &[u8] = b"last_ticket_seq";
+
+fn uid_key(uid: &str) -> Vec<u8> {
+    [b"u", uid.as_bytes()].concat()
+}
+
+fn customer_ticket_key(customer: u64, seq: u64) -> Vec<u8> {
+    [b"c".as_slice(), &customer.to_be_bytes(), &seq.to_be_bytes()].concat()
+}
+
+fn pending_key(client: &ClientRef) -> Vec<u8> {
+    match client {
+        ClientRef::IdClient(id) => [b"pu".as_slice(), id.as_bytes()].concat(),
+        ClientRef::Email(email) => [b"pe".as_slice(), email.as_bytes()].concat(),
+        ClientRef::Card(card) => [b"pc".as_slice(), &card.to_be_bytes()].concat(),
+    }
+}
+
+/// The customer index key a client reference is looked up by.
+fn customer_index_key(client: &ClientRef) -> Vec<u8> {
+    match client {
+        ClientRef::IdClient(id) => keys::id_client_key(*id),
+        ClientRef::Email(email) => keys::email_key(email),
+        ClientRef::Card(card) => keys::card_key(*card),
+    }
+}
+
+/// The client keys a customer answers to.
+fn refs_of(record: &CustomerRecord) -> Vec<ClientRef> {
+    let mut refs = vec![ClientRef::IdClient(record.id_client)];
+    if !record.erased {
+        refs.extend(record.email_key().map(ClientRef::Email));
+        refs.extend(record.carte_fid.map(ClientRef::Card));
+    }
+    refs
+}
+
+impl TicketStore for SledStore {
+    async fn ingest_tickets(&self, tickets: Vec<Ticket>) -> Result<IngestOutcome, StoreError> {
+        let now = Utc::now();
+        let outcome = self.transact(|tx| {
+            let mut outcome = IngestOutcome::default();
+            let mut seq = tx.meta.get(LAST_TICKET_SEQ)?.map_or(0, |v| keys::decode_u64(&v));
+            for ticket in &tickets {
+                let uid = uid_key(&ticket.uid);
+                if tx.ticket_index.get(&uid)?.is_some() {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                seq += 1;
+                tx.ticket_index.insert(uid, &seq.to_be_bytes())?;
+                let mut record = TicketRecord {
+                    seq,
+                    ticket: ticket.clone(),
+                    customer: None,
+                };
+                let refs = ticket.client_refs();
+                let mut customer = None;
+                for client in &refs {
+                    customer = live_customer_by_index(tx, &customer_index_key(client))?;
+                    if customer.is_some() {
+                        break;
+                    }
+                }
+                match customer {
+                    Some(old) => {
+                        let mut updated = old.clone();
+                        outcome.credited_cents.0 += credit_ticket(tx, &mut updated, &mut record, now)?.0;
+                        write_customer(tx, Some(&old), &updated)?;
+                    }
+                    None if !ticket.is_anonymous() => {
+                        record.ticket.unmatched = true;
+                        for client in &refs {
+                            let key = pending_key(client);
+                            let mut waiting = tx.ticket_index.get(&key)?.map_or_else(Vec::new, |v| v.to_vec());
+                            waiting.extend_from_slice(&seq.to_be_bytes());
+                            tx.ticket_index.insert(key, waiting)?;
+                        }
+                        outcome.unmatched.push(ticket.uid.clone());
+                    }
+                    None => {}
+                }
+                tx.tickets.insert(&seq.to_be_bytes(), encode(&record))?;
+                outcome.stored += 1;
+            }
+            tx.meta.insert(LAST_TICKET_SEQ, &seq.to_be_bytes())?;
+            Ok(outcome)
+        })?;
+        self.durable().await?;
+        Ok(outcome)
+    }
+
+    fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
+        let mut out = Vec::with_capacity(limit);
+        let range = after.saturating_add(1).to_be_bytes()..=until.to_be_bytes();
+        if after >= until {
+            return Ok(out);
+        }
+        for entry in self.inner.tickets.range(range).take(limit) {
+            let (_, value) = entry.map_err(storage)?;
+            out.push(decode(&value)?);
+        }
+        Ok(out)
+    }
+
+    fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
+        let total = self.last_ticket_seq()?;
+        seq_page(&self.inner.tickets, &[], after, limit, total, |_, value| decode(value))
+    }
+
+    fn last_ticket_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .meta
+            .get(LAST_TICKET_SEQ)
+            .map_err(storage)?
+            .map_or(0, |v| keys::decode_u64(&v)))
+    }
+
+    fn customer_tickets(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<TicketRecord>, StoreError> {
+        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+        let prefix = [b"c".as_slice(), &record.id.to_be_bytes()].concat();
+        seq_page(
+            &self.inner.ticket_index,
+            &prefix,
+            after,
+            limit,
+            record.ticket_count,
+            |key, _| self.ticket(keys::decode_u64(&key[key.len() - 8..])),
+        )
+    }
+
+    fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .meta
+            .get(consumer_key(name))
+            .map_err(storage)?
+            .map_or(0, |v| keys::decode_u64(&v)))
+    }
+
+    async fn advance_consumer(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        let key = consumer_key(name);
+        self.transact(|tx| {
+            let current = tx.meta.get(&key)?.map_or(0, |v| keys::decode_u64(&v));
+            if seq > current {
+                tx.meta.insert(key.as_slice(), &seq.to_be_bytes())?;
+            }
+            Ok(())
+        })?;
+        self.durable().await
+    }
+}
+
+fn consumer_key(name: &str) -> Vec<u8> {
+    [b"consumer:".as_slice(), name.as_bytes()].concat()
+}
+
+impl SledStore {
+    fn ticket(&self, seq: u64) -> Result<TicketRecord, StoreError> {
+        match self.inner.tickets.get(seq.to_be_bytes()).map_err(storage)? {
+            Some(bytes) => decode(&bytes),
+            None => Err(StoreError::Storage(format!("index points to missing ticket {seq}"))),
+        }
+    }
+}
+
+/// Credits `customer` for a ticket: half its price as a ledger entry keyed by its uid,
+/// and its price in the average basket. The caller writes the customer.
+fn credit_ticket(
+    tx: &Tx<'_>,
+    customer: &mut CustomerRecord,
+    record: &mut TicketRecord,
+    now: DateTime<Utc>,
+) -> TxResult<Cents> {
+    let credit = record.ticket.credit();
+    let balance = Cents(customer.credit.0.saturating_add(credit.0));
+    ledger::append(
+        tx,
+        customer,
+        balance,
+        LedgerCause::Ticket,
+        Some(record.ticket.uid.clone()),
+        now,
+    )?;
+    customer.ticket_count += 1;
+    customer.ticket_total.0 = customer.ticket_total.0.saturating_add(record.ticket.prix.0);
+    customer.updated_at = now;
+    record.customer = Some(customer.id);
+    record.ticket.unmatched = false;
+    tx.ticket_index
+        .insert(customer_ticket_key(customer.id, record.seq), &[])?;
+    Ok(credit)
+}
+
+/// Credits `record` (being created or changed from `old`) with the unmatched tickets
+/// waiting for a client key it has gained, in the caller's transaction; the caller
+/// writes the customer. Used by customer creation, PATCH, card issue (and import).
+pub(crate) fn match_pending(
+    tx: &Tx<'_>,
+    old: Option<&CustomerRecord>,
+    record: &mut CustomerRecord,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    let had = old.map(refs_of).unwrap_or_default();
+    for client in refs_of(record).into_iter().filter(|r| !had.contains(r)) {
+        let Some(waiting) = tx.ticket_index.remove(pending_key(&client))? else {
+            continue;
+        };
+        for seq in decode_u64_list(&waiting) {
+            let Some(bytes) = tx.tickets.get(seq.to_be_bytes())? else {
+                continue;
+            };
+            let mut ticket: TicketRecord = decode(&bytes).or_else(super::abort)?;
+            if !ticket.ticket.unmatched {
+                continue;
+            }
+            credit_ticket(tx, record, &mut ticket, now)?;
+            tx.tickets.insert(&seq.to_be_bytes(), encode(&ticket))?;
+            // The ticket no longer waits under its other keys.
+            for other in ticket.ticket.client_refs().iter().filter(|r| **r != client) {
+                let key = pending_key(other);
+                if let Some(list) = tx.ticket_index.get(&key)? {
+                    let rest: Vec<u64> = decode_u64_list(&list).into_iter().filter(|s| *s != seq).collect();
+                    if rest.is_empty() {
+                        tx.ticket_index.remove(key)?;
+                    } else {
+                        tx.ticket_index.insert(key, encode_u64_list(&rest))?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
