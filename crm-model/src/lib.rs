@@ -4,6 +4,7 @@
 //! This crate is pure: no I/O, no async. The server and the terminal client share it.
 
 pub mod customer;
+pub mod import;
 pub mod input;
 pub mod loyalty;
 pub mod money;
@@ -12,6 +13,7 @@ pub mod search;
 pub mod validation;
 
 pub use customer::{Customer, CustomerRecord, Sexe};
+pub use import::{ImportMode, ImportOptions, ImportReport, ImportRow, ImportRows, RowError, RowOutcome};
 pub use input::{CustomerInput, CustomerPatch, NewCustomer};
 pub use loyalty::{LedgerCause, LedgerEntry};
 pub use money::Cents;

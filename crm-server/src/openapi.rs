@@ -25,9 +25,10 @@ use crate::http::json;
         crate::customers::get_customer,
         crate::customers::patch_customer,
         crate::customers::erase_customer,
+        crate::import::update_db,
         openapi_json,
     ),
-    components(schemas(crate::error::ErrorBody, crm_model::FieldError))
+    components(schemas(crate::error::ErrorBody, crm_model::FieldError, crm_model::RowError))
 )]
 pub struct ApiDoc;
 

@@ -1,6 +1,8 @@
 //! End-to-end test harness: starts the real server on `127.0.0.1:0` with a temporary
 //! data directory and drives it over HTTP, one helper method per endpoint (after
-//! zero2prod's `spawn_app`).
+//! zero2prod's `spawn_app`). [`generate`] makes import files of any size.
+
+pub mod generate;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +24,11 @@ pub struct TestApp {
 /// Starts a server with default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// Starts a server on an existing data directory (one a command-line import filled).
+pub async fn spawn_app_on(data_dir: tempfile::TempDir) -> TestApp {
+    start(data_dir, |_| {}).await
 }
 
 /// Starts a server after `configure` has adjusted its settings.
@@ -94,15 +101,30 @@ impl TestApp {
 
     /// POSTs raw bytes with no `Content-Type`, as older clients do.
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client.post(self.url(path)).body(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.patch(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .patch(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
@@ -153,9 +175,46 @@ impl TestApp {
         status_and_json(self.delete(&format!("/api/v1/customers/{id_client}")).await).await
     }
 
+    /// `POST /api/update_db?<query>` with a raw body and, if given, a `Content-Type`.
+    pub async fn import(
+        &self,
+        query: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/update_db?{query}")))
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// `POST /api/update_db?<query>` with a multipart form, as the import page sends it.
+    pub async fn import_form(&self, query: &str, form: reqwest::multipart::Form) -> (u16, Value) {
+        let request = self
+            .client
+            .post(self.url(&format!("/api/update_db?{query}")))
+            .multipart(form);
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// `GET /healthz`: the live customer count.
+    pub async fn customer_count(&self) -> u64 {
+        let (status, body) = status_and_json(self.get("/healthz").await).await;
+        assert_eq!(status, 200, "{body}");
+        body["customers"].as_u64().expect("customers")
+    }
+
     /// `POST /api/customer/email`.
     pub async fn customer_by_email(&self, email: &str) -> (u16, Value) {
-        status_and_json(self.post_json("/api/customer/email", &serde_json::json!({ "email": email })).await).await
+        status_and_json(
+            self.post_json("/api/customer/email", &serde_json::json!({ "email": email }))
+                .await,
+        )
+        .await
     }
 }
 
@@ -180,7 +239,10 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
 pub fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
     assert_eq!(status, expected_status, "unexpected status, body {body}");
     assert_eq!(body["code"], expected_code, "unexpected code in {body}");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "no error message in {body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "no error message in {body}"
+    );
 }
 
 /// A server in its own process (for crash tests), killed when dropped.

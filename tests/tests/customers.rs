@@ -23,7 +23,10 @@ async fn create_with_the_documents_shape_then_read_it_back_by_id() {
     assert_eq!((c["Sexe"].as_str(), c["Age"].as_u64()), (Some("f"), Some(23)));
     assert_eq!(c["Email"], "jon.doe@mail.com");
     assert_eq!(c["Phone"], "+33638614907");
-    assert_eq!((c["Credit"].as_u64(), c["Montant"].as_u64(), c["NbRefus"].as_u64()), (Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (c["Credit"].as_u64(), c["Montant"].as_u64(), c["NbRefus"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
     assert_eq!(c["id"], 1);
     assert!(c["CarteFid"].is_null() && c["Date_paiement"].is_null() && c["Age"].is_u64());
 
@@ -49,7 +52,9 @@ async fn create_with_the_older_clients_shape_keeps_opening_credit_in_cents() {
 async fn a_taken_email_is_a_conflict_naming_the_holder_whatever_its_case() {
     let app = spawn_app().await;
     let id = app.create_customer_ok(&jon()).await;
-    let (status, body) = app.create_customer(&json!({"Nom": "Other", "email": "JON.DOE@mail.com"})).await;
+    let (status, body) = app
+        .create_customer(&json!({"Nom": "Other", "email": "JON.DOE@mail.com"}))
+        .await;
     assert_error(status, &body, 409, "email_taken");
     assert_eq!(body["idClient"], id.as_str());
     assert_eq!(app.all_customers().await.len(), 1, "nothing was written");
@@ -62,7 +67,12 @@ async fn invalid_fields_are_all_listed_with_422_and_nothing_is_written() {
         .create_customer(&json!({"Prenom": "X", "email": "nope", "age": 200, "sexe": "m", "Credit": -5}))
         .await;
     assert_error(status, &body, 422, "invalid_fields");
-    let mut fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let mut fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     fields.sort();
     assert_eq!(fields, ["Age", "Credit", "Email", "Nom", "Sexe"]);
     assert!(app.all_customers().await.is_empty());
@@ -77,7 +87,11 @@ async fn lookup_by_email_at_both_routes_ignores_case() {
     assert_eq!(status, 200);
     assert_eq!(c["IdClient"], id.as_str());
 
-    let (status, list) = status_and_json(app.post_raw("/api/data/whatever", r#"{"email": "jon.doe@mail.com"}"#).await).await;
+    let (status, list) = status_and_json(
+        app.post_raw("/api/data/whatever", r#"{"email": "jon.doe@mail.com"}"#)
+            .await,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(list[0]["IdClient"], id.as_str());
 
@@ -106,25 +120,44 @@ async fn full_listing_is_in_id_order_and_ids_are_never_reused() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for n in 0..5 {
-        ids.push(app.create_customer_ok(&json!({"Nom": format!("N{n}"), "email": format!("n{n}@x.fr")})).await);
+        ids.push(
+            app.create_customer_ok(&json!({"Nom": format!("N{n}"), "email": format!("n{n}@x.fr")}))
+                .await,
+        );
     }
     let (status, _) = app.erase_customer(&ids[4]).await;
     assert_eq!(status, 200);
     let next = app.create_customer_ok(&json!({"Nom": "After"})).await;
     let all = app.all_customers().await;
     let seq: Vec<u64> = all.iter().map(|c| c["id"].as_u64().unwrap()).collect();
-    assert_eq!(seq, [1, 2, 3, 4, 6], "erased customer 5 left the list; its number was not reused");
+    assert_eq!(
+        seq,
+        [1, 2, 3, 4, 6],
+        "erased customer 5 left the list; its number was not reused"
+    );
     assert_eq!(all.last().unwrap()["IdClient"], next.as_str());
 }
 
 #[tokio::test]
 async fn v1_create_answers_201_with_the_customer() {
     let app = spawn_app().await;
-    let response = app.post_json("/api/v1/customers", &json!({"Nom": "Martin", "Prenom": "Léa", "CarteFid": 77})).await;
+    let response = app
+        .post_json(
+            "/api/v1/customers",
+            &json!({"Nom": "Martin", "Prenom": "Léa", "CarteFid": 77}),
+        )
+        .await;
     let (status, c) = status_and_json(response).await;
     assert_eq!(status, 201);
-    assert_eq!((c["Nom"].as_str(), c["Prenom"].as_str(), c["CarteFid"].as_u64()), (Some("Martin"), Some("Léa"), Some(77)));
-    let (status, body) = status_and_json(app.post_json("/api/v1/customers", &json!({"Nom": "Other", "CarteFid": 77})).await).await;
+    assert_eq!(
+        (c["Nom"].as_str(), c["Prenom"].as_str(), c["CarteFid"].as_u64()),
+        (Some("Martin"), Some("Léa"), Some(77))
+    );
+    let (status, body) = status_and_json(
+        app.post_json("/api/v1/customers", &json!({"Nom": "Other", "CarteFid": 77}))
+            .await,
+    )
+    .await;
     assert_error(status, &body, 409, "card_taken");
     assert_eq!(body["idClient"], c["IdClient"]);
 }
@@ -133,11 +166,18 @@ async fn v1_create_answers_201_with_the_customer() {
 async fn patch_changes_given_fields_validates_and_keeps_email_unique() {
     let app = spawn_app().await;
     let id = app.create_customer_ok(&jon()).await;
-    let other = app.create_customer_ok(&json!({"Nom": "Other", "email": "other@mail.com"})).await;
+    let other = app
+        .create_customer_ok(&json!({"Nom": "Other", "email": "other@mail.com"}))
+        .await;
 
-    let (status, c) = app.patch_customer(&id, &json!({"Phone": "0102030405", "Age": null, "Email": "Jon@New.fr"})).await;
+    let (status, c) = app
+        .patch_customer(&id, &json!({"Phone": "0102030405", "Age": null, "Email": "Jon@New.fr"}))
+        .await;
     assert_eq!(status, 200, "{c}");
-    assert_eq!((c["Phone"].as_str(), c["Nom"].as_str()), (Some("0102030405"), Some("Doe")));
+    assert_eq!(
+        (c["Phone"].as_str(), c["Nom"].as_str()),
+        (Some("0102030405"), Some("Doe"))
+    );
     assert!(c["Age"].is_null());
     let (status, found) = app.customer_by_email("jon@new.fr").await;
     assert_eq!((status, found["IdClient"].as_str()), (200, Some(id.as_str())));
@@ -148,14 +188,18 @@ async fn patch_changes_given_fields_validates_and_keeps_email_unique() {
     assert_error(status, &body, 409, "email_taken");
     assert_eq!(body["idClient"], other.as_str());
 
-    let (status, body) = app.patch_customer(&id, &json!({"Age": -1, "Credit": 10, "Nom": ""})).await;
+    let (status, body) = app
+        .patch_customer(&id, &json!({"Age": -1, "Credit": 10, "Nom": ""}))
+        .await;
     assert_error(status, &body, 422, "invalid_fields");
     assert_eq!(body["errors"].as_array().unwrap().len(), 3);
 
     let (_, unchanged) = app.customer(&id).await;
     assert_eq!(unchanged["Email"], "Jon@New.fr", "refused patches wrote nothing");
 
-    let (status, body) = app.patch_customer("a14e39ce-e29e-11e9-a8cb-08002751d198", &json!({"Nom": "X"})).await;
+    let (status, body) = app
+        .patch_customer("a14e39ce-e29e-11e9-a8cb-08002751d198", &json!({"Nom": "X"}))
+        .await;
     assert_error(status, &body, 404, "customer_not_found");
 }
 
@@ -171,7 +215,10 @@ async fn delete_erases_personal_data_but_the_record_answers_by_id() {
         assert_eq!(erased[key], "", "{key} blanked");
     }
     assert!(erased["Age"].is_null() && erased["CarteFid"].is_null());
-    assert_eq!((erased["Credit"].as_u64(), erased["IdClient"].as_str()), (Some(500), Some(id.as_str())));
+    assert_eq!(
+        (erased["Credit"].as_u64(), erased["IdClient"].as_str()),
+        (Some(500), Some(id.as_str()))
+    );
 
     let (status, again) = app.customer(&id).await;
     assert_eq!((status, &again), (200, &erased), "still answers by id");
@@ -184,7 +231,9 @@ async fn delete_erases_personal_data_but_the_record_answers_by_id() {
     assert!(app.all_customers().await.is_empty());
 
     // The e-mail and card are free again.
-    let (status, _) = app.create_customer(&json!({"Nom": "New", "email": "jon@x.fr", "CarteFid": 12})).await;
+    let (status, _) = app
+        .create_customer(&json!({"Nom": "New", "email": "jon@x.fr", "CarteFid": 12}))
+        .await;
     assert_eq!(status, 200);
     let (status, body) = app.patch_customer(&id, &json!({"Nom": "Back"})).await;
     assert_error(status, &body, 404, "customer_not_found");
@@ -196,7 +245,8 @@ async fn search_matches_names_email_phone_card_and_id() {
     let lea = app
         .create_customer_ok(&json!({"Nom": "Lefèvre", "Prenom": "Léa", "email": "lea.l@shop.fr", "phone": "+33 6 11 22 33 44", "CarteFid": 4242}))
         .await;
-    app.create_customer_ok(&json!({"Nom": "Martin", "Prenom": "Paul", "email": "paul@shop.fr", "phone": "0699887766"})).await;
+    app.create_customer_ok(&json!({"Nom": "Martin", "Prenom": "Paul", "email": "paul@shop.fr", "phone": "0699887766"}))
+        .await;
     for (q, expected) in [
         ("lefevre", 1),
         ("LÉA", 1),

@@ -6,7 +6,9 @@ use serde_json::json;
 #[tokio::test]
 async fn raw_json_without_content_type_is_read() {
     let app = spawn_app().await;
-    let response = app.post_raw("/api/create_customer", r#"{"Nom": "Raw", "email": "raw@x.fr"}"#).await;
+    let response = app
+        .post_raw("/api/create_customer", r#"{"Nom": "Raw", "email": "raw@x.fr"}"#)
+        .await;
     assert!(response.headers().get("content-type").is_some());
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
@@ -26,7 +28,11 @@ async fn raw_json_without_content_type_is_read() {
 async fn doubled_leading_and_trailing_slashes_reach_the_route() {
     let app = spawn_app().await;
     let id = app.create_customer_ok(&json!({"Nom": "Slash"})).await;
-    for path in [format!("//api/data/{id}"), format!("/api/data/{id}/"), format!("//api/data/{id}/")] {
+    for path in [
+        format!("//api/data/{id}"),
+        format!("/api/data/{id}/"),
+        format!("//api/data/{id}/"),
+    ] {
         let (status, body) = status_and_json(app.get(&path).await).await;
         assert_eq!(status, 200, "{path}: {body}");
         assert_eq!(body[0]["IdClient"], id.as_str());
@@ -40,7 +46,14 @@ async fn doubled_leading_and_trailing_slashes_reach_the_route() {
 #[tokio::test]
 async fn unreadable_bodies_are_400() {
     let app = spawn_app().await;
-    for body in [&b"not json"[..], b"", b"[1, 2]", b"\"text\"", b"{\"Nom\": \"\xff\xfe\"}", b"{\"Nom\": "] {
+    for body in [
+        &b"not json"[..],
+        b"",
+        b"[1, 2]",
+        b"\"text\"",
+        b"{\"Nom\": \"\xff\xfe\"}",
+        b"{\"Nom\": ",
+    ] {
         let (status, answer) = status_and_json(app.post_raw("/api/create_customer", body.to_vec()).await).await;
         assert_error(status, &answer, 400, "bad_request");
     }
@@ -57,8 +70,18 @@ async fn bodies_over_the_limit_are_413_declared_or_chunked() {
     assert_error(status, &body, 413, "payload_too_large");
 
     // Chunked, with no Content-Length to trust.
-    let chunks = futures::stream::iter(big.into_bytes().chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
-    let response = app.client.post(app.url("/api/create_customer")).body(reqwest::Body::wrap_stream(chunks)).send().await;
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = app
+        .client
+        .post(app.url("/api/create_customer"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
     // The server may close the connection while the client still sends: either way no 2xx.
     if let Ok(response) = response {
         let (status, body) = status_and_json(response).await;
@@ -70,7 +93,11 @@ async fn bodies_over_the_limit_are_413_declared_or_chunked() {
 #[tokio::test]
 async fn the_body_limit_is_configurable() {
     let app = spawn_app_with(|c| c.body_limit = 64).await;
-    let (status, body) = status_and_json(app.post_raw("/api/create_customer", format!(r#"{{"Nom": "{}"}}"#, "y".repeat(100))).await).await;
+    let (status, body) = status_and_json(
+        app.post_raw("/api/create_customer", format!(r#"{{"Nom": "{}"}}"#, "y".repeat(100)))
+            .await,
+    )
+    .await;
     assert_error(status, &body, 413, "payload_too_large");
 }
 
@@ -88,7 +115,15 @@ async fn unknown_routes_and_wrong_methods_answer_json_errors() {
 #[tokio::test]
 async fn bad_list_parameters_are_400() {
     let app = spawn_app().await;
-    for query in ["limit=0", "limit=1001", "limit=ten", "sort=Email", "cursor=garbage", "cursor=id.zz", "sort=-Credit&cursor=id.0000000000000001"] {
+    for query in [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "sort=Email",
+        "cursor=garbage",
+        "cursor=id.zz",
+        "sort=-Credit&cursor=id.0000000000000001",
+    ] {
         let (status, body) = app.list_customers(query).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body["code"].is_string() && body["error"].is_string());
@@ -105,7 +140,9 @@ async fn health_answers_once_the_store_is_open() {
 #[tokio::test]
 async fn graceful_shutdown_flushes_and_the_data_survives_a_restart() {
     let app = spawn_app().await;
-    let id = app.create_customer_ok(&json!({"Nom": "Persist", "email": "p@x.fr"})).await;
+    let id = app
+        .create_customer_ok(&json!({"Nom": "Persist", "email": "p@x.fr"}))
+        .await;
     let app = app.restart().await;
     let (status, body) = app.customer(&id).await;
     assert_eq!((status, body["Nom"].as_str()), (200, Some("Persist")));

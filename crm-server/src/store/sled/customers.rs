@@ -135,7 +135,7 @@ impl SledStore {
         }
     }
 
-    fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
+    pub(super) fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
         self.inner
             .customers
             .get(id.to_be_bytes())
