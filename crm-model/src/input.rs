@@ -2,7 +2,7 @@
 //! older clients write them, then validated field by field.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -87,8 +87,9 @@ impl CustomerInput {
     }
 }
 
-/// A validated new customer (create route, import row).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A validated new customer (create route, import row). Serialisable so that an
+/// import can spool validated rows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NewCustomer {
     pub nom: String,
     pub prenom: String,

@@ -4,6 +4,7 @@
 //! This crate is pure: no I/O, no async. The server and the terminal client share it.
 
 pub mod customer;
+pub mod import;
 pub mod input;
 pub mod loyalty;
 pub mod money;
@@ -14,6 +15,7 @@ pub mod tickets;
 pub mod validation;
 
 pub use customer::{Customer, CustomerRecord, Sexe};
+pub use import::{ImportMode, ImportOptions, ImportReport, ImportRow, ImportRows, RowError, RowOutcome};
 pub use input::{CustomerInput, CustomerPatch, NewCustomer};
 pub use loyalty::{CardRef, CreditItem, LedgerCause, LedgerEntry};
 pub use money::Cents;

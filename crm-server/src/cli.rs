@@ -1,12 +1,20 @@
 //! The command line of `crm-server`.
 
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use crm_model::import::{ImportPhase, ImportProgress};
+use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
-use crate::store::SledStore;
+use crate::store::{ImportStore, SledStore};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,11 +23,13 @@ use crate::store::SledStore;
     about = "The crm customer register: JSON API and staff pages"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on; port 0 takes a free port.
     #[arg(long, env = "CRM_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
     /// Directory of the database (created if missing).
-    #[arg(long, env = "CRM_DATA", default_value = "./crm-data")]
+    #[arg(long, env = "CRM_DATA", default_value = "./crm-data", global = true)]
     pub data: PathBuf,
     /// Refused deferred payments from which credit is no longer allowed.
     #[arg(long, env = "CRM_REFUSAL_LIMIT", default_value_t = Config::DEFAULT_REFUSAL_LIMIT)]
@@ -28,8 +38,30 @@ pub struct Cli {
     #[arg(long, env = "CRM_STREAM_LIMIT", default_value_t = Config::DEFAULT_STREAM_LIMIT)]
     pub stream_limit: u64,
     /// Bound of the database page cache, MiB.
-    #[arg(long, env = "CRM_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "CRM_CACHE_MB", default_value_t = 64, global = true)]
     pub cache_mb: u64,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Imports customers from a file into the data directory, as `POST /api/update_db`
+    /// does (stop the server on that directory first).
+    Import {
+        /// `{"clients": [...]}`, a JSON array, JSON lines or CSV with a header row.
+        file: PathBuf,
+        /// merge: rows update the customers they match and create the others;
+        /// replace: then every customer absent from the file is erased.
+        #[arg(long, default_value = "merge", value_parser = parse_mode)]
+        mode: ImportMode,
+        /// Validate and count, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_mode(text: &str) -> Result<ImportMode, String> {
+    ImportMode::parse(text).ok_or_else(|| format!("unknown mode {text:?}: use merge or replace"))
 }
 
 impl Cli {
@@ -47,6 +79,13 @@ impl Cli {
 /// serves until SIGINT or SIGTERM. Returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Import { file, mode, dry_run }) = &cli.command {
+        let options = ImportOptions {
+            mode: *mode,
+            dry_run: *dry_run,
+        };
+        return import_file(&cli.config(), file, options);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "crm_server=info,warn".into()),
@@ -108,4 +147,186 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// `crm-server import`: the import of `POST /api/update_db`, offline, with progress on
+/// standard error, then the summary (and every bad row) on standard output. Exits with
+/// 1 when the file has bad rows or the import fails.
+fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode {
+    let store = match SledStore::open(&config.data_dir, config.cache_bytes) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "crm-server: cannot open the data directory {}: {e}",
+                config.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let opened = File::open(file).and_then(|f| Ok((f.metadata()?.len(), f)));
+    let (size, handle) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("crm-server: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let progress = ImportDisplay::new(size);
+    let reader = CountingReader {
+        inner: handle,
+        display: &progress,
+    };
+    let file_name = file.file_name().and_then(|n| n.to_str());
+    let outcome = ImportRows::open(reader, None, file_name)
+        .map_err(Into::into)
+        .and_then(|mut rows| store.import_customers(&mut rows, options, &|p| progress.update(p)));
+    progress.finish();
+    match outcome {
+        Ok(report) => print_report(&report, options),
+        Err(e) => {
+            eprintln!("crm-server: import failed, nothing was imported: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_report(report: &ImportReport, options: ImportOptions) -> ExitCode {
+    if report.error_count > 0 {
+        let width = report.errors.iter().map(|e| e.field.len()).max().unwrap_or(5).max(5);
+        println!("{:>8}  {:width$}  error", "row", "field");
+        for e in &report.errors {
+            println!("{:>8}  {:width$}  {}", e.row, e.field, e.error);
+        }
+        if report.error_count > report.errors.len() as u64 {
+            println!("... and {} more", report.error_count - report.errors.len() as u64);
+        }
+        eprintln!(
+            "crm-server: {} error(s) in the file; nothing was imported",
+            report.error_count
+        );
+        return ExitCode::FAILURE;
+    }
+    let prefix = if options.dry_run {
+        "dry run, nothing written: would have "
+    } else {
+        ""
+    };
+    let erased = if options.mode == ImportMode::Replace {
+        format!(", erased {}", report.erased)
+    } else {
+        String::new()
+    };
+    println!(
+        "{prefix}created {}, updated {}, unchanged {}{erased}",
+        report.created, report.updated, report.unchanged
+    );
+    ExitCode::SUCCESS
+}
+
+/// The file, counting the bytes read for the progress display.
+struct CountingReader<'a> {
+    inner: File,
+    display: &'a ImportDisplay,
+}
+
+impl Read for CountingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.display.read_bytes(n as u64);
+        Ok(n)
+    }
+}
+
+/// Progress of an import: a bar on a terminal, a plain line every few seconds
+/// otherwise (logs, pipes).
+struct ImportDisplay {
+    bar: Option<ProgressBar>,
+    state: RefCell<DisplayState>,
+}
+
+struct DisplayState {
+    size: u64,
+    read: u64,
+    phase: Option<ImportPhase>,
+    last_line: Instant,
+}
+
+/// How often the plain display prints a line.
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
+
+impl ImportDisplay {
+    fn new(size: u64) -> ImportDisplay {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(size);
+            bar.set_style(style(
+                "{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            ));
+            bar.set_message("reading");
+            bar
+        });
+        ImportDisplay {
+            bar,
+            state: RefCell::new(DisplayState {
+                size,
+                read: 0,
+                phase: None,
+                last_line: Instant::now(),
+            }),
+        }
+    }
+
+    fn read_bytes(&self, n: u64) {
+        let mut state = self.state.borrow_mut();
+        state.read += n;
+        if let Some(bar) = &self.bar {
+            bar.set_position(state.read);
+        }
+    }
+
+    fn update(&self, progress: ImportProgress) {
+        let mut state = self.state.borrow_mut();
+        let phase_changed = state.phase != Some(progress.phase);
+        state.phase = Some(progress.phase);
+        let name = match progress.phase {
+            ImportPhase::Reading => "reading",
+            ImportPhase::Checking => "checking",
+            ImportPhase::Writing => "writing",
+            ImportPhase::Erasing => "erasing",
+        };
+        if let Some(bar) = &self.bar {
+            if phase_changed && progress.phase != ImportPhase::Reading {
+                bar.set_style(style("{msg:10} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})"));
+                bar.reset();
+                bar.set_message(name);
+                bar.set_length(progress.total.unwrap_or(progress.done));
+            }
+            if progress.phase != ImportPhase::Reading {
+                bar.set_position(progress.done);
+            }
+            return;
+        }
+        if phase_changed || state.last_line.elapsed() >= PLAIN_EVERY {
+            state.last_line = Instant::now();
+            match (progress.phase, progress.total) {
+                (ImportPhase::Reading, _) => eprintln!(
+                    "import: reading, {} rows, {} of {} bytes",
+                    progress.done, state.read, state.size
+                ),
+                (_, Some(total)) => eprintln!("import: {name}, {} of {total} rows", progress.done),
+                (_, None) => eprintln!("import: {name}, {}", progress.done),
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }

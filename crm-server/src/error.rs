@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use crate::store::StoreError;
+use crate::store::{ImportFailure, StoreError};
 
 /// The JSON body of every error answer (for the OpenAPI document).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -123,11 +123,25 @@ impl From<StoreError> for ApiError {
                 .with("field", json!("IdClient")),
             StoreError::PaymentNotFound => ApiError::not_found("payment_not_found", message),
             StoreError::PaymentNotPending { .. } => ApiError::new(StatusCode::CONFLICT, "payment_not_pending", message),
+            StoreError::ImportRunning => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "import_running", message),
             StoreError::BadCursor(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", message),
             StoreError::Storage(message) => {
                 tracing::error!(%message, "storage failure");
                 ApiError::internal("the store failed; nothing was written")
             }
+        }
+    }
+}
+
+impl From<ImportFailure> for ApiError {
+    fn from(failure: ImportFailure) -> Self {
+        match failure {
+            ImportFailure::Input(crm_model::import::ImportError::Unreadable(message)) => ApiError::bad_request(message),
+            ImportFailure::Input(e @ crm_model::import::ImportError::Io(_)) => ApiError::bad_request(e.to_string()),
+            ImportFailure::EmptyReplace => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty_replace", failure.to_string())
+            }
+            ImportFailure::Store(e) => e.into(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod customers;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod loyalty;
 pub mod openapi;
 pub mod pages;

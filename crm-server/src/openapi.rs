@@ -43,9 +43,15 @@ use crate::http::json;
         crate::payments::payments_due,
         crate::payments::payment_result,
         crate::payments::reset_refusals,
+        crate::import::update_db,
         openapi_json,
     ),
-    components(schemas(crate::error::ErrorBody, crm_model::FieldError, crm_model::tickets::TicketError))
+    components(schemas(
+        crate::error::ErrorBody,
+        crm_model::FieldError,
+        crm_model::tickets::TicketError,
+        crm_model::RowError
+    ))
 )]
 pub struct ApiDoc;
 

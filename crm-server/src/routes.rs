@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::recover;
 use crate::http::json;
 use crate::store::Store;
-use crate::{customers, loyalty, openapi, pages, payments, tickets};
+use crate::{customers, import, loyalty, openapi, pages, payments, tickets};
 
 /// What every handler is given: the store and the settings.
 pub struct AppState<S> {
@@ -32,6 +32,8 @@ impl<S: Clone> Clone for AppState<S> {
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     health(state.clone())
         .or(customers::routes(state.clone()))
+        .unify()
+        .or(import::routes(state.clone()))
         .unify()
         .or(loyalty::routes(state.clone()))
         .unify()

@@ -1,6 +1,8 @@
 //! End-to-end test harness: starts the real server on `127.0.0.1:0` with a temporary
 //! data directory and drives it over HTTP, one helper method per endpoint (after
-//! zero2prod's `spawn_app`).
+//! zero2prod's `spawn_app`). [`generate`] makes import files of any size.
+
+pub mod generate;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +24,11 @@ pub struct TestApp {
 /// Starts a server with default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// Starts a server on an existing data directory (one a command-line import filled).
+pub async fn spawn_app_on(data_dir: tempfile::TempDir) -> TestApp {
+    start(data_dir, |_| {}).await
 }
 
 /// Starts a server after `configure` has adjusted its settings.
@@ -318,6 +325,39 @@ impl TestApp {
                 .await,
         )
         .await
+    }
+
+    /// `POST /api/update_db?<query>` with a raw body and, if given, a `Content-Type`.
+    pub async fn import(
+        &self,
+        query: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/update_db?{query}")))
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// `POST /api/update_db?<query>` with a multipart form, as the import page sends it.
+    pub async fn import_form(&self, query: &str, form: reqwest::multipart::Form) -> (u16, Value) {
+        let request = self
+            .client
+            .post(self.url(&format!("/api/update_db?{query}")))
+            .multipart(form);
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// `GET /healthz`: the live customer count.
+    pub async fn customer_count(&self) -> u64 {
+        let (status, body) = status_and_json(self.get("/healthz").await).await;
+        assert_eq!(status, 200, "{body}");
+        body["customers"].as_u64().expect("customers")
     }
 
     /// `POST /api/customer/email`.

@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/openapi.json"),
     ("get", "/api"),
     ("get", "/api/update_db"),
+    ("post", "/api/update_db"),
     ("get", "/api/customers/{IdClient}"),
     ("get", "/api/assets/crm.css"),
     ("post", "/api/credit"),

@@ -327,3 +327,42 @@ async fn json_routes_and_unknown_paths_still_answer_json() {
         assert!(html.is_object(), "{path} is documented as an HTML page");
     }
 }
+
+#[tokio::test]
+async fn the_customer_page_shows_tickets_ledger_chart_and_payments() {
+    let app = spawn_app().await;
+    let id = app
+        .create_customer_ok(&json!({"Nom": "Achat", "Prenom": "Anne", "Credit": 100}))
+        .await;
+    let tickets = json!({"origin": "magasin", "tickets": [{"id": 4242, "date": "2019-10-09T17:01:29.408701Z", "prix": 424,
+        "client": id, "modePaiement": "CASH",
+        "articles": [{"codeProduit": "X1-<0>", "prixAvant": 800, "prixApres": 400, "promo": 50, "quantity": 2}]}]});
+    let (status, body) = status_and_json(app.post_json("/api/v1/tickets", &tickets).await).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = status_and_json(
+        app.post_json(
+            "/api/allow_credit",
+            &json!({"idClient": id, "Montant": 36000, "Date": "2031-12-06"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, body["Allowed"].as_bool()), (200, Some(true)), "{body}");
+
+    let (status, html) = app.customer_page(&id).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("magasin4242"), "the ticket");
+    assert!(
+        html.contains("X1-&") && !html.contains("X1-<0>"),
+        "its article, escaped"
+    );
+    assert!(html.contains("4,24"), "its price in euros");
+    assert!(html.contains("crédit d"), "the opening ledger entry");
+    assert!(html.contains("achat"), "the ticket's ledger entry");
+    assert!(html.contains("<svg"), "the credit chart");
+    assert!(html.contains("360,00"), "the scheduled payment");
+    assert!(
+        html.contains("06/12/2031") || html.contains("2031-12-06"),
+        "its due date"
+    );
+}

@@ -210,13 +210,64 @@ pub fn customer_page(view: &CustomerPageView) -> Response {
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
 pub fn page<S: Store>(state: &AppState<S>, id: &str) -> Response {
-    let found = Uuid::parse_str(id)
-        .map_err(|_| PageError::customer_not_found())
-        .and_then(|id| Ok(state.store.customer(id)?));
-    match found {
-        Ok(Some(record)) => customer_page(&CustomerPageView::new(record)),
+    let Ok(id_client) = Uuid::parse_str(id) else {
+        return PageError::customer_not_found().into_response();
+    };
+    match view(state, id_client) {
+        Ok(Some(view)) => customer_page(&view),
         Ok(None) => PageError::customer_not_found().into_response(),
-        Err(error) => error.into_response(),
+        Err(error) => PageError::from(error).into_response(),
+    }
+}
+
+/// Most tickets, ledger entries and payments one page shows (the API pages the rest).
+const SECTION_LIMIT: usize = 200;
+
+fn view<S: Store>(state: &AppState<S>, id_client: Uuid) -> Result<Option<CustomerPageView>, crate::store::StoreError> {
+    let Some(customer) = state.store.customer(id_client)? else {
+        return Ok(None);
+    };
+    let tickets = state.store.customer_tickets(id_client, None, SECTION_LIMIT)?;
+    let ledger = state.store.ledger(id_client, None, SECTION_LIMIT)?;
+    let payments = state.store.customer_payments(id_client, None, SECTION_LIMIT)?;
+    Ok(Some(CustomerPageView {
+        customer,
+        tickets: Some(tickets.items.iter().map(|t| ticket_view(&t.ticket)).collect()),
+        ledger: Some(ledger.items),
+        payments: Some(payments.items.iter().map(payment_view).collect()),
+    }))
+}
+
+fn ticket_view(ticket: &crm_model::Ticket) -> TicketView {
+    TicketView {
+        uid: ticket.uid.clone(),
+        date: ticket.date.format("%d/%m/%Y %H:%M").to_string(),
+        origin: ticket.origin.clone(),
+        prix: ticket.prix,
+        mode_paiement: ticket.mode_paiement.clone(),
+        articles: ticket
+            .articles
+            .iter()
+            .map(|a| ArticleView {
+                code_produit: a.code_produit.clone(),
+                quantity: a.quantity,
+                prix_avant: a.prix_avant,
+                prix_apres: a.prix_apres,
+            })
+            .collect(),
+    }
+}
+
+fn payment_view(payment: &crm_model::Payment) -> PaymentView {
+    PaymentView {
+        id: payment.id.to_string(),
+        date: payment.date,
+        montant: payment.montant,
+        status: serde_json::to_value(payment.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        attempts: payment.attempts,
     }
 }
 

@@ -7,9 +7,10 @@
 use std::future::Future;
 
 use chrono::NaiveDate;
+use crm_model::import::{ImportError, ImportProgress};
 use crm_model::{
-    AllowCredit, Cents, CreditItem, CustomerPatch, CustomerRecord, LedgerEntry, ListQuery, NewCustomer, Page, Payment,
-    Ticket, TicketRecord,
+    AllowCredit, Cents, CreditItem, CustomerPatch, CustomerRecord, ImportOptions, ImportReport, LedgerEntry, ListQuery,
+    NewCustomer, Page, Payment, RowOutcome, Ticket, TicketRecord,
 };
 use uuid::Uuid;
 
@@ -37,6 +38,9 @@ pub enum StoreError {
     /// A list cursor that this store did not hand out for this sort.
     #[error("{0}")]
     BadCursor(String),
+    /// An import is being written: other writes wait for it to finish (retry later).
+    #[error("a customer import is being written; retry in a moment")]
+    ImportRunning,
     /// The storage itself failed (disk, corruption): a server fault, not the client's.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -169,6 +173,36 @@ pub trait PaymentStore {
     fn reset_refusals(&self, id_client: Uuid) -> impl Future<Output = Result<CustomerRecord, StoreError>> + Send;
 }
 
+/// Why an import failed as a whole (bad rows are not failures: they are listed in the
+/// [`ImportReport`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    /// The file cannot be read (or its upload broke off).
+    #[error(transparent)]
+    Input(#[from] ImportError),
+    /// `mode=replace` with a file of no customers would erase every customer.
+    #[error("a mode=replace import needs at least one customer; this file has none")]
+    EmptyReplace,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Customer imports (`POST /api/update_db`, `crm-server import`).
+pub trait ImportStore {
+    /// Imports every row of `rows` (see the implementation for the guarantees): the
+    /// whole file is validated, against itself and the stored customers, before
+    /// anything is written; with any bad row nothing is written and the report lists
+    /// the bad rows. `progress` hears of each stage.
+    ///
+    /// Blocking and long: call it from a blocking thread, never from async code.
+    fn import_customers(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<RowOutcome, ImportError>>,
+        options: ImportOptions,
+        progress: &dyn Fn(ImportProgress),
+    ) -> Result<ImportReport, ImportFailure>;
+}
+
 /// Health and durability of the store as a whole.
 pub trait StoreAdmin {
     /// Makes every acknowledged write durable (used at shutdown).
@@ -181,11 +215,20 @@ pub trait StoreAdmin {
 
 /// Everything the server needs of its storage.
 pub trait Store:
-    CustomerStore + LoyaltyStore + TicketStore + PaymentStore + StoreAdmin + Clone + Send + Sync + 'static
+    CustomerStore + ImportStore + LoyaltyStore + TicketStore + PaymentStore + StoreAdmin + Clone + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: CustomerStore + LoyaltyStore + TicketStore + PaymentStore + StoreAdmin + Clone + Send + Sync + 'static
+    T: CustomerStore
+        + ImportStore
+        + LoyaltyStore
+        + TicketStore
+        + PaymentStore
+        + StoreAdmin
+        + Clone
+        + Send
+        + Sync
+        + 'static
 {
 }

@@ -140,7 +140,7 @@ impl SledStore {
         }
     }
 
-    fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
+    pub(super) fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
         self.inner
             .customers
             .get(id.to_be_bytes())
@@ -363,8 +363,14 @@ pub(crate) fn live_customer_in(tx: &Tx<'_>, id_client: Uuid) -> TxResult<Custome
 /// Writes a customer and moves its index entries from `old`'s to its own, refusing a
 /// unique key (IdClient, e-mail, card) that another customer holds.
 pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: &CustomerRecord) -> TxResult<()> {
-    let before = old.map(index_entries).unwrap_or_default();
-    let after = index_entries(record);
+    // Most writes move only money: then only the money sort entries can change, and
+    // the search tokens need not be computed again.
+    let entries = match old {
+        Some(old) if keys::same_identity(old, record) => keys::balance_entries,
+        _ => index_entries,
+    };
+    let before = old.map(entries).unwrap_or_default();
+    let after = entries(record);
     for key in before.keys().filter(|k| !after.contains_key(*k)) {
         tx.index.remove(key.as_slice())?;
     }

@@ -80,6 +80,13 @@ pub fn id_of_position(key: &[u8]) -> u64 {
 
 /// Every index entry of a record. An erased customer keeps only its `IdClient`.
 pub fn index_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut entries = identity_entries(record);
+    entries.extend(balance_entries(record));
+    entries
+}
+
+/// The entries that depend on who the customer is: ids, e-mail, card, search, name.
+fn identity_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let id = record.id.to_be_bytes().to_vec();
     let mut entries = BTreeMap::new();
     entries.insert(id_client_key(record.id_client), id.clone());
@@ -95,12 +102,34 @@ pub fn index_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
     for token in search_tokens(record) {
         entries.insert(key(SEARCH, &[token.as_bytes(), &[0], &id]), Vec::new());
     }
-    for sort in [SortKey::Nom, SortKey::Credit, SortKey::PanierMoyen] {
-        if let Some(prefix) = sort_index(sort) {
-            entries.insert(key(prefix, &[&sort_position(record, sort)]), Vec::new());
+    entries.insert(key(SORT_NOM, &[&sort_position(record, SortKey::Nom)]), Vec::new());
+    entries
+}
+
+/// The entries that move with money: the Credit and PanierMoyen sort orders.
+pub fn balance_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut entries = BTreeMap::new();
+    if !record.erased {
+        for sort in [SortKey::Credit, SortKey::PanierMoyen] {
+            if let Some(prefix) = sort_index(sort) {
+                entries.insert(key(prefix, &[&sort_position(record, sort)]), Vec::new());
+            }
         }
     }
     entries
+}
+
+/// Whether two versions of a customer have the same identity entries, so that only
+/// their balance entries can differ (credits and tickets, the frequent writes).
+pub fn same_identity(a: &CustomerRecord, b: &CustomerRecord) -> bool {
+    a.id == b.id
+        && a.id_client == b.id_client
+        && a.erased == b.erased
+        && a.nom == b.nom
+        && a.prenom == b.prenom
+        && a.email == b.email
+        && a.phone == b.phone
+        && a.carte_fid == b.carte_fid
 }
 
 /// Whether an index key is unique to one customer (and so must be checked on write).
@@ -123,6 +152,39 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn diff(before: &BTreeMap<Vec<u8>, Vec<u8>>, after: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut changed: Vec<Vec<u8>> = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+        changed.extend(
+            after
+                .iter()
+                .filter(|(k, v)| before.get(*k) != Some(*v))
+                .map(|(k, _)| k.clone()),
+        );
+        changed
+    }
+
+    #[test]
+    fn a_money_only_change_moves_the_same_entries_either_way() {
+        let old = crm_model::NewCustomer {
+            nom: "Lefèvre".into(),
+            prenom: "Léa".into(),
+            email: "lea@x.fr".into(),
+            carte_fid: Some(33),
+            ..Default::default()
+        }
+        .into_record(7, Uuid::nil(), chrono::Utc::now());
+        let mut new = old.clone();
+        new.credit = crm_model::Cents(1234);
+        new.ticket_count = 2;
+        new.ticket_total = crm_model::Cents(999);
+        assert!(same_identity(&old, &new));
+        let full = diff(&index_entries(&old), &index_entries(&new));
+        assert_eq!(full.len(), 4, "two sort entries out, two in");
+        assert_eq!(diff(&balance_entries(&old), &balance_entries(&new)), full);
+        new.email = "other@x.fr".into();
+        assert!(!same_identity(&old, &new));
+    }
 
     #[test]
     fn prefix_end_is_the_next_prefix() {

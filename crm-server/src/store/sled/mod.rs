@@ -13,21 +13,23 @@
 //!   [`payments`])
 //! - `idempotency`: keys of `POST /api/credit` items already applied
 //! - `meta`: counters (next customer id, live customers, next ticket, card, payment)
-//!   and the cursors of ticket consumers, so nothing scans to count.
+//!   the cursors of ticket consumers, so nothing scans to count, and the journal of
+//!   an import being written (see [`import`]).
 //!
 //! Durability: a write is acknowledged only after a flush that started after the
 //! write. Concurrent writers share one flush ([`GroupCommit`]).
 
 mod customers;
+pub mod import;
 pub(crate) mod keys;
 mod ledger;
 mod loyalty;
 pub(crate) mod payments;
 pub(crate) mod tickets;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, RwLock, TryLockError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -55,6 +57,13 @@ struct Inner {
     payment_index: sled::Tree,
     idempotency: sled::Tree,
     group_commit: GroupCommit,
+    /// The database directory (imports spool their rows beside the trees).
+    dir: PathBuf,
+    /// Every transaction holds it shared; an import writing its rows holds it
+    /// exclusively, so that nothing changes under its validated plan (see [`import`]).
+    write_gate: RwLock<()>,
+    /// One import at a time.
+    import_lock: Mutex<()>,
 }
 
 /// The trees of one transaction.
@@ -101,13 +110,29 @@ impl SledStore {
             payment_index: tree("payment_index")?,
             idempotency: tree("idempotency")?,
             group_commit: GroupCommit::start(db),
+            dir: dir.to_path_buf(),
+            write_gate: RwLock::new(()),
+            import_lock: Mutex::new(()),
         };
-        Ok(SledStore { inner: Arc::new(inner) })
+        let store = SledStore { inner: Arc::new(inner) };
+        store.resume_interrupted_import()?;
+        Ok(store)
     }
 
     /// Runs `body` as one atomic transaction over every tree. sled may run the body
-    /// more than once, so it must have no effect outside the transaction.
+    /// more than once, so it must have no effect outside the transaction. Refused with
+    /// [`StoreError::ImportRunning`] while an import writes its rows.
     pub(crate) fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        let _shared = match self.inner.write_gate.try_read() {
+            Ok(guard) => guard,
+            Err(TryLockError::WouldBlock) => return Err(StoreError::ImportRunning),
+            Err(TryLockError::Poisoned(guard)) => guard.into_inner(),
+        };
+        self.transact_ungated(body)
+    }
+
+    /// [`Self::transact`] for the import, which holds the write gate itself.
+    fn transact_ungated<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let i = &self.inner;
         let trees = (
             &i.customers,
@@ -145,6 +170,11 @@ impl SledStore {
     /// Waits until everything written so far is on disk.
     pub(crate) async fn durable(&self) -> Result<(), StoreError> {
         self.inner.group_commit.wait().await
+    }
+
+    /// [`Self::durable`] for blocking threads (imports), outside async code.
+    fn durable_blocking(&self) -> Result<(), StoreError> {
+        self.inner.group_commit.wait_blocking()
     }
 }
 
@@ -205,14 +235,26 @@ impl GroupCommit {
         }
     }
 
-    async fn wait(&self) -> Result<(), StoreError> {
+    fn enqueue(&self) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (done, flushed) = oneshot::channel();
         self.waiters
             .as_ref()
             .ok_or_else(|| storage("the store is closing"))?
             .send(done)
             .map_err(|_| storage("the flusher thread has stopped"))?;
+        Ok(flushed)
+    }
+
+    async fn wait(&self) -> Result<(), StoreError> {
+        let flushed = self.enqueue()?;
         flushed.await.map_err(|_| storage("the flusher thread has stopped"))?
+    }
+
+    /// Waits without a runtime (and without tokio's guard against blocking inside
+    /// one: `open` may run on a runtime thread while it finishes an interrupted import).
+    fn wait_blocking(&self) -> Result<(), StoreError> {
+        let flushed = self.enqueue()?;
+        futures::executor::block_on(flushed).map_err(|_| storage("the flusher thread has stopped"))?
     }
 }
 

@@ -112,8 +112,6 @@ pub(crate) fn schedule_payment(
 /// Marks every pending payment of `record` replaced, then schedules `replacement` if
 /// any (an import row's `Date_paiement` and `Montant` on update). The caller writes the
 /// customer in the same transaction.
-// The import (merge mode) is its caller; until it lands only the tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn replace_pending_payments(
     tx: &Tx<'_>,
     record: &mut CustomerRecord,

@@ -1,0 +1,271 @@
+//! `POST /api/update_db`: customer import, as a raw body or as the file of a multipart
+//! form, parsed while it arrives. The body is handed in chunks to a blocking thread
+//! that reads rows from it ([`ImportRows`]) and runs the store's import.
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crm_model::import::ImportError;
+use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
+use futures::{Future, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Buf, Filter};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::http::{json, parse_query, raw_query};
+use crate::pages;
+use crate::routes::AppState;
+use crate::store::{ImportFailure, Store};
+
+/// Body chunks queued between the connection and the import thread.
+const QUEUED_CHUNKS: usize = 16;
+
+pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
+    let with_state = warp::any().map(move || state.clone());
+    warp::path!("api" / "update_db")
+        .and(warp::post())
+        .and(with_state)
+        .and(raw_query())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("content-length"))
+        .and(warp::body::stream())
+        .then(
+            |state: AppState<S>, query: String, content_type: Option<String>, length: Option<String>, body| async move {
+                update_db(state, query, content_type, length, body)
+                    .await
+                    .unwrap_or_else(warp::Reply::into_response)
+            },
+        )
+        .boxed()
+}
+
+/// The query of an import.
+#[derive(Debug, Default, Deserialize)]
+struct ImportParams {
+    mode: Option<String>,
+    dry_run: Option<String>,
+}
+
+fn parse_mode(text: &str) -> Result<ImportMode, ApiError> {
+    ImportMode::parse(text)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown mode {text:?}: use merge (the default) or replace")))
+}
+
+fn parse_dry_run(text: &str) -> Result<bool, ApiError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "dry_run must be true or false, not {text:?}"
+        ))),
+    }
+}
+
+fn options(query: &str) -> Result<ImportOptions, ApiError> {
+    let params: ImportParams = parse_query(query)?;
+    Ok(ImportOptions {
+        mode: params.mode.as_deref().map(parse_mode).transpose()?.unwrap_or_default(),
+        dry_run: params
+            .dry_run
+            .as_deref()
+            .map(parse_dry_run)
+            .transpose()?
+            .unwrap_or(false),
+    })
+}
+
+type Feeder = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Imports customers from the body (see the contract, section 5).
+#[utoipa::path(post, path = "/api/update_db", tag = "import",
+    params(("mode" = Option<String>, Query, description = "merge (default): rows update the customers they match (IdClient, else Email) and create the others; replace: then every customer absent from the file is erased"),
+        ("dry_run" = Option<bool>, Query, description = "validate and count, write nothing")),
+    request_body(content = String, description = "{\"clients\": [...]}, a JSON array, JSON lines or CSV with a header row; raw, or as the `file` field of a multipart form",
+        content_type = "application/json"),
+    responses((status = 200, description = "What the import did (or would do, dry run)", body = ImportReport),
+        (status = 400, description = "Unreadable file, unknown mode", body = ErrorBody),
+        (status = 413, description = "Larger than the stream limit", body = ErrorBody),
+        (status = 422, description = "Bad rows, all listed as {row, field, error}; nothing was written", body = ErrorBody),
+        (status = 503, description = "Another import is being written", body = ErrorBody)))]
+async fn update_db<S: Store>(
+    state: AppState<S>,
+    query: String,
+    content_type: Option<String>,
+    declared_length: Option<String>,
+    body: impl Stream<Item = Result<impl Buf + Send, warp::Error>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let mut options = options(&query)?;
+    // The import page's form says `redirect=1`: its answer is a page, not JSON.
+    let mut from_browser = false;
+    let limit = state.config.stream_limit;
+    if declared_length
+        .and_then(|d| d.trim().parse::<u64>().ok())
+        .is_some_and(|d| d > limit)
+    {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let too_large = Arc::new(AtomicBool::new(false));
+    let body = limited(body, limit, too_large.clone());
+    let (chunks, received) = mpsc::channel(QUEUED_CHUNKS);
+    let is_form = content_type
+        .as_deref()
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (file_type, file_name, feeder): (Option<String>, Option<String>, Feeder) = if is_form {
+        let boundary = multer::parse_boundary(content_type.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("the multipart form cannot be read: {e}")))?;
+        let mut form = multer::Multipart::new(body, boundary);
+        let field = loop {
+            let field = form.next_field().await.map_err(|e| form_error(&e, &too_large, limit))?;
+            let Some(field) = field else {
+                return Err(ApiError::bad_request("the form has no file field"));
+            };
+            match field.name() {
+                Some("mode") => options.mode = parse_mode(&form_text(field, &too_large, limit).await?)?,
+                Some("dry_run") => options.dry_run = parse_dry_run(&form_text(field, &too_large, limit).await?)?,
+                Some("redirect") => from_browser = form_text(field, &too_large, limit).await?.trim() == "1",
+                Some("file") => break field,
+                _ if field.file_name().is_some() => break field,
+                _ => {}
+            }
+        };
+        let file_type = field.content_type().map(ToString::to_string);
+        let file_name = field.file_name().map(str::to_string);
+        let feeder = Box::pin(async move {
+            let _form = form;
+            let mut field = field;
+            loop {
+                let next = match field.chunk().await {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => break,
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                let failed = next.is_err();
+                if chunks.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        (file_type, file_name, feeder)
+    } else {
+        let feeder = Box::pin(async move {
+            let mut body = std::pin::pin!(body);
+            while let Some(next) = body.next().await {
+                let failed = next.is_err();
+                if chunks.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        (content_type, None, feeder)
+    };
+    let store = state.store.clone();
+    let dry_run = options.dry_run;
+    let import = tokio::task::spawn_blocking(move || {
+        let mut rows = ImportRows::open(ChunkReader::new(received), file_type.as_deref(), file_name.as_deref())?;
+        store.import_customers(&mut rows, options, &|_| {})
+    });
+    let ((), outcome) = tokio::join!(feeder, import);
+    let outcome = outcome.map_err(|e| ApiError::internal(format!("the import stopped: {e}")))?;
+    match outcome {
+        Ok(report) if from_browser && report.error_count > 0 => Ok(pages::import_errors_page(
+            &report
+                .errors
+                .iter()
+                .map(|e| pages::RowErrorView {
+                    row: e.row,
+                    field: e.field.clone(),
+                    error: e.error.clone(),
+                })
+                .collect::<Vec<_>>(),
+        )),
+        Ok(report) if report.error_count > 0 => Err(invalid_rows(report)),
+        Ok(report) if from_browser => Ok(pages::import_redirect(&pages::ImportSummaryView {
+            created: report.created,
+            updated: report.updated,
+            unchanged: report.unchanged,
+            dry_run,
+        })),
+        Ok(report) => Ok(json(&report)),
+        Err(ImportFailure::Input(ImportError::Io(_))) if too_large.load(Ordering::Relaxed) => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(failure) => Err(failure.into()),
+    }
+}
+
+/// `422`: every bad row (up to the listing cap), nothing written.
+fn invalid_rows(report: ImportReport) -> ApiError {
+    let message = format!("{} error(s) in the file; nothing was imported", report.error_count);
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
+        .with("errors", json!(report.errors))
+        .with("error_count", json!(report.error_count))
+}
+
+fn form_error(e: &multer::Error, too_large: &AtomicBool, limit: u64) -> ApiError {
+    if too_large.load(Ordering::Relaxed) {
+        ApiError::payload_too_large(limit)
+    } else {
+        ApiError::bad_request(format!("the multipart form cannot be read: {e}"))
+    }
+}
+
+async fn form_text(field: multer::Field<'static>, too_large: &AtomicBool, limit: u64) -> Result<String, ApiError> {
+    field.text().await.map_err(|e| form_error(&e, too_large, limit))
+}
+
+/// The body as `Bytes`, ending with an error (and `too_large` set) past `limit` bytes.
+fn limited(
+    body: impl Stream<Item = Result<impl Buf + Send, warp::Error>> + Send + 'static,
+    limit: u64,
+    too_large: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut seen = 0u64;
+    body.map(move |chunk| {
+        let mut chunk = chunk.map_err(std::io::Error::other)?;
+        let bytes = chunk.copy_to_bytes(chunk.remaining());
+        seen += bytes.len() as u64;
+        if seen > limit {
+            too_large.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(format!("the body is larger than {limit} bytes")));
+        }
+        Ok(bytes)
+    })
+}
+
+/// Reads on a blocking thread the chunks an async task receives.
+pub struct ChunkReader {
+    chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+}
+
+impl ChunkReader {
+    pub fn new(chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> ChunkReader {
+        ChunkReader {
+            chunks,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}

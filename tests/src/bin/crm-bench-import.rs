@@ -1,0 +1,214 @@
+//! `crm-bench-import [--rows N]` (default 1,000,000; build with `--release`): imports N
+//! generated customers (the document's `{"clients": [...]}` format) three ways in one
+//! run and prints rows/s and peak memory:
+//!
+//! 1. raw sled: the same records inserted into one tree, one `apply_batch` and one
+//!    flush per 10,000 rows (the ceiling the import is compared with);
+//! 2. `crm-server import FILE` (the command line, offline);
+//! 3. `POST /api/update_db` to a `crm-server` started on `127.0.0.1:0`.
+//!
+//! Peak memory is the child's `VmHWM` (Linux), sampled while it runs. Everything
+//! happens in temporary directories; the server is stopped at the end.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crm_tests::generate::{customer, write_customers, Format};
+
+const RAW_BATCH: u64 = 10_000;
+
+fn main() {
+    let mut rows = 1_000_000u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().and_then(|v| v.parse().ok())) {
+            ("--rows", Some(n)) => rows = n,
+            _ => {
+                eprintln!("usage: crm-bench-import [--rows N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let server = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("crm-server-under-test");
+    assert!(
+        server.exists(),
+        "build the crm-tests binaries first: {}",
+        server.display()
+    );
+    let work = tempfile::tempdir().expect("temporary directory");
+
+    let file = work.path().join("clients.json");
+    let started = Instant::now();
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&file).expect("create file"));
+    write_customers(&mut out, Format::Clients, 1, 0, rows).expect("write file");
+    out.flush().expect("flush file");
+    drop(out);
+    let size = std::fs::metadata(&file).expect("file size").len();
+    println!(
+        "{rows} customers, {:.1} MB of JSON, generated in {:.1?}",
+        size as f64 / 1e6,
+        started.elapsed()
+    );
+
+    let raw = raw_sled(&work.path().join("raw"), rows);
+    println!("raw sled batches : {:>9.0} rows/s", rows as f64 / raw.as_secs_f64());
+
+    let (cli, cli_rss) = cli_import(&server, &work.path().join("cli"), &file);
+    println!(
+        "command line     : {:>9.0} rows/s  peak RSS {:>5} MB  ({:.1?})",
+        rows as f64 / cli.as_secs_f64(),
+        cli_rss / 1024,
+        cli
+    );
+
+    let (http, http_rss) = http_import(&server, &work.path().join("http"), &file, rows);
+    println!(
+        "HTTP             : {:>9.0} rows/s  peak RSS {:>5} MB  ({:.1?})",
+        rows as f64 / http.as_secs_f64(),
+        http_rss / 1024,
+        http
+    );
+    println!(
+        "ratio to raw sled: command line {:.2}, HTTP {:.2} (goal: at least 0.33)",
+        raw.as_secs_f64() / cli.as_secs_f64(),
+        raw.as_secs_f64() / http.as_secs_f64()
+    );
+}
+
+/// The same records into one sled tree, one batch and one flush per `RAW_BATCH`.
+fn raw_sled(dir: &Path, rows: u64) -> Duration {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 * 1024 * 1024)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .expect("open sled");
+    let tree = db.open_tree("customers").expect("open tree");
+    let started = Instant::now();
+    let mut i = 0;
+    while i < rows {
+        let mut batch = sled::Batch::default();
+        for id in i..(i + RAW_BATCH).min(rows) {
+            let record = serde_json::to_vec(&customer(1, id)).expect("serialise");
+            batch.insert(&id.to_be_bytes(), record);
+        }
+        tree.apply_batch(batch).expect("apply batch");
+        db.flush().expect("flush");
+        i += RAW_BATCH;
+    }
+    started.elapsed()
+}
+
+fn cli_import(server: &Path, data: &Path, file: &Path) -> (Duration, u64) {
+    let started = Instant::now();
+    let child = Command::new(server)
+        .arg("import")
+        .arg(file)
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start crm-server import");
+    let peak = PeakRss::watch(child.id());
+    let output = child.wait_with_output().expect("wait for the import");
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    print!("  command line says: {}", String::from_utf8_lossy(&output.stdout));
+    (elapsed, peak.stop())
+}
+
+fn http_import(server: &Path, data: &Path, file: &Path, rows: u64) -> (Duration, u64) {
+    let mut child = Command::new(server)
+        .args(["--addr", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start crm-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the URL line");
+    let address = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no local URL in {line:?}"))
+        .to_string();
+    let peak = PeakRss::watch(child.id());
+    let body = std::fs::read(file).expect("read the file");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let started = Instant::now();
+    let answer = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{address}/api/update_db"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        response.text().await.expect("answer")
+    });
+    let elapsed = started.elapsed();
+    println!("  server says: {answer}");
+    assert!(answer.contains(&format!("\"created\":{rows}")), "unexpected answer");
+    let rss = peak.stop();
+    stop(&mut child);
+    (elapsed, rss)
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    if child.wait().is_err() {
+        let _ = child.kill();
+    }
+}
+
+/// Samples a process's `VmHWM` (peak resident memory, KiB) until stopped.
+struct PeakRss {
+    running: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    sampler: std::thread::JoinHandle<()>,
+}
+
+impl PeakRss {
+    fn watch(pid: u32) -> PeakRss {
+        let running = Arc::new(AtomicBool::new(true));
+        let peak = Arc::new(AtomicU64::new(0));
+        let status = PathBuf::from(format!("/proc/{pid}/status"));
+        let sampler = std::thread::spawn({
+            let (running, peak) = (running.clone(), peak.clone());
+            move || {
+                while running.load(Ordering::Relaxed) {
+                    if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|s| vm_hwm(&s)) {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        PeakRss { running, peak, sampler }
+    }
+
+    fn stop(self) -> u64 {
+        self.running.store(false, Ordering::Relaxed);
+        let _ = self.sampler.join();
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+fn vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
