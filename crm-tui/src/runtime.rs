@@ -88,8 +88,10 @@ impl Executor {
     }
 }
 
-/// Runs one command; the message to send back, if any.
-async fn execute(api: ApiClient, command: Command, sender: UnboundedSender<Message>) -> Option<Message> {
+/// Runs one command against the server; the message it answers with, if any (none for
+/// [`Command::Quit`]). Messages that arrive while it runs (import upload progress) go
+/// to `sender`. The event loop and the end-to-end tests both carry out commands here.
+pub async fn execute(api: ApiClient, command: Command, sender: UnboundedSender<Message>) -> Option<Message> {
     let message = match command {
         Command::Quit => return None,
         Command::ScheduleSearch { generation, after } => {

@@ -160,16 +160,20 @@ fn customer_detail_ledger() {
         result: Ok(Page {
             items: vec![
                 LedgerEntry {
+                    seq: 1,
                     at: "2019-01-01T09:00:00Z".into(),
                     amount: 100,
                     cause: "opening".into(),
                     balance: Some(100),
+                    key: None,
                 },
                 LedgerEntry {
+                    seq: 2,
                     at: "2019-01-02T10:30:00Z".into(),
                     amount: -50,
-                    cause: "adjustment".into(),
+                    cause: "import_adjustment".into(),
                     balance: Some(50),
+                    key: None,
                 },
             ],
             next_cursor: Some("more".into()),
@@ -246,6 +250,7 @@ fn import_dry_run_reviewed() {
             created: 1200,
             updated: 30,
             unchanged: 4,
+            erased: 0,
             errors: Vec::new(),
         }),
     });
@@ -302,6 +307,7 @@ fn import_done() {
         created: 1200,
         updated: 30,
         unchanged: 4,
+        erased: 0,
         errors: Vec::new(),
     };
     app.update(Message::ImportAnswered {

@@ -209,8 +209,12 @@ fn lenient_shapes_accept_numbers_or_strings_for_ids() {
     .expect("payment");
     assert_eq!((payment.id.as_str(), payment.montant), ("12", Cents(36000)));
     let entry: LedgerEntry =
-        serde_json::from_value(json!({"date": "2019-01-01", "delta": -50, "cause": "ticket"})).expect("entry");
-    assert_eq!((entry.amount, entry.cause.as_str()), (-50, "ticket"));
+        serde_json::from_value(json!({"at": "2019-01-01T09:00:00Z", "amount": -50, "cause": "import_adjustment"}))
+            .expect("an entry without seq, balance or key");
+    assert_eq!(
+        (entry.amount, entry.cause.as_str(), entry.balance),
+        (-50, "import_adjustment", None)
+    );
     assert_eq!(CustomerKey::parse(" 33 "), Some(CustomerKey::Card(33)));
     assert_eq!(CustomerKey::parse(&id().to_string()), Some(CustomerKey::Id(id())));
     assert_eq!(CustomerKey::parse("nope"), None);

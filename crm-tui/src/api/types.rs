@@ -1,8 +1,9 @@
 //! JSON shapes of the routes the client calls that `crm-model` does not already define.
 //!
-//! Answers are read leniently (`#[serde(default)]`) where the contract leaves the exact
-//! shape open (tickets, ledger entries, scheduled payments), so that an extra or a missing
-//! key on the server side degrades one cell of the screen rather than the whole list.
+//! Tickets, ledger entries and scheduled payments have the server's shapes (checked
+//! against the real server by `tests/tests/tui.rs`) but are read leniently
+//! (`#[serde(default)]`), so that a key missing from an older server degrades one cell
+//! of the screen rather than the whole list.
 
 use std::fmt;
 
@@ -93,6 +94,9 @@ pub struct ImportSummary {
     pub updated: u64,
     #[serde(default)]
     pub unchanged: u64,
+    /// Customers erased (`mode=replace`) because absent from the file.
+    #[serde(default)]
+    pub erased: u64,
     #[serde(default)]
     pub errors: Vec<RowError>,
 }
@@ -191,6 +195,8 @@ pub struct Ticket {
     pub mode_paiement: String,
     pub origin: String,
     pub articles: Vec<Article>,
+    /// Its client (or card) is not a customer yet: stored, credited nothing so far.
+    pub unmatched: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -205,20 +211,22 @@ pub struct Article {
     pub quantity: u64,
 }
 
-/// One credit movement of a customer's ledger. The contract only says "every credit
-/// movement with its cause"; the usual spellings of each key are accepted.
+/// One credit movement of a customer's ledger: `{seq, at, amount, balance, cause, key}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct LedgerEntry {
-    #[serde(alias = "date", alias = "created_at", alias = "timestamp")]
+    /// Position in the customer's ledger, from 1.
+    pub seq: u64,
+    /// RFC 3339 date-time.
     pub at: String,
     /// Signed movement in cents.
-    #[serde(alias = "delta", alias = "Montant", alias = "change")]
     pub amount: i64,
+    /// `opening`, `credit`, `ticket` or `import_adjustment`.
     pub cause: String,
-    /// The balance after the movement, when the server gives it.
-    #[serde(alias = "Credit", alias = "balance_after")]
+    /// The balance after the movement.
     pub balance: Option<i64>,
+    /// The idempotency key of the movement (ticket uid, credit item id), if any.
+    pub key: Option<String>,
 }
 
 /// A scheduled deferred payment (contract section 6).

@@ -499,6 +499,7 @@ fn import_runs_a_dry_run_then_uploads_after_confirmation() {
         created: 3,
         updated: 2,
         unchanged: 1,
+        erased: 0,
         errors: Vec::new(),
     };
     app.update(Message::ImportAnswered {
