@@ -258,6 +258,32 @@ fn import_dry_run_reviewed() {
 }
 
 #[test]
+fn a_replace_dry_run_shows_how_many_customers_it_would_erase() {
+    let mut app = import_app();
+    app.update(Message::ImportAnswered {
+        dry_run: true,
+        result: Ok(ImportSummary {
+            created: 2,
+            updated: 1,
+            unchanged: 0,
+            erased: 57,
+            errors: Vec::new(),
+        }),
+    });
+    let screen = draw(&app);
+    assert!(
+        screen.contains("2 created, 1 updated, 0 unchanged, 57 erased"),
+        "{screen}"
+    );
+    let mut merge = import_app();
+    merge.update(Message::ImportAnswered {
+        dry_run: true,
+        result: Ok(ImportSummary::default()),
+    });
+    assert!(!draw(&merge).contains("erased"));
+}
+
+#[test]
 fn import_uploading() {
     let mut app = import_app();
     app.update(Message::ImportAnswered {

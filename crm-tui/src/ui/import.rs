@@ -147,10 +147,21 @@ fn render_stage(stage: &ImportStage, frame: &mut Frame, area: Rect) {
 }
 
 fn summary_line(summary: &ImportSummary) -> Line<'static> {
-    Line::from(format!(
+    let line = format!(
         "   {} created, {} updated, {} unchanged",
         summary.created, summary.updated, summary.unchanged
-    ))
+    );
+    if summary.erased == 0 {
+        return Line::from(line);
+    }
+    // A replace import erases customers: staff must see how many before confirming.
+    Line::from(vec![
+        Span::from(line),
+        Span::styled(
+            format!(", {} erased", summary.erased),
+            Style::new().fg(Color::Red).bold(),
+        ),
+    ])
 }
 
 fn render_progress(progress: Option<UploadProgress>, frame: &mut Frame, area: Rect) {
