@@ -15,7 +15,6 @@
 //! - a few searches.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,15 +42,9 @@ async fn main() {
     let args = Args::parse();
     let data = tempfile::tempdir().expect("temporary dir");
     let server_bin = sibling("crm-server");
-    let mut child = Command::new(&server_bin)
-        .args(["--addr", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", server_bin.display()));
-    let base = read_url(child.stdout.take().expect("stdout"));
-    let pid = child.id();
+    let server = crm_tests::ServerProcess::start(&server_bin, data.path());
+    let base = server.address.clone();
+    let pid = server.child.id();
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
 
     // Seed.
@@ -207,8 +200,7 @@ async fn main() {
         started.elapsed().as_secs_f64() * 1e3
     );
 
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
 
 /// Requests per second of `connections` loops GETting `url(n)` for `duration`.
@@ -255,16 +247,6 @@ async fn health(client: &reqwest::Client, base: &str) -> Value {
 
 fn sibling(name: &str) -> PathBuf {
     std::env::current_exe().expect("current exe").with_file_name(name)
-}
-
-fn read_url(stdout: std::process::ChildStdout) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).expect("URL line");
-    line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("URL")
-        .to_string()
 }
 
 fn rss_mb(pid: u32, field: &str) -> u64 {

@@ -10,7 +10,7 @@
 //! Peak memory is the child's `VmHWM` (Linux), sampled while it runs. Everything
 //! happens in temporary directories; the server is stopped at the end.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -129,22 +129,9 @@ fn cli_import(server: &Path, data: &Path, file: &Path) -> (Duration, u64) {
 }
 
 fn http_import(server: &Path, data: &Path, file: &Path, rows: u64) -> (Duration, u64) {
-    let mut child = Command::new(server)
-        .args(["--addr", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start crm-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the URL line");
-    let address = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no local URL in {line:?}"))
-        .to_string();
-    let peak = PeakRss::watch(child.id());
+    let mut process = crm_tests::ServerProcess::start(server, data);
+    let address = process.address.clone();
+    let peak = PeakRss::watch(process.child.id());
     let body = std::fs::read(file).expect("read the file");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let started = Instant::now();
@@ -162,7 +149,7 @@ fn http_import(server: &Path, data: &Path, file: &Path, rows: u64) -> (Duration,
     println!("  server says: {answer}");
     assert!(answer.contains(&format!("\"created\":{rows}")), "unexpected answer");
     let rss = peak.stop();
-    stop(&mut child);
+    stop(&mut process.child);
     (elapsed, rss)
 }
 
