@@ -31,6 +31,16 @@ for name in "Martin Élise" "Bernard Lucas" "Dubois Chloé" "Thomas Hugo" "Rober
   create "{\"Nom\":\"$nom\",\"Prenom\":\"$prenom\",\"email\":\"$(echo "$prenom.$nom" | iconv -f utf-8 -t ascii//TRANSLIT | tr 'A-Z' 'a-z')@exemple.fr\",\"Credit\":$((i * 1234 % 9000)),\"Compte\":\"FR76-00$i\",\"CarteFid\":$((100 + i))}" >/dev/null
 done
 
+# The first customer's tickets, a credit and a scheduled payment, for its page.
+curl -fsS -X POST "$base/api/v1/tickets" -d "{\"origin\":\"magasin\",\"tickets\":[
+  {\"id\":4101,\"date\":\"2026-09-14T10:12:00Z\",\"prix\":4240,\"client\":\"$first\",\"modePaiement\":\"CARD\",
+   \"articles\":[{\"codeProduit\":\"X1-0\",\"prixAvant\":800,\"prixApres\":400,\"promo\":50,\"quantity\":2},
+                 {\"codeProduit\":\"X1-9\",\"prixAvant\":3440,\"prixApres\":3440,\"promo\":0,\"quantity\":1}]},
+  {\"id\":4388,\"date\":\"2026-10-21T17:45:00Z\",\"prix\":12990,\"client\":\"$first\",\"modePaiement\":\"CASH\",
+   \"articles\":[{\"codeProduit\":\"B7-2\",\"prixAvant\":12990,\"prixApres\":12990,\"promo\":0,\"quantity\":1}]}]}" >/dev/null
+curl -fsS -X POST "$base/api/credit" -d '{"Tickets":[{"carteFid":33,"Montant":2600}]}' >/dev/null
+curl -fsS -X POST "$base/api/allow_credit" -d "{\"idClient\":\"$first\",\"Montant\":36000,\"Date\":\"2026-12-06\"}" >/dev/null
+
 shoot() { # file width height path
   chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
     --no-first-run --hide-scrollbars --user-data-dir="$profile" --window-size="$2,$3" \
@@ -38,6 +48,6 @@ shoot() { # file width height path
 }
 shoot pages-home.png 1440 900 "/api?import=created%3A12%2Cupdated%3A2%2Cunchanged%3A0"
 shoot pages-import.png 1440 900 /api/update_db
-shoot pages-customer.png 1440 900 "/api/customers/$first"
+shoot pages-customer.png 1440 1600 "/api/customers/$first"
 shoot pages-home-phone.png 390 844 "/api?sort=-Credit"
 echo "screenshots written to $out/"
