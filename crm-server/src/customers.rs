@@ -13,7 +13,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::http::{body_limited, json, json_with_status, parse_query, raw_query, stream_json_array};
+use crate::http::{body_limited, into_response, json, json_with_status, parse_query, raw_query, stream_json_array};
 use crate::routes::AppState;
 use crate::store::Store;
 
@@ -95,10 +95,6 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .unify()
         .map(into_response)
         .boxed()
-}
-
-fn into_response(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(warp::Reply::into_response)
 }
 
 /// A path segment that should be an `IdClient`; anything else is an unknown customer.

@@ -20,7 +20,7 @@ use warp::reply::Response;
 use warp::{Buf, Filter};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::http::{json, parse_query, raw_query};
+use crate::http::{into_response, json, parse_query, raw_query};
 use crate::pages;
 use crate::routes::AppState;
 use crate::store::{ImportFailure, Store};
@@ -39,9 +39,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::body::stream())
         .then(
             |state: AppState<S>, query: String, content_type: Option<String>, length: Option<String>, body| async move {
-                update_db(state, query, content_type, length, body)
-                    .await
-                    .unwrap_or_else(warp::Reply::into_response)
+                into_response(update_db(state, query, content_type, length, body).await)
             },
         )
         .boxed()
