@@ -107,12 +107,8 @@ impl App {
                 _ => form.edit(key),
             }
         } else {
-            match key.code {
-                KeyCode::Enter | KeyCode::Char('i') => form.editing = true,
-                KeyCode::Down | KeyCode::Char('j') => form.focus_next(),
-                KeyCode::Up | KeyCode::Char('k') => form.focus_previous(),
-                KeyCode::Esc => self.screen = super::Screen::Customers,
-                _ => {}
+            if form.browse(key.code) {
+                self.screen = super::Screen::Customers;
             }
         }
         Vec::new()

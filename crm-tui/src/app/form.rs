@@ -2,7 +2,7 @@
 //! on the field they name.
 
 use crm_model::FieldError;
-use crossterm::event::{Event, KeyEvent};
+use crossterm::event::{Event, KeyCode, KeyEvent};
 use tui_input::backend::crossterm::to_input_request;
 use tui_input::Input;
 
@@ -82,6 +82,19 @@ impl Form {
 
     pub fn focused(&self) -> &FormField {
         &self.fields[self.focus]
+    }
+
+    /// A key on a form whose fields are not being typed in: start typing, move between
+    /// fields, or (`Esc`) ask to leave the form, answered `true`.
+    pub fn browse(&mut self, code: KeyCode) -> bool {
+        match code {
+            KeyCode::Enter | KeyCode::Char('i') => self.editing = true,
+            KeyCode::Down | KeyCode::Char('j') => self.focus_next(),
+            KeyCode::Up | KeyCode::Char('k') => self.focus_previous(),
+            KeyCode::Esc => return true,
+            _ => {}
+        }
+        false
     }
 
     pub fn focus_next(&mut self) {

@@ -170,34 +170,13 @@ async fn main() {
     );
 
     for q in ["nom42", "prénom1", "client12345@", "0600012", "nom4999 prénom69", "n"] {
-        let started = Instant::now();
-        let page: Value = client
-            .get(format!("{base}/api/v1/customers?q={q}&limit=50"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        println!(
-            "search q={q:<18} total {:>7} in {:.1} ms",
-            page["total"],
-            started.elapsed().as_secs_f64() * 1e3
-        );
+        let (page, ms) = timed_get(&client, &format!("{base}/api/v1/customers?q={q}&limit=50")).await;
+        println!("search q={q:<18} total {:>7} in {ms:.1} ms", page["total"]);
     }
-    let started = Instant::now();
-    let page: Value = client
-        .get(format!("{base}/api/v1/customers?sort=-Credit&limit=50"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (page, ms) = timed_get(&client, &format!("{base}/api/v1/customers?sort=-Credit&limit=50")).await;
     println!(
-        "first page sort=-Credit ({} items) in {:.1} ms",
-        page["items"].as_array().map_or(0, Vec::len),
-        started.elapsed().as_secs_f64() * 1e3
+        "first page sort=-Credit ({} items) in {ms:.1} ms",
+        page["items"].as_array().map_or(0, Vec::len)
     );
 
     drop(server);
@@ -232,6 +211,13 @@ async fn load(
         t.await.unwrap();
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One GET's JSON answer and how long it took, in milliseconds.
+async fn timed_get(client: &reqwest::Client, url: &str) -> (Value, f64) {
+    let started = Instant::now();
+    let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    (page, started.elapsed().as_secs_f64() * 1e3)
 }
 
 async fn health(client: &reqwest::Client, base: &str) -> Value {
