@@ -16,58 +16,64 @@ impl CustomerStore for SledStore {
     async fn create_customer(&self, new: NewCustomer) -> Result<CustomerRecord, StoreError> {
         let id_client = new.id_client.unwrap_or_else(Uuid::new_v4);
         let now = Utc::now();
-        let record = self.transact(|tx| {
-            if tx.index.get(keys::id_client_key(id_client))?.is_some() {
-                return abort(StoreError::IdClientTaken(id_client));
-            }
-            let id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, 1)?;
-            let opening = new.opening_credit;
-            let mut record = new.clone().into_record(id, id_client, now);
-            record.credit = Cents::ZERO;
-            if opening > Cents::ZERO {
-                ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
-            }
-            if let Some((date, amount)) = new.scheduled_payment {
-                payments::schedule_payment(tx, &mut record, date, amount, now)?;
-            }
-            tickets::match_pending(tx, None, &mut record, now)?;
-            write_customer(tx, None, &record)?;
-            bump_counter(tx.meta, keys::LIVE_CUSTOMERS, 1)?;
-            Ok(record)
-        })?;
+        let record = self
+            .transact(|tx| {
+                if tx.index.get(keys::id_client_key(id_client))?.is_some() {
+                    return abort(StoreError::IdClientTaken(id_client));
+                }
+                let id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, 1)?;
+                let opening = new.opening_credit;
+                let mut record = new.clone().into_record(id, id_client, now);
+                record.credit = Cents::ZERO;
+                if opening > Cents::ZERO {
+                    ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
+                }
+                if let Some((date, amount)) = new.scheduled_payment {
+                    payments::schedule_payment(tx, &mut record, date, amount, now)?;
+                }
+                tickets::match_pending(tx, None, &mut record, now)?;
+                write_customer(tx, None, &record)?;
+                bump_counter(tx.meta, keys::LIVE_CUSTOMERS, 1)?;
+                Ok(record)
+            })
+            .await?;
         self.durable().await?;
         Ok(record)
     }
 
     async fn update_customer(&self, id_client: Uuid, patch: CustomerPatch) -> Result<CustomerRecord, StoreError> {
         let now = Utc::now();
-        let record = self.transact(|tx| {
-            let old = live_customer_in(tx, id_client)?;
-            let mut record = old.clone();
-            patch.apply(&mut record, now);
-            tickets::match_pending(tx, Some(&old), &mut record, now)?;
-            if record != old {
-                write_customer(tx, Some(&old), &record)?;
-            }
-            Ok(record)
-        })?;
+        let record = self
+            .transact(|tx| {
+                let old = live_customer_in(tx, id_client)?;
+                let mut record = old.clone();
+                patch.apply(&mut record, now);
+                tickets::match_pending(tx, Some(&old), &mut record, now)?;
+                if record != old {
+                    write_customer(tx, Some(&old), &record)?;
+                }
+                Ok(record)
+            })
+            .await?;
         self.durable().await?;
         Ok(record)
     }
 
     async fn erase_customer(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
         let now = Utc::now();
-        let record = self.transact(|tx| {
-            let old = customer_in(tx, id_client)?;
-            if old.erased {
-                return Ok(old);
-            }
-            let mut record = old.clone();
-            record.erase_personal_data(now);
-            write_customer(tx, Some(&old), &record)?;
-            bump_counter(tx.meta, keys::LIVE_CUSTOMERS, -1)?;
-            Ok(record)
-        })?;
+        let record = self
+            .transact(|tx| {
+                let old = customer_in(tx, id_client)?;
+                if old.erased {
+                    return Ok(old);
+                }
+                let mut record = old.clone();
+                record.erase_personal_data(now);
+                write_customer(tx, Some(&old), &record)?;
+                bump_counter(tx.meta, keys::LIVE_CUSTOMERS, -1)?;
+                Ok(record)
+            })
+            .await?;
         self.durable().await?;
         Ok(record)
     }

@@ -26,30 +26,34 @@ fn card_ref_index(card: &CardRef) -> Vec<u8> {
 impl LoyaltyStore for SledStore {
     async fn issue_card(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
         let now = Utc::now();
-        let record = self.transact(|tx| {
-            let old = live_customer_in(tx, id_client)?;
-            if old.carte_fid.is_some() {
-                return Ok(old);
-            }
-            // Skip the numbers already given explicitly (create, PATCH, import).
-            let mut card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
-            while tx.index.get(keys::card_key(card))?.is_some() {
-                card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
-            }
-            let mut record = old.clone();
-            record.carte_fid = Some(card);
-            record.updated_at = now;
-            super::tickets::match_pending(tx, Some(&old), &mut record, now)?;
-            write_customer(tx, Some(&old), &record)?;
-            Ok(record)
-        })?;
+        let record = self
+            .transact(|tx| {
+                let old = live_customer_in(tx, id_client)?;
+                if old.carte_fid.is_some() {
+                    return Ok(old);
+                }
+                // Skip the numbers already given explicitly (create, PATCH, import).
+                let mut card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
+                while tx.index.get(keys::card_key(card))?.is_some() {
+                    card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
+                }
+                let mut record = old.clone();
+                record.carte_fid = Some(card);
+                record.updated_at = now;
+                super::tickets::match_pending(tx, Some(&old), &mut record, now)?;
+                write_customer(tx, Some(&old), &record)?;
+                Ok(record)
+            })
+            .await?;
         self.durable().await?;
         Ok(record)
     }
 
     async fn credit(&self, items: Vec<CreditItem>) -> Result<Vec<CreditResult>, StoreError> {
         let now = Utc::now();
-        let results = self.transact(|tx| items.iter().map(|item| credit_item(tx, item, now)).collect())?;
+        let results = self
+            .transact(|tx| items.iter().map(|item| credit_item(tx, item, now)).collect())
+            .await?;
         self.durable().await?;
         Ok(results)
     }

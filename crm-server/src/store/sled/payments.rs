@@ -136,16 +136,18 @@ pub(crate) fn replace_pending_payments(
 impl PaymentStore for SledStore {
     async fn allow_credit(&self, request: AllowCredit, refusal_limit: u32) -> Result<Option<Payment>, StoreError> {
         let now = Utc::now();
-        let payment = self.transact(|tx| {
-            let old = live_customer_in(tx, request.id_client)?;
-            if !credit_allowed(old.nb_refus, refusal_limit) {
-                return Ok(None);
-            }
-            let mut record = old.clone();
-            let payment = schedule_payment(tx, &mut record, request.date, request.montant, now)?;
-            write_customer(tx, Some(&old), &record)?;
-            Ok(Some(payment))
-        })?;
+        let payment = self
+            .transact(|tx| {
+                let old = live_customer_in(tx, request.id_client)?;
+                if !credit_allowed(old.nb_refus, refusal_limit) {
+                    return Ok(None);
+                }
+                let mut record = old.clone();
+                let payment = schedule_payment(tx, &mut record, request.date, request.montant, now)?;
+                write_customer(tx, Some(&old), &record)?;
+                Ok(Some(payment))
+            })
+            .await?;
         if payment.is_some() {
             self.durable().await?;
         }
@@ -207,58 +209,62 @@ impl PaymentStore for SledStore {
 
     async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
         let now = Utc::now();
-        let payment = self.transact(|tx| {
-            let mut stored = payment_in(tx, id)?;
-            match stored.payment.status {
-                PaymentStatus::Pending => {}
-                // The payment service may send its OK twice.
-                PaymentStatus::Paid if paid => return Ok(stored.payment),
-                status => {
-                    return abort(StoreError::PaymentNotPending {
-                        id,
-                        status: format!("{status:?}").to_lowercase(),
-                    })
+        let payment = self
+            .transact(|tx| {
+                let mut stored = payment_in(tx, id)?;
+                match stored.payment.status {
+                    PaymentStatus::Pending => {}
+                    // The payment service may send its OK twice.
+                    PaymentStatus::Paid if paid => return Ok(stored.payment),
+                    status => {
+                        return abort(StoreError::PaymentNotPending {
+                            id,
+                            status: format!("{status:?}").to_lowercase(),
+                        })
+                    }
                 }
-            }
-            let Some(old) = customer_with_id(tx, stored.customer)? else {
-                return abort(StoreError::Storage(format!("payment {id} of a missing customer")));
-            };
-            let mut customer = old.clone();
-            tx.payment_index.remove(due_key(stored.payment.date, id))?;
-            if paid {
-                stored.payment.status = PaymentStatus::Paid;
-                let pending: Vec<u64> = pending_ids(tx, customer.id)?.into_iter().filter(|p| *p != id).collect();
-                set_pending_ids(tx, customer.id, &pending)?;
-            } else {
-                stored.payment.attempts += 1;
-                stored.payment.date = stored.payment.date.succ_opt().unwrap_or(stored.payment.date);
-                tx.payment_index.insert(due_key(stored.payment.date, id), &[])?;
-                customer.nb_refus += 1;
-            }
-            stored.updated_at = now;
-            tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
-            derive_from_pending(tx, &mut customer)?;
-            customer.updated_at = now;
-            write_customer(tx, Some(&old), &customer)?;
-            Ok(stored.payment)
-        })?;
+                let Some(old) = customer_with_id(tx, stored.customer)? else {
+                    return abort(StoreError::Storage(format!("payment {id} of a missing customer")));
+                };
+                let mut customer = old.clone();
+                tx.payment_index.remove(due_key(stored.payment.date, id))?;
+                if paid {
+                    stored.payment.status = PaymentStatus::Paid;
+                    let pending: Vec<u64> = pending_ids(tx, customer.id)?.into_iter().filter(|p| *p != id).collect();
+                    set_pending_ids(tx, customer.id, &pending)?;
+                } else {
+                    stored.payment.attempts += 1;
+                    stored.payment.date = stored.payment.date.succ_opt().unwrap_or(stored.payment.date);
+                    tx.payment_index.insert(due_key(stored.payment.date, id), &[])?;
+                    customer.nb_refus += 1;
+                }
+                stored.updated_at = now;
+                tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                derive_from_pending(tx, &mut customer)?;
+                customer.updated_at = now;
+                write_customer(tx, Some(&old), &customer)?;
+                Ok(stored.payment)
+            })
+            .await?;
         self.durable().await?;
         Ok(payment)
     }
 
     async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
         let now = Utc::now();
-        let record = self.transact(|tx| {
-            let old = live_customer_in(tx, id_client)?;
-            if old.nb_refus == 0 {
-                return Ok(old);
-            }
-            let mut record = old.clone();
-            record.nb_refus = 0;
-            record.updated_at = now;
-            write_customer(tx, Some(&old), &record)?;
-            Ok(record)
-        })?;
+        let record = self
+            .transact(|tx| {
+                let old = live_customer_in(tx, id_client)?;
+                if old.nb_refus == 0 {
+                    return Ok(old);
+                }
+                let mut record = old.clone();
+                record.nb_refus = 0;
+                record.updated_at = now;
+                write_customer(tx, Some(&old), &record)?;
+                Ok(record)
+            })
+            .await?;
         self.durable().await?;
         Ok(record)
     }
@@ -300,6 +306,7 @@ mod tests {
                 write_customer(tx, Some(&old), &record)?;
                 Ok(record)
             })
+            .await
             .unwrap();
         assert_eq!(
             (after_schedule.next_payment, after_schedule.pending_payments),
@@ -314,6 +321,7 @@ mod tests {
                 write_customer(tx, Some(&old), &record)?;
                 Ok((record, new))
             })
+            .await
             .unwrap();
         assert_eq!(
             (replaced.0.next_payment, replaced.0.pending_payments),
@@ -342,6 +350,7 @@ mod tests {
                 write_customer(tx, Some(&old), &record)?;
                 Ok(record)
             })
+            .await
             .unwrap();
         assert_eq!((cleared.next_payment, cleared.pending_payments), (None, Cents::ZERO));
     }

@@ -57,54 +57,56 @@ fn refs_of(record: &CustomerRecord) -> Vec<ClientRef> {
 impl TicketStore for SledStore {
     async fn ingest_tickets(&self, tickets: Vec<Ticket>) -> Result<IngestOutcome, StoreError> {
         let now = Utc::now();
-        let outcome = self.transact(|tx| {
-            let mut outcome = IngestOutcome::default();
-            let mut seq = tx.meta.get(LAST_TICKET_SEQ)?.map_or(0, |v| keys::decode_u64(&v));
-            for ticket in &tickets {
-                let uid = uid_key(&ticket.uid);
-                if tx.ticket_index.get(&uid)?.is_some() {
-                    outcome.duplicates += 1;
-                    continue;
-                }
-                seq += 1;
-                tx.ticket_index.insert(uid, &seq.to_be_bytes())?;
-                let mut record = TicketRecord {
-                    seq,
-                    ticket: ticket.clone(),
-                    customer: None,
-                };
-                let refs = ticket.client_refs();
-                let mut customer = None;
-                for client in &refs {
-                    customer = live_customer_by_index(tx, &customer_index_key(client))?;
-                    if customer.is_some() {
-                        break;
+        let outcome = self
+            .transact(|tx| {
+                let mut outcome = IngestOutcome::default();
+                let mut seq = tx.meta.get(LAST_TICKET_SEQ)?.map_or(0, |v| keys::decode_u64(&v));
+                for ticket in &tickets {
+                    let uid = uid_key(&ticket.uid);
+                    if tx.ticket_index.get(&uid)?.is_some() {
+                        outcome.duplicates += 1;
+                        continue;
                     }
-                }
-                match customer {
-                    Some(old) => {
-                        let mut updated = old.clone();
-                        outcome.credited_cents.0 += credit_ticket(tx, &mut updated, &mut record, now)?.0;
-                        write_customer(tx, Some(&old), &updated)?;
-                    }
-                    None if !ticket.is_anonymous() => {
-                        record.ticket.unmatched = true;
-                        for client in &refs {
-                            let key = pending_key(client);
-                            let mut waiting = tx.ticket_index.get(&key)?.map_or_else(Vec::new, |v| v.to_vec());
-                            waiting.extend_from_slice(&seq.to_be_bytes());
-                            tx.ticket_index.insert(key, waiting)?;
+                    seq += 1;
+                    tx.ticket_index.insert(uid, &seq.to_be_bytes())?;
+                    let mut record = TicketRecord {
+                        seq,
+                        ticket: ticket.clone(),
+                        customer: None,
+                    };
+                    let refs = ticket.client_refs();
+                    let mut customer = None;
+                    for client in &refs {
+                        customer = live_customer_by_index(tx, &customer_index_key(client))?;
+                        if customer.is_some() {
+                            break;
                         }
-                        outcome.unmatched.push(ticket.uid.clone());
                     }
-                    None => {}
+                    match customer {
+                        Some(old) => {
+                            let mut updated = old.clone();
+                            outcome.credited_cents.0 += credit_ticket(tx, &mut updated, &mut record, now)?.0;
+                            write_customer(tx, Some(&old), &updated)?;
+                        }
+                        None if !ticket.is_anonymous() => {
+                            record.ticket.unmatched = true;
+                            for client in &refs {
+                                let key = pending_key(client);
+                                let mut waiting = tx.ticket_index.get(&key)?.map_or_else(Vec::new, |v| v.to_vec());
+                                waiting.extend_from_slice(&seq.to_be_bytes());
+                                tx.ticket_index.insert(key, waiting)?;
+                            }
+                            outcome.unmatched.push(ticket.uid.clone());
+                        }
+                        None => {}
+                    }
+                    tx.tickets.insert(&seq.to_be_bytes(), encode(&record))?;
+                    outcome.stored += 1;
                 }
-                tx.tickets.insert(&seq.to_be_bytes(), encode(&record))?;
-                outcome.stored += 1;
-            }
-            tx.meta.insert(LAST_TICKET_SEQ, &seq.to_be_bytes())?;
-            Ok(outcome)
-        })?;
+                tx.meta.insert(LAST_TICKET_SEQ, &seq.to_be_bytes())?;
+                Ok(outcome)
+            })
+            .await?;
         self.durable().await?;
         Ok(outcome)
     }
@@ -171,7 +173,8 @@ impl TicketStore for SledStore {
                 tx.meta.insert(key.as_slice(), &seq.to_be_bytes())?;
             }
             Ok(())
-        })?;
+        })
+        .await?;
         self.durable().await
     }
 }
