@@ -14,6 +14,7 @@ use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
+use crate::store::sled::DEFAULT_CACHE_MB;
 use crate::store::{ImportStore, SledStore};
 
 #[derive(Debug, Parser)]
@@ -38,7 +39,7 @@ pub struct Cli {
     #[arg(long, env = "CRM_STREAM_LIMIT", default_value_t = Config::DEFAULT_STREAM_LIMIT)]
     pub stream_limit: u64,
     /// Bound of the database page cache, MiB.
-    #[arg(long, env = "CRM_CACHE_MB", default_value_t = 64, global = true)]
+    #[arg(long, env = "CRM_CACHE_MB", default_value_t = DEFAULT_CACHE_MB, global = true)]
     pub cache_mb: u64,
 }
 

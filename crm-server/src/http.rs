@@ -80,7 +80,20 @@ pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Inf
 
 /// Reads a query string into `T`; an unreadable one is a `400`.
 pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    if !query_is_utf8(raw) {
+        return Err(ApiError::bad_request(
+            "the query string cannot be read: a percent-encoded value is not UTF-8",
+        ));
+    }
     serde_urlencoded::from_str(raw).map_err(|e| ApiError::bad_request(format!("the query string cannot be read: {e}")))
+}
+
+/// Whether every name and value of a query string decodes to UTF-8. Query parsers
+/// replace bad bytes silently, so `?q=%FF` would search for `\u{FFFD}` instead of
+/// being refused.
+pub fn query_is_utf8(raw: &str) -> bool {
+    raw.split(['&', '='])
+        .all(|part| percent_encoding::percent_decode_str(part).decode_utf8().is_ok())
 }
 
 pub fn json<T: Serialize>(value: &T) -> Response {

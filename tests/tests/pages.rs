@@ -235,6 +235,10 @@ async fn unreadable_sorts_and_cursors_are_html_error_pages() {
     let (status, _, html) = app.page("/api?cursor=zzz").await;
     assert_eq!(status, 400);
     assert!(html.contains("Reprenez depuis la première page"));
+
+    let (status, _, html) = app.page("/api?q=%FF").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("ne peut pas être lue"), "{html}");
 }
 
 #[tokio::test]

@@ -123,6 +123,9 @@ async fn bad_list_parameters_are_400() {
         "cursor=garbage",
         "cursor=id.zz",
         "sort=-Credit&cursor=id.0000000000000001",
+        "q=%FF",
+        "q=caf%C3",
+        "%FF=1",
     ] {
         let (status, body) = app.list_customers(query).await;
         assert_eq!(status, 400, "{query}: {body}");

@@ -36,8 +36,11 @@ struct HomeParams {
 
 impl HomeParams {
     fn parse(raw: &str) -> Result<HomeParams, PageError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-            .map_err(|_| PageError::bad_request("L'adresse de la page ne peut pas être lue."))?;
+        let unreadable = || PageError::bad_request("L'adresse de la page ne peut pas être lue.");
+        if !crate::http::query_is_utf8(raw) {
+            return Err(unreadable());
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|_| unreadable())?;
         let mut params = HomeParams::default();
         let mut page = None;
         for (key, value) in pairs {
