@@ -1,6 +1,6 @@
-// sled copies tree nodes on every write; glibc's malloc spent a third of an import's CPU
-// on those copies and let the heap grow, mimalloc does neither (see the README's
-// benchmarks).
+// sled copies tree nodes on every write: with glibc's malloc a third of an import's CPU
+// went to allocating and freeing those copies; with mimalloc imports run about 25%
+// faster and tickets about 40% (see the README's benchmarks).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -135,7 +135,8 @@ impl SledStore {
     /// sled runs one transaction at a time and blocks the thread of any other until
     /// then. Writers therefore wait for their turn here, asynchronously: a runtime
     /// thread is never parked on sled's lock while requests could be read and answered
-    /// on it (with two cores, that parking halved the rate of concurrent credits).
+    /// on it (with two cores, that parking cost about 15% of the rate of concurrent
+    /// credits).
     pub(crate) async fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let _turn = self.inner.writer_turn.lock().await;
         let _shared = match self.inner.write_gate.try_read() {
