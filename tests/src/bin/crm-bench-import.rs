@@ -103,13 +103,7 @@ fn main() {
 
 /// The same records into one sled tree, one batch and one flush per `RAW_BATCH`.
 fn raw_sled(dir: &Path, rows: u64) -> Duration {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(64 * 1024 * 1024)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .expect("open sled");
-    let tree = db.open_tree("customers").expect("open tree");
+    let (db, tree) = open_raw(dir);
     let started = Instant::now();
     let mut i = 0;
     while i < rows {
@@ -123,6 +117,18 @@ fn raw_sled(dir: &Path, rows: u64) -> Duration {
         i += RAW_BATCH;
     }
     started.elapsed()
+}
+
+/// A bare sled database for the raw baselines, and its one tree.
+fn open_raw(dir: &Path) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 * 1024 * 1024)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .expect("open sled");
+    let tree = db.open_tree("raw").expect("open tree");
+    (db, tree)
 }
 
 /// Every key of every tree of the database in `dir` (a benchmark may count; the
@@ -139,13 +145,7 @@ fn keys_in(dir: &Path) -> u64 {
 /// the key space as index entries are; one batch and one flush per 1,000 rows, as the
 /// import writes.
 fn raw_sled_same_keys(dir: &Path, rows: u64, keys_per_row: f64) -> Duration {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(64 * 1024 * 1024)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .expect("open sled");
-    let tree = db.open_tree("all").expect("open tree");
+    let (db, tree) = open_raw(dir);
     let started = Instant::now();
     let mut written = 0.0;
     let mut i = 0;
