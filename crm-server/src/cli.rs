@@ -109,15 +109,9 @@ pub fn main() -> std::process::ExitCode {
             }
         };
         let config = cli.config();
-        let store = match SledStore::open(&config.data_dir, config.cache_bytes) {
+        let store = match open_store(&config) {
             Ok(store) => store,
-            Err(e) => {
-                eprintln!(
-                    "crm-server: cannot open the data directory {}: {e}",
-                    config.data_dir.display()
-                );
-                return std::process::ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Printed once bound and open: tests and scripts read the port from this line.
@@ -129,6 +123,17 @@ pub fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         }
+    })
+}
+
+/// Opens the store of `config`, or says why not on standard error.
+fn open_store(config: &Config) -> Result<SledStore, ExitCode> {
+    SledStore::open(&config.data_dir, config.cache_bytes).map_err(|e| {
+        eprintln!(
+            "crm-server: cannot open the data directory {}: {e}",
+            config.data_dir.display()
+        );
+        ExitCode::FAILURE
     })
 }
 
@@ -154,15 +159,9 @@ async fn shutdown_signal() {
 /// standard error, then the summary (and every bad row) on standard output. Exits with
 /// 1 when the file has bad rows or the import fails.
 fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode {
-    let store = match SledStore::open(&config.data_dir, config.cache_bytes) {
+    let store = match open_store(config) {
         Ok(store) => store,
-        Err(e) => {
-            eprintln!(
-                "crm-server: cannot open the data directory {}: {e}",
-                config.data_dir.display()
-            );
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let opened = File::open(file).and_then(|f| Ok((f.metadata()?.len(), f)));
     let (size, handle) = match opened {

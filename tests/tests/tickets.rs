@@ -184,13 +184,7 @@ async fn anonymous_tickets_are_stored_and_unknown_clients_matched_once_they_exis
         json!({"stored": 5, "duplicates": 0, "credited_cents": 0,
             "unmatched": ["magasin2", "e-commerce3", "magasin4", "e-commerce5"]})
     );
-    let (_, page) = app.tickets("").await;
-    let flags: Vec<bool> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["unmatched"].as_bool().unwrap())
-        .collect();
+    let flags = unmatched_flags(&app).await;
     assert_eq!(flags, [false, true, true, true, true]);
 
     // Created with that IdClient: credited in the same write.
@@ -213,13 +207,7 @@ async fn anonymous_tickets_are_stored_and_unknown_clients_matched_once_they_exis
     let (status, patched) = app.patch_customer(&card_holder, &json!({"CarteFid": 77})).await;
     assert_eq!((status, patched["Credit"].as_u64()), (200, Some(30)), "{patched}");
 
-    let (_, page) = app.tickets("").await;
-    let flags: Vec<bool> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["unmatched"].as_bool().unwrap())
-        .collect();
+    let flags = unmatched_flags(&app).await;
     assert_eq!(flags, [false, false, false, false, false]);
     for id in [future_id, web["IdClient"].as_str().unwrap(), card_holder.as_str()] {
         let (_, c) = app.customer(id).await;
@@ -331,4 +319,15 @@ async fn ticket_lists_are_paged() {
     }
     let (status, body) = app.customer_tickets("a14e39ce-e29e-11e9-a8cb-08002751d198", "").await;
     assert_error(status, &body, 404, "customer_not_found");
+}
+
+/// The `unmatched` flag of every stored ticket, in ingestion order.
+async fn unmatched_flags(app: &TestApp) -> Vec<bool> {
+    let (_, page) = app.tickets("").await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["unmatched"].as_bool().unwrap())
+        .collect()
 }

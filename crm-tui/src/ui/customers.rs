@@ -71,7 +71,7 @@ fn render_table(app: &App, frame: &mut Frame, area: Rect) {
         return;
     }
     let (rows, selected) = list.window(app.customer_rows());
-    let header = Row::new(
+    let header = super::header_row(
         [
             "Nom",
             "Prénom",
@@ -81,18 +81,9 @@ fn render_table(app: &App, frame: &mut Frame, area: Rect) {
             "Credit",
             "Avg basket",
             "Next payment",
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(column, title)| {
-            if (5..7).contains(&column) {
-                Cell::from(Line::from(title).right_aligned())
-            } else {
-                Cell::from(title)
-            }
-        }),
-    )
-    .style(Style::new().fg(super::ACCENT).bold());
+        ],
+        |column| (5..7).contains(&column),
+    );
     let widths = [
         Constraint::Fill(2),
         Constraint::Fill(2),

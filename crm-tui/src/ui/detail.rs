@@ -173,14 +173,7 @@ fn render_list<T>(
                 .map(|(i, text)| if i >= 4 { amount(text) } else { Cell::from(text) }),
         )
     });
-    let header = Row::new(titles.into_iter().enumerate().map(|(i, t)| {
-        if i >= 4 {
-            Cell::from(Line::from(t).right_aligned())
-        } else {
-            Cell::from(t)
-        }
-    }))
-    .style(Style::new().fg(super::ACCENT).bold());
+    let header = super::header_row(titles, |column| column >= 4);
     let widths = [
         Constraint::Length(17),
         Constraint::Fill(2),

@@ -33,6 +33,23 @@ pub(crate) fn selected_style() -> Style {
     Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
 }
 
+/// A table's header row in the accent colour; the columns `is_amount` picks are
+/// right-aligned, like the amounts below them.
+pub(crate) fn header_row(
+    titles: impl IntoIterator<Item = &'static str>,
+    is_amount: impl Fn(usize) -> bool,
+) -> ratatui::widgets::Row<'static> {
+    use ratatui::widgets::{Cell, Row};
+    Row::new(titles.into_iter().enumerate().map(move |(column, title)| {
+        if is_amount(column) {
+            Cell::from(Line::from(title).right_aligned())
+        } else {
+            Cell::from(title)
+        }
+    }))
+    .style(Style::new().fg(ACCENT).bold())
+}
+
 pub fn render(app: &App, frame: &mut Frame) {
     let [tabs_area, body, status_area, bar_area] = Layout::vertical([
         Constraint::Length(1),
