@@ -1,7 +1,7 @@
 //! JSON shapes of the routes the client calls that `crm-model` does not already define.
 //!
 //! Tickets, ledger entries and scheduled payments have the server's shapes (checked
-//! against the real server by `tests/tests/tui.rs`) but are read leniently
+//! against the real server by `tests/tests/end_to_end/tui.rs`) but are read leniently
 //! (`#[serde(default)]`), so that a key missing from an older server degrades one cell
 //! of the screen rather than the whole list.
 
