@@ -84,7 +84,7 @@ type Feeder = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Imports customers from the body (see the contract, section 5).
 #[utoipa::path(post, path = "/api/update_db", tag = "import",
-    params(("mode" = Option<String>, Query, description = "merge (default): rows update the customers they match (IdClient, else Email) and create the others; replace: then every customer absent from the file is erased"),
+    params(("mode" = Option<String>, Query, description = "merge (default): rows update the customers they match (IdClient, else Email) and create the others; replace: then every customer absent from the file is erased; readers see the old customers until the new set is complete"),
         ("dry_run" = Option<bool>, Query, description = "validate and count, write nothing")),
     request_body(content = String, description = "{\"clients\": [...]}, a JSON array, JSON lines or CSV with a header row; raw, or as the `file` field of a multipart form",
         content_type = "application/json"),

@@ -287,6 +287,62 @@ async fn replace_erases_the_absent_customers_and_keeps_them_by_id() {
     assert_eq!(app.customer_count().await, 3);
 }
 
+/// `mode=replace` swaps the customer register in whole: while the file is written,
+/// every read sees the old customers only, and once it is complete, the new ones only.
+#[tokio::test]
+async fn readers_see_the_old_customers_until_a_replace_is_complete() {
+    let app = spawn_app().await;
+    let old_count = 40u64;
+    for i in 0..old_count {
+        app.create_customer_ok(&json!({"Nom": format!("Ancien {i}"), "email": format!("ancien{i}@x.fr")}))
+            .await;
+    }
+    // Six write batches: a reader has time to look between two.
+    let new_count = 6_000u64;
+    let file = customers_file(Format::Array, 5, new_count);
+    let upload = tokio::spawn({
+        let url = app.url("/api/update_db?mode=replace");
+        async move { reqwest::Client::new().post(url).body(file).send().await }
+    });
+    let is_old = |c: &Value| c["Nom"].as_str().is_some_and(|n| n.starts_with("Ancien "));
+    let (mut old_reads, mut new_reads) = (0, 0);
+    while !upload.is_finished() {
+        for query in ["limit=50", "limit=50&sort=Nom", "limit=50&sort=-Credit"] {
+            let (status, page) = app.list_customers(query).await;
+            assert_eq!(status, 200, "{page}");
+            let items = page["items"].as_array().unwrap();
+            let old_items = items.iter().filter(|c| is_old(c)).count();
+            match page["total"].as_u64().unwrap() {
+                total if total == old_count => {
+                    assert_eq!(old_items, items.len(), "{query}: new customers before the swap");
+                    old_reads += 1;
+                }
+                total if total == new_count => {
+                    assert_eq!(old_items, 0, "{query}: old customers after the swap");
+                    new_reads += 1;
+                }
+                total => panic!("{query}: a reader saw {total} customers, half of a replace"),
+            }
+        }
+        let count = app.customer_count().await;
+        assert!(count == old_count || count == new_count, "the count was {count}");
+        let (status, found) = app.customer_by_email("ancien7@x.fr").await;
+        assert!(
+            status == 404 || (status == 200 && found["Nom"] == "Ancien 7"),
+            "{status} {found}"
+        );
+    }
+    let answer = upload.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(old_reads > 0, "no read was made before the swap");
+    eprintln!("{old_reads} reads saw the old register, {new_reads} the new one, none a mix");
+    assert_eq!(app.customer_count().await, new_count);
+    assert_eq!(app.customer_by_email("ancien7@x.fr").await.0, 404);
+    let (_, page) = app.list_customers("limit=50").await;
+    assert_eq!(page["total"], new_count);
+    assert!(page["items"].as_array().unwrap().iter().all(|c| !is_old(c)));
+}
+
 #[tokio::test]
 async fn a_dry_run_answers_the_same_and_writes_nothing() {
     let app = spawn_app().await;
@@ -480,6 +536,69 @@ async fn an_import_killed_while_writing_is_finished_by_the_next_start() {
     if seen > 0 && seen < rows {
         eprintln!("killed with {seen} of {rows} rows written; the restart finished the import");
     }
+}
+
+/// `kill -9` while a replace is written: the next start finishes it and swaps the new
+/// register in, so the store holds the new customers, whole, and the old ones erased.
+#[tokio::test]
+async fn a_replace_killed_while_writing_is_finished_by_the_next_start() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_crm-server-under-test"));
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(binary, data.path());
+    let client = reqwest::Client::new();
+    let base = server.address.clone();
+    let mut old_ids = Vec::new();
+    for i in 0..20 {
+        let body = json!({"Nom": format!("Ancien {i}"), "email": format!("ancien{i}@x.fr")});
+        let response = client
+            .post(format!("{base}/api/create_customer"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = crm_tests::status_and_json(response).await;
+        assert_eq!(status, 200, "{answer}");
+        old_ids.push(answer["idClient"].as_str().unwrap().to_string());
+    }
+    let rows = 3_000;
+    let file = customers_file(Format::Array, 13, rows);
+    let upload = tokio::spawn({
+        let url = format!("{base}/api/update_db?mode=replace");
+        let client = client.clone();
+        async move { client.post(url).body(file).send().await }
+    });
+    // The payments the rows schedule are listed as soon as their batch is staged, well
+    // before the swap: the sign that the write pass has begun.
+    let due = format!("{base}/api/v1/payments?due=2099-12-31&limit=1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut writing = false;
+    while Instant::now() < deadline && !upload.is_finished() {
+        if let Ok(answer) = client.get(&due).send().await {
+            let body = answer.json::<Value>().await.unwrap_or_default();
+            if body["items"].as_array().is_some_and(|items| !items.is_empty()) {
+                writing = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    let _ = upload.await;
+    let app = spawn_app_on(data).await;
+    if writing {
+        eprintln!("killed while the replace was written; the restart finished it");
+    }
+    assert_eq!(app.customer_count().await, rows);
+    let (_, page) = app.list_customers("limit=100&sort=Nom").await;
+    assert_eq!(page["total"], rows);
+    assert!(page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| !c["Nom"].as_str().unwrap().starts_with("Ancien")));
+    assert_eq!(app.customer_by_email("ancien3@x.fr").await.0, 404);
+    let (status, erased) = app.customer(&old_ids[3]).await;
+    assert_eq!((status, erased["Nom"].as_str()), (200, Some("")), "{erased}");
 }
 
 /// The import page posts `redirect=1` with its options before the file: the answer is

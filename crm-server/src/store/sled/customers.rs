@@ -9,7 +9,9 @@ use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, Ne
 use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
-use super::{abort, bump_counter, decode, encode, ledger, payments, storage, tickets, SledStore, Tx, TxResult};
+use super::{
+    abort, bump_counter, decode, encode, ledger, payments, storage, tickets, Register, SledStore, Tx, TxResult,
+};
 use crate::store::{CustomerStore, StoreError};
 
 impl CustomerStore for SledStore {
@@ -96,7 +98,7 @@ impl CustomerStore for SledStore {
     fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
         let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_be_bytes().to_vec()));
         let mut out = Vec::with_capacity(limit);
-        for item in self.inner.customers.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        for item in self.register().customers.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
             let (_, value) = item.map_err(storage)?;
             let record: CustomerRecord = decode(&value)?;
             if !record.erased {
@@ -115,23 +117,18 @@ impl CustomerStore for SledStore {
             .as_deref()
             .map(|c| decode_cursor(c, query.sort))
             .transpose()?;
+        // One generation of the register for the whole page, with its count (see
+        // `Register`).
+        let (register, count) = self.register_with_count()?;
         let (positioned, total) = match query.q.as_deref() {
-            Some(q) => self.search(q, query.sort, after.as_deref(), query.limit)?,
-            None => (
-                self.scan(query.sort, after.as_deref(), query.limit)?,
-                self.customer_count()?,
-            ),
+            Some(q) => search(&register, q, query.sort, after.as_deref(), query.limit)?,
+            None => (scan(&register, query.sort, after.as_deref(), query.limit)?, count),
         };
         Ok(page(positioned, query.sort, query.limit, total))
     }
 
     fn customer_count(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .inner
-            .meta
-            .get(keys::LIVE_CUSTOMERS)
-            .map_err(storage)?
-            .map_or(0, |v| decode_u64(&v)))
+        Ok(self.register_with_count()?.1)
     }
 }
 
@@ -140,137 +137,133 @@ type Positioned = (Vec<u8>, CustomerRecord);
 
 impl SledStore {
     fn customer_by_index(&self, index_key: &[u8]) -> Result<Option<CustomerRecord>, StoreError> {
-        match self.inner.index.get(index_key).map_err(storage)? {
-            Some(id) => self.customer_by_id(decode_u64(&id)),
-            None => Ok(None),
-        }
+        self.register().customer_by_index(index_key)
     }
 
     pub(super) fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
-        self.inner
-            .customers
-            .get(id.to_be_bytes())
-            .map_err(storage)?
-            .map(|v| decode(&v))
-            .transpose()
+        self.register().customer_by_id(id)
     }
+}
 
-    /// Up to `limit + 1` live customers after `after` in `sort` order, read from the
-    /// `customers` tree (id order) or the sort's index: a key range, never an offset.
-    fn scan(&self, sort: Sort, after: Option<&[u8]>, limit: usize) -> Result<Vec<Positioned>, StoreError> {
-        let prefix: Vec<u8> = sort_index(sort.key).into_iter().collect();
-        let tree = if prefix.is_empty() {
-            &self.inner.customers
+/// Up to `limit + 1` live customers after `after` in `sort` order, read from the
+/// `customers` tree (id order) or the sort's index: a key range, never an offset.
+fn scan(register: &Register, sort: Sort, after: Option<&[u8]>, limit: usize) -> Result<Vec<Positioned>, StoreError> {
+    let prefix: Vec<u8> = sort_index(sort.key).into_iter().collect();
+    let tree = if prefix.is_empty() {
+        &register.customers
+    } else {
+        &register.index
+    };
+    let start = [prefix.as_slice(), after.unwrap_or_default()].concat();
+    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let range = if sort.descending() {
+        let upper = if after.is_some() { Bound::Excluded(start) } else { end };
+        tree.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), upper))
+    } else {
+        let lower = if after.is_some() {
+            Bound::Excluded(start)
         } else {
-            &self.inner.index
+            Bound::Included(start)
         };
-        let start = [prefix.as_slice(), after.unwrap_or_default()].concat();
-        let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        let range = if sort.descending() {
-            let upper = if after.is_some() { Bound::Excluded(start) } else { end };
-            tree.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), upper))
+        tree.range::<Vec<u8>, _>((lower, end))
+    };
+    let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if sort.descending() {
+        Box::new(range.rev())
+    } else {
+        Box::new(range)
+    };
+    let mut out = Vec::with_capacity(limit + 1);
+    for item in iter {
+        let (key, value) = item.map_err(storage)?;
+        let record = if prefix.is_empty() {
+            decode::<CustomerRecord>(&value)?
         } else {
-            let lower = if after.is_some() {
-                Bound::Excluded(start)
-            } else {
-                Bound::Included(start)
-            };
-            tree.range::<Vec<u8>, _>((lower, end))
+            match register.customer_by_id(id_of_position(&key))? {
+                Some(record) => record,
+                None => continue,
+            }
         };
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if sort.descending() {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
+        if record.erased {
+            continue;
+        }
+        out.push((key[prefix.len()..].to_vec(), record));
+        if out.len() > limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The customers matching `q`, through the search index: every term must prefix a
+/// token of the customer. Answers up to `limit + 1` after `after`, and the total.
+fn search(
+    register: &Register,
+    q: &str,
+    sort: Sort,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<(Vec<Positioned>, u64), StoreError> {
+    if let Ok(id_client) = Uuid::parse_str(q.trim()) {
+        let found: Vec<_> = register
+            .customer_by_index(&keys::id_client_key(id_client))?
+            .filter(|r| !r.erased)
+            .into_iter()
+            .collect();
+        let total = found.len() as u64;
+        return Ok((position_and_cut(found, sort, after, limit), total));
+    }
+    let mut terms = query_terms(q);
+    // Scan the longest term, the most selective; check the others on each record.
+    terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    let Some((first, others)) = terms.split_first() else {
+        return Ok((Vec::new(), 0));
+    };
+    let prefix = [&[keys::SEARCH], first.as_bytes()].concat();
+    let mut ids = BTreeSet::new();
+    for item in register.index.scan_prefix(&prefix) {
+        let (key, _) = item.map_err(storage)?;
+        ids.insert(id_of_position(&key));
+    }
+    if others.is_empty() && sort.key == SortKey::Id {
+        // The common case (one word, id order): load only the page.
+        let total = ids.len() as u64;
+        let mut page_ids: Vec<u64> = ids.into_iter().collect();
+        if sort.descending() {
+            page_ids.reverse();
+        }
+        let after_id = after.map(decode_u64);
         let mut out = Vec::with_capacity(limit + 1);
-        for item in iter {
-            let (key, value) = item.map_err(storage)?;
-            let record = if prefix.is_empty() {
-                decode::<CustomerRecord>(&value)?
-            } else {
-                match self.customer_by_id(id_of_position(&key))? {
-                    Some(record) => record,
-                    None => continue,
-                }
+        for id in page_ids {
+            let beyond = match after_id {
+                None => true,
+                Some(a) if sort.descending() => id < a,
+                Some(a) => id > a,
             };
-            if record.erased {
-                continue;
-            }
-            out.push((key[prefix.len()..].to_vec(), record));
-            if out.len() > limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// The customers matching `q`, through the search index: every term must prefix a
-    /// token of the customer. Answers up to `limit + 1` after `after`, and the total.
-    fn search(
-        &self,
-        q: &str,
-        sort: Sort,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<(Vec<Positioned>, u64), StoreError> {
-        if let Ok(id_client) = Uuid::parse_str(q.trim()) {
-            let found: Vec<_> = self.customer(id_client)?.filter(|r| !r.erased).into_iter().collect();
-            let total = found.len() as u64;
-            return Ok((position_and_cut(found, sort, after, limit), total));
-        }
-        let mut terms = query_terms(q);
-        // Scan the longest term, the most selective; check the others on each record.
-        terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        let Some((first, others)) = terms.split_first() else {
-            return Ok((Vec::new(), 0));
-        };
-        let prefix = [&[keys::SEARCH], first.as_bytes()].concat();
-        let mut ids = BTreeSet::new();
-        for item in self.inner.index.scan_prefix(&prefix) {
-            let (key, _) = item.map_err(storage)?;
-            ids.insert(id_of_position(&key));
-        }
-        if others.is_empty() && sort.key == SortKey::Id {
-            // The common case (one word, id order): load only the page.
-            let total = ids.len() as u64;
-            let mut page_ids: Vec<u64> = ids.into_iter().collect();
-            if sort.descending() {
-                page_ids.reverse();
-            }
-            let after_id = after.map(decode_u64);
-            let mut out = Vec::with_capacity(limit + 1);
-            for id in page_ids {
-                let beyond = match after_id {
-                    None => true,
-                    Some(a) if sort.descending() => id < a,
-                    Some(a) => id > a,
-                };
-                if beyond {
-                    if let Some(record) = self.customer_by_id(id)?.filter(|r| !r.erased) {
-                        out.push((id.to_be_bytes().to_vec(), record));
-                        if out.len() > limit {
-                            break;
-                        }
+            if beyond {
+                if let Some(record) = register.customer_by_id(id)?.filter(|r| !r.erased) {
+                    out.push((id.to_be_bytes().to_vec(), record));
+                    if out.len() > limit {
+                        break;
                     }
                 }
             }
-            return Ok((out, total));
         }
-        let mut found = Vec::new();
-        for id in ids {
-            if let Some(record) = self.customer_by_id(id)?.filter(|r| !r.erased) {
-                let tokens = search_tokens(&record);
-                if others
-                    .iter()
-                    .all(|t| tokens.iter().any(|tok| tok.starts_with(t.as_str())))
-                {
-                    found.push(record);
-                }
+        return Ok((out, total));
+    }
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(record) = register.customer_by_id(id)?.filter(|r| !r.erased) {
+            let tokens = search_tokens(&record);
+            if others
+                .iter()
+                .all(|t| tokens.iter().any(|tok| tok.starts_with(t.as_str())))
+            {
+                found.push(record);
             }
         }
-        let total = found.len() as u64;
-        Ok((position_and_cut(found, sort, after, limit), total))
     }
+    let total = found.len() as u64;
+    Ok((position_and_cut(found, sort, after, limit), total))
 }
 
 /// Orders matching customers by `sort` and keeps up to `limit + 1` after `after`.

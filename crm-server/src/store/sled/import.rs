@@ -9,8 +9,12 @@
 //!    target of every row goes to a plan file. With any bad row (read or check), the
 //!    import stops here and lists them: nothing was written. A dry run stops here too.
 //! 3. **Write**: the rows are applied in transactions of [`BATCH_ROWS`] rows, one
-//!    flush each; with `mode=replace`, the customers absent from the file are then
-//!    erased in batches.
+//!    flush each.
+//!    - `mode=merge` writes them into the live customer register.
+//!    - `mode=replace` writes the whole new register into a new generation of the
+//!      customer trees (see [`super::Register`]): every row's customer, then a copy of
+//!      every customer absent from the file, erased. When it is complete, one
+//!      transaction makes it the live generation, and the replaced one is dropped.
 //!
 //! Guarantees:
 //! - *All or nothing*: nothing is written unless every row is valid and consistent with
@@ -22,14 +26,16 @@
 //! - *No interleaved writes*: from pass 2 to the end, the import holds the store's
 //!   write gate, so other writes are refused with [`StoreError::ImportRunning`]
 //!   (HTTP 503, retry) rather than invalidating the checked plan. Reads go on.
-//! - *What readers see*: readers are never blocked, and during pass 3 they see the
-//!   batches already written (each batch atomically). In `mode=replace` the absent
-//!   customers are erased only after every row is written (a customer whose e-mail or
-//!   card a row takes is erased in that row's batch), so a reader never sees a
-//!   customer of the file missing nor the register emptied: it sees the old set plus
-//!   the new and updated rows, then the absent customers leave. sled has no snapshots,
-//!   so hiding a million-row write until it is complete would need a second copy of
-//!   the customer trees swapped in; this store does not do that.
+//! - *What readers see*: readers are never blocked.
+//!   - With `mode=merge`, they see the batches already written, each atomically.
+//!   - With `mode=replace`, they see the old register, whole, until the new one is
+//!     complete, then the new one, whole: customers, lookups by id, e-mail and card,
+//!     search, the sort orders, the count, and the ledgers, whose reads stop at the
+//!     entry count of the record they read. Two things show a replace in progress
+//!     before its swap: the pending payments it schedules or replaces (in the list of
+//!     payments due), and the waiting tickets it matches to new customers (in the
+//!     ticket feed); the payment results and other writes they would lead to are
+//!     refused with `503` until the import ends.
 //!
 //! Limitation: two rows that swap e-mails (or cards) between existing customers are
 //! refused as conflicts; import them in two files.
@@ -38,7 +44,7 @@ use std::fs::{self, File};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{MutexGuard, RwLockWriteGuard, TryLockError};
+use std::sync::{Arc, MutexGuard, RwLockWriteGuard, TryLockError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -52,7 +58,7 @@ use uuid::Uuid;
 
 use super::customers::write_customer;
 use super::keys::{self, decode_u64};
-use super::{abort, bump_counter, decode, encode, ledger, storage, SledStore, Tx, TxResult};
+use super::{abort, bump_counter, decode, encode, ledger, storage, Register, SledStore, Tx, TxResult};
 use super::{payments, tickets};
 use crate::store::{ImportFailure, ImportStore, StoreError};
 
@@ -80,6 +86,9 @@ struct Journal {
     first_new_id: u64,
     /// Absent customers are erased from this id on (after every row is written).
     erase_from: u64,
+    /// With `mode=replace`, the generation of the customer register being written.
+    #[serde(default)]
+    staged: Option<u64>,
     created: u64,
     updated: u64,
     unchanged: u64,
@@ -109,6 +118,10 @@ impl ImportStore for SledStore {
             report.sort_and_cap_errors();
             return Ok(report);
         }
+        let staged = match options.mode {
+            ImportMode::Merge => None,
+            ImportMode::Replace => Some(self.fresh_generation()?),
+        };
         let journal = Journal {
             spool: files.spool.clone(),
             plan: files.plan.clone(),
@@ -117,6 +130,7 @@ impl ImportStore for SledStore {
             written: 0,
             first_new_id: plan.first_new_id,
             erase_from: 1,
+            staged,
             created: 0,
             updated: 0,
             unchanged: 0,
@@ -317,12 +331,15 @@ impl SledStore {
     }
 
     fn holder(&self, index_key: &[u8]) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .inner
-            .index
-            .get(index_key)
-            .map_err(storage)?
-            .map(|v| decode_u64(&v)))
+        self.register().holder(index_key)
+    }
+
+    /// A generation number for a new register, with no trees left by an import that
+    /// failed before its swap.
+    fn fresh_generation(&self) -> Result<u64, StoreError> {
+        let generation = self.register().generation + 1;
+        Register::drop_generation(&self.inner.db, generation)?;
+        Ok(generation)
     }
 
     fn counter(&self, name: &[u8]) -> Result<u64, StoreError> {
@@ -334,14 +351,20 @@ impl SledStore {
             .map_or(0, |v| decode_u64(&v)))
     }
 
-    /// Pass 3: writes the rows from `journal.written` on, then (replace) erases the
-    /// absent customers from `journal.erase_from` on; clears the journal at the end.
+    /// Pass 3: writes the rows from `journal.written` on; with `mode=replace`, then
+    /// copies the absent customers, erased, from `journal.erase_from` on, and swaps the
+    /// new register in. Clears the journal at the end.
     fn write_pass(
         &self,
         mut journal: Journal,
         matched: Option<Bitset>,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<Journal, StoreError> {
+        let live = self.register();
+        let staged = journal
+            .staged
+            .map(|generation| Register::open(&self.inner.db, generation))
+            .transpose()?;
         let mut rows = spooled_rows(&journal.spool)?;
         let mut plan = BufReader::new(File::open(&journal.plan).map_err(storage)?);
         for _ in 0..journal.written {
@@ -361,7 +384,21 @@ impl SledStore {
                 break;
             }
             let now = Utc::now();
-            journal = self.transact_ungated(|tx| write_batch(tx, &batch, &journal, now))?;
+            journal = match &staged {
+                None => self.transact_ungated(|tx| write_batch(tx, &batch, &journal, now))?,
+                Some(staged) => {
+                    // Read before the transaction: sled deadlocks on a plain read
+                    // inside one. Nothing else writes the live register meanwhile.
+                    let olds = batch
+                        .iter()
+                        .map(|(_, target)| match *target {
+                            0 => Ok(None),
+                            id => live.customer_by_id(id)?.map(Some).ok_or_else(|| planned_missing(id)),
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    self.transact_in(staged, |tx| stage_batch(tx, &batch, &olds, &journal, now))?
+                }
+            };
             self.durable_blocking()?;
             progress(ImportProgress {
                 phase: ImportPhase::Writing,
@@ -369,21 +406,26 @@ impl SledStore {
                 total: Some(journal.rows),
             });
         }
-        if let Some(matched) = &matched {
-            self.erase_absent(&mut journal, matched, progress)?;
-        }
-        self.transact_ungated(|tx| {
-            tx.meta.remove(JOURNAL)?;
-            Ok(())
-        })?;
-        self.durable_blocking()?;
+        let (Some(staged), Some(matched)) = (staged, matched) else {
+            self.transact_ungated(|tx| {
+                tx.meta.remove(JOURNAL)?;
+                Ok(())
+            })?;
+            self.durable_blocking()?;
+            return Ok(journal);
+        };
+        self.stage_absent(&live, &staged, &mut journal, &matched, progress)?;
+        drop(live);
+        self.swap_in(staged, &journal)?;
         Ok(journal)
     }
 
-    /// Erases, in batches, every live customer that existed before the import and that
-    /// no row matched.
-    fn erase_absent(
+    /// Copies into `staged`, erased and in batches, every customer of `live` that
+    /// existed before the import and that no row matched (erased ones as they are).
+    fn stage_absent(
         &self,
+        live: &Register,
+        staged: &Register,
         journal: &mut Journal,
         matched: &Bitset,
         progress: &dyn Fn(ImportProgress),
@@ -392,32 +434,29 @@ impl SledStore {
         while journal.erase_from < journal.first_new_id {
             let mut absent = Vec::with_capacity(BATCH_ROWS);
             let mut scanned_to = journal.first_new_id;
-            for item in self.inner.customers.range(journal.erase_from.to_be_bytes()..end) {
+            for item in live.customers.range(journal.erase_from.to_be_bytes()..end) {
                 let (key, value) = item.map_err(storage)?;
                 let id = decode_u64(&key);
                 if matched.get(id) {
                     continue;
                 }
-                let record: CustomerRecord = decode(&value)?;
-                if !record.erased {
-                    absent.push(id);
-                    if absent.len() == BATCH_ROWS {
-                        scanned_to = id + 1;
-                        break;
-                    }
+                absent.push(decode::<CustomerRecord>(&value)?);
+                if absent.len() == BATCH_ROWS {
+                    scanned_to = id + 1;
+                    break;
                 }
             }
             let now = Utc::now();
-            *journal = self.transact_ungated(|tx| {
+            *journal = self.transact_in(staged, |tx| {
                 let mut next = journal.clone();
-                let mut erased = 0;
-                for &id in &absent {
-                    if erase_in(tx, id, now)? {
-                        erased += 1;
+                for old in &absent {
+                    let mut record = old.clone();
+                    if !record.erased {
+                        record.erase_personal_data(now);
+                        next.erased += 1;
                     }
+                    write_customer(tx, None, &record)?;
                 }
-                next.erased += erased;
-                bump_counter(tx.meta, keys::LIVE_CUSTOMERS, -(erased as i64))?;
                 next.erase_from = scanned_to;
                 tx.meta.insert(JOURNAL, encode(&next))?;
                 Ok(next)
@@ -430,6 +469,51 @@ impl SledStore {
             });
         }
         Ok(())
+    }
+
+    /// Makes the complete `staged` register the live one, in one transaction with the
+    /// count of live customers and the end of the journal, then drops the replaced
+    /// generation once no reader holds it.
+    fn swap_in(&self, staged: Register, journal: &Journal) -> Result<(), StoreError> {
+        let live_customers = journal.created + journal.updated + journal.unchanged;
+        let replaced = {
+            // Readers wait for the swap (one small transaction) rather than see the
+            // new count with the old register.
+            let mut live = self.inner.register.write().unwrap_or_else(|p| p.into_inner());
+            self.transact_in(&staged, |tx| {
+                tx.meta
+                    .insert(keys::REGISTER_GENERATION, &staged.generation.to_be_bytes())?;
+                tx.meta.insert(keys::LIVE_CUSTOMERS, &live_customers.to_be_bytes())?;
+                tx.meta.remove(JOURNAL)?;
+                Ok(())
+            })?;
+            std::mem::replace(&mut *live, Arc::new(staged))
+        };
+        self.durable_blocking()?;
+        self.drop_when_unused(replaced);
+        Ok(())
+    }
+
+    /// Drops a replaced register generation once the readers still holding it are
+    /// done (they hold it for one request's page). If some reader holds it too long,
+    /// the next start drops it instead.
+    fn drop_when_unused(&self, replaced: Arc<Register>) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&replaced) > 1 {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(
+                    generation = replaced.generation,
+                    "a replaced customer register is still read; the next start drops it"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let generation = replaced.generation;
+        drop(replaced);
+        if let Err(e) = Register::drop_generation(&self.inner.db, generation) {
+            tracing::warn!(generation, error = %e, "cannot drop a replaced customer register; the next start will");
+        }
     }
 }
 
@@ -448,103 +532,142 @@ struct Plan {
     first_new_id: u64,
 }
 
-/// Writes one batch of rows and the journal's progress, atomically.
-fn write_batch(tx: &Tx<'_>, batch: &[(ImportRow, u64)], journal: &Journal, now: DateTime<Utc>) -> TxResult<Journal> {
-    let mut next = journal.clone();
-    let creates = batch.iter().filter(|(_, target)| *target == 0).count() as u64;
-    let last_id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, creates as i64)?;
-    let mut next_id = last_id + 1 - creates;
-    let mut live_delta = 0i64;
-    for (row, target) in batch {
-        let c = &row.customer;
-        if *target == 0 {
-            let id_client = c.id_client.unwrap_or_else(Uuid::new_v4);
-            let mut record = c.clone().into_record(next_id, id_client, now);
-            next_id += 1;
-            record.credit = Cents::ZERO;
-            if c.opening_credit > Cents::ZERO {
-                ledger::append(tx, &mut record, c.opening_credit, LedgerCause::Opening, None, now)?;
-            }
-            if let Some((date, montant)) = c.scheduled_payment {
-                payments::schedule_payment(tx, &mut record, date, montant, now)?;
-            }
-            tickets::match_pending(tx, None, &mut record, now)?;
-            let released = release_keys(tx, &record, journal.mode, now)?;
-            next.erased += released;
-            live_delta += 1 - released as i64;
-            write_customer(tx, None, &record)?;
-            next.created += 1;
-        } else {
-            let Some(bytes) = tx.customers.get(target.to_be_bytes())? else {
-                return abort(storage(format!("planned customer {target} is missing")));
-            };
-            let old: CustomerRecord = decode(&bytes).or_else(abort)?;
-            let mut record = old.clone();
-            row.apply_to(&mut record);
-            if let Some(credit) = row.credit().filter(|credit| *credit != record.credit) {
-                ledger::append(tx, &mut record, credit, LedgerCause::ImportAdjustment, None, now)?;
-            }
-            if let Some((date, montant)) = c.scheduled_payment {
-                // A row carries one payment, which replaces the pending ones, unless it
-                // is the one already scheduled (re-importing a file changes nothing).
-                if (record.next_payment, record.pending_payments) != (Some(date), montant) {
-                    payments::replace_pending_payments(tx, &mut record, Some((date, montant)), now)?;
-                }
-            }
-            if record == old {
-                next.unchanged += 1;
-                continue;
-            }
-            record.updated_at = now;
-            let released = release_keys(tx, &record, journal.mode, now)?;
-            next.erased += released;
-            live_delta -= released as i64;
-            write_customer(tx, Some(&old), &record)?;
-            next.updated += 1;
+/// What a row does to its customer. The ledger entries, payments and ticket matches it
+/// leads to are already written in the transaction; the record is not.
+enum RowWrite {
+    Created(CustomerRecord),
+    Updated {
+        old: Box<CustomerRecord>,
+        record: CustomerRecord,
+    },
+    Unchanged(CustomerRecord),
+}
+
+/// Applies a row to its customer: `old` (the one pass 2 planned) or, when `None`, a
+/// new customer with id `new_id`.
+fn apply_row(
+    tx: &Tx<'_>,
+    row: &ImportRow,
+    old: Option<CustomerRecord>,
+    new_id: u64,
+    now: DateTime<Utc>,
+) -> TxResult<RowWrite> {
+    let c = &row.customer;
+    let Some(old) = old else {
+        let id_client = c.id_client.unwrap_or_else(Uuid::new_v4);
+        let mut record = c.clone().into_record(new_id, id_client, now);
+        record.credit = Cents::ZERO;
+        if c.opening_credit > Cents::ZERO {
+            ledger::append(tx, &mut record, c.opening_credit, LedgerCause::Opening, None, now)?;
+        }
+        if let Some((date, montant)) = c.scheduled_payment {
+            payments::schedule_payment(tx, &mut record, date, montant, now)?;
+        }
+        tickets::match_pending(tx, None, &mut record, now)?;
+        return Ok(RowWrite::Created(record));
+    };
+    let mut record = old.clone();
+    row.apply_to(&mut record);
+    if let Some(credit) = row.credit().filter(|credit| *credit != record.credit) {
+        ledger::append(tx, &mut record, credit, LedgerCause::ImportAdjustment, None, now)?;
+    }
+    if let Some((date, montant)) = c.scheduled_payment {
+        // A row carries one payment, which replaces the pending ones, unless it is the
+        // one already scheduled (re-importing a file changes nothing).
+        if (record.next_payment, record.pending_payments) != (Some(date), montant) {
+            payments::replace_pending_payments(tx, &mut record, Some((date, montant)), now)?;
         }
     }
-    bump_counter(tx.meta, keys::LIVE_CUSTOMERS, live_delta)?;
+    if record == old {
+        return Ok(RowWrite::Unchanged(old));
+    }
+    record.updated_at = now;
+    Ok(RowWrite::Updated {
+        old: Box::new(old),
+        record,
+    })
+}
+
+/// Reserves ids for the rows of `batch` that create customers; answers the first.
+fn reserve_ids(tx: &Tx<'_>, batch: &[(ImportRow, u64)]) -> TxResult<u64> {
+    let creates = batch.iter().filter(|(_, target)| *target == 0).count() as u64;
+    let last_id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, creates as i64)?;
+    Ok(last_id + 1 - creates)
+}
+
+/// `mode=merge`: writes one batch of rows into the live register, and the journal's
+/// progress, atomically.
+fn write_batch(tx: &Tx<'_>, batch: &[(ImportRow, u64)], journal: &Journal, now: DateTime<Utc>) -> TxResult<Journal> {
+    let mut next = journal.clone();
+    let mut next_id = reserve_ids(tx, batch)?;
+    for (row, target) in batch {
+        let old = match *target {
+            0 => None,
+            id => match super::customers::customer_with_id(tx, id)? {
+                Some(old) => Some(old),
+                None => return abort(planned_missing(id)),
+            },
+        };
+        match apply_row(tx, row, old, next_id, now)? {
+            RowWrite::Created(record) => {
+                next_id += 1;
+                write_customer(tx, None, &record)?;
+                next.created += 1;
+            }
+            RowWrite::Updated { old, record } => {
+                write_customer(tx, Some(&old), &record)?;
+                next.updated += 1;
+            }
+            RowWrite::Unchanged(_) => next.unchanged += 1,
+        }
+    }
+    bump_counter(
+        tx.meta,
+        keys::LIVE_CUSTOMERS,
+        next.created as i64 - journal.created as i64,
+    )?;
     next.written += batch.len() as u64;
     tx.meta.insert(JOURNAL, encode(&next))?;
     Ok(next)
 }
 
-/// In `mode=replace`, erases the customers holding the e-mail or card `record` takes
-/// (pass 2 made sure they are absent from the file); answers how many. In `merge`
-/// mode nothing is released and [`write_customer`] refuses a taken key.
-fn release_keys(tx: &Tx<'_>, record: &CustomerRecord, mode: ImportMode, now: DateTime<Utc>) -> TxResult<u64> {
-    if mode != ImportMode::Replace {
-        return Ok(0);
-    }
-    let unique = [
-        record.email_key().map(|e| keys::email_key(&e)),
-        record.carte_fid.map(keys::card_key),
-    ];
-    let mut erased = 0;
-    for key in unique.into_iter().flatten() {
-        if let Some(holder) = tx.index.get(&key)? {
-            let holder = decode_u64(&holder);
-            if holder != record.id && erase_in(tx, holder, now)? {
-                erased += 1;
+/// `mode=replace`: writes one batch of rows into the staged register (the
+/// transaction's `customers` and `index`), and the journal's progress, atomically.
+/// `olds` are the live customers the rows update, read before the transaction.
+fn stage_batch(
+    tx: &Tx<'_>,
+    batch: &[(ImportRow, u64)],
+    olds: &[Option<CustomerRecord>],
+    journal: &Journal,
+    now: DateTime<Utc>,
+) -> TxResult<Journal> {
+    let mut next = journal.clone();
+    let mut next_id = reserve_ids(tx, batch)?;
+    for ((row, _), old) in batch.iter().zip(olds) {
+        let record = match apply_row(tx, row, old.clone(), next_id, now)? {
+            RowWrite::Created(record) => {
+                next_id += 1;
+                next.created += 1;
+                record
             }
-        }
+            RowWrite::Updated { record, .. } => {
+                next.updated += 1;
+                record
+            }
+            RowWrite::Unchanged(record) => {
+                next.unchanged += 1;
+                record
+            }
+        };
+        write_customer(tx, None, &record)?;
     }
-    Ok(erased)
+    next.written += batch.len() as u64;
+    tx.meta.insert(JOURNAL, encode(&next))?;
+    Ok(next)
 }
 
-/// Erases a customer's personal data; answers whether it was live.
-fn erase_in(tx: &Tx<'_>, id: u64, now: DateTime<Utc>) -> TxResult<bool> {
-    let Some(bytes) = tx.customers.get(id.to_be_bytes())? else {
-        return Ok(false);
-    };
-    let old: CustomerRecord = decode(&bytes).or_else(abort)?;
-    if old.erased {
-        return Ok(false);
-    }
-    let mut record = old.clone();
-    record.erase_personal_data(now);
-    write_customer(tx, Some(&old), &record)?;
-    Ok(true)
+fn planned_missing(id: u64) -> StoreError {
+    storage(format!("planned customer {id} is missing"))
 }
 
 /// Pass 1: reads every row, spools the valid ones, lists the bad ones, and finds the
@@ -770,5 +893,88 @@ fn remove_files(spool: &Path, plan: &Path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove an import file");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crm_model::import::ImportRows;
+
+    use super::*;
+    use crate::store::CustomerStore;
+
+    fn import(store: &SledStore, json: &str, mode: ImportMode) -> ImportReport {
+        let mut rows = ImportRows::open(json.as_bytes(), Some("application/json"), None).unwrap();
+        let options = ImportOptions { mode, dry_run: false };
+        store.import_customers(&mut rows, options, &|_| {}).unwrap()
+    }
+
+    fn register_generations(store: &SledStore) -> Vec<u64> {
+        let mut generations: Vec<u64> = store
+            .inner
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|name| Register::generation_of(name))
+            .collect();
+        generations.dedup();
+        generations
+    }
+
+    #[test]
+    fn tree_names_tell_their_generation() {
+        for generation in [0, 1, 42] {
+            for name in Register::tree_names(generation) {
+                assert_eq!(Register::generation_of(name.as_bytes()), Some(generation), "{name}");
+            }
+        }
+        for other in [
+            "meta",
+            "ledger",
+            "ticket_index",
+            "payment_index",
+            "customers.x",
+            "__sled__default",
+        ] {
+            assert_eq!(Register::generation_of(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    /// Each replace leaves one generation of the register behind it, and a replaced
+    /// generation that is still there is dropped by the next start.
+    #[tokio::test]
+    async fn a_replace_leaves_only_the_live_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        import(
+            &store,
+            r#"[{"Nom": "A", "Email": "a@x.fr"}, {"Nom": "B"}]"#,
+            ImportMode::Merge,
+        );
+        assert_eq!(register_generations(&store), [0]);
+        for (expected, names) in [(1, r#"[{"Nom": "C"}]"#), (2, r#"[{"Nom": "D"}, {"Nom": "E"}]"#)] {
+            let report = import(&store, names, ImportMode::Replace);
+            assert_eq!(report.created, names.matches("Nom").count() as u64);
+            assert_eq!(register_generations(&store), [expected]);
+        }
+        assert_eq!(store.customer_count().unwrap(), 2);
+        assert!(store.customer_by_email("a@x.fr").unwrap().is_none());
+
+        // What a stop between a swap and the drop of the replaced generation leaves.
+        Register::open(&store.inner.db, 1)
+            .unwrap()
+            .customers
+            .insert(b"x", b"y".as_slice())
+            .unwrap();
+        drop(store);
+        let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        assert_eq!(register_generations(&store), [2]);
+        let names: Vec<String> = store
+            .customers_after(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.nom)
+            .collect();
+        assert_eq!(names, ["D", "E"]);
     }
 }

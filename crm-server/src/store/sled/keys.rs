@@ -21,6 +21,8 @@ pub const SORT_PANIER: u8 = b'p';
 /// Counters in the `meta` tree.
 pub const NEXT_CUSTOMER_ID: &[u8] = b"next_customer_id";
 pub const LIVE_CUSTOMERS: &[u8] = b"live_customers";
+/// The live generation of the customer register (see `Register`); absent means 0.
+pub const REGISTER_GENERATION: &[u8] = b"register_generation";
 
 pub fn decode_u64(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];

@@ -4,6 +4,11 @@
 //! - `customers`: customer id -> JSON [`CustomerRecord`]
 //! - `index`: every secondary index, one prefix byte each (see [`keys`]), written in
 //!   the same transaction as the record it points to
+//!
+//!   These two trees are the customer *register*. An import in `mode=replace` writes a
+//!   new generation of them (`customers.<n>`, `index.<n>`) beside the live one and
+//!   swaps it in when complete ([`Register`], [`import`]); `meta` names the live
+//!   generation.
 //! - `ledger`: customer id + entry number -> JSON [`crm_model::LedgerEntry`]
 //! - `tickets`: ticket sequence number -> JSON [`crm_model::TicketRecord`]
 //! - `ticket_index`: `uid` -> sequence number, a customer's tickets, and the unmatched
@@ -35,6 +40,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
+use crm_model::CustomerRecord;
+
 use super::{StoreAdmin, StoreError};
 
 /// Default bound of sled's page cache, MiB. sled's resident memory is several times its
@@ -46,6 +53,80 @@ pub const DEFAULT_CACHE_MB: u64 = 16;
 /// [`DEFAULT_CACHE_MB`] in bytes.
 pub const DEFAULT_CACHE_BYTES: u64 = DEFAULT_CACHE_MB * 1024 * 1024;
 
+/// One generation of the customer register: the records and every index over them.
+/// Readers take the live generation once per operation ([`SledStore::register`]), so
+/// that a replace import swapping it in never shows them half of each.
+pub(crate) struct Register {
+    pub generation: u64,
+    pub customers: sled::Tree,
+    pub index: sled::Tree,
+}
+
+impl Register {
+    /// The tree names of a generation; generation 0 keeps the names of the first
+    /// versions of the store.
+    fn tree_names(generation: u64) -> [String; 2] {
+        match generation {
+            0 => ["customers".into(), "index".into()],
+            g => [format!("customers.{g}"), format!("index.{g}")],
+        }
+    }
+
+    /// The generation a tree of the register belongs to, if it is one.
+    fn generation_of(tree_name: &[u8]) -> Option<u64> {
+        let name = std::str::from_utf8(tree_name).ok()?;
+        match name {
+            "customers" | "index" => Some(0),
+            _ => name
+                .strip_prefix("customers.")
+                .or_else(|| name.strip_prefix("index."))?
+                .parse()
+                .ok(),
+        }
+    }
+
+    fn open(db: &sled::Db, generation: u64) -> Result<Register, StoreError> {
+        let [customers, index] = Register::tree_names(generation);
+        Ok(Register {
+            generation,
+            customers: db.open_tree(customers).map_err(storage)?,
+            index: db.open_tree(index).map_err(storage)?,
+        })
+    }
+
+    /// Removes a generation's trees (a replaced one, or one an abandoned import left).
+    fn drop_generation(db: &sled::Db, generation: u64) -> Result<(), StoreError> {
+        for name in Register::tree_names(generation) {
+            db.drop_tree(name).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
+        self.customers
+            .get(id.to_be_bytes())
+            .map_err(storage)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// The customer id an index entry points to.
+    pub(crate) fn holder(&self, index_key: &[u8]) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .index
+            .get(index_key)
+            .map_err(storage)?
+            .map(|v| keys::decode_u64(&v)))
+    }
+
+    pub(crate) fn customer_by_index(&self, index_key: &[u8]) -> Result<Option<CustomerRecord>, StoreError> {
+        match self.holder(index_key)? {
+            Some(id) => self.customer_by_id(id),
+            None => Ok(None),
+        }
+    }
+}
+
 /// The sled-backed store. Cheap to clone: clones share one database.
 #[derive(Clone)]
 pub struct SledStore {
@@ -53,8 +134,10 @@ pub struct SledStore {
 }
 
 struct Inner {
-    customers: sled::Tree,
-    index: sled::Tree,
+    db: sled::Db,
+    /// The live generation of the customer register; replaced whole by a replace
+    /// import (see [`Register`]).
+    register: RwLock<Arc<Register>>,
     ledger: sled::Tree,
     meta: sled::Tree,
     tickets: sled::Tree,
@@ -107,11 +190,17 @@ impl SledStore {
             .open()
             .map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
+        let meta = tree("meta")?;
+        let generation = meta
+            .get(keys::REGISTER_GENERATION)
+            .map_err(storage)?
+            .map_or(0, |v| keys::decode_u64(&v));
+        let register = Register::open(&db, generation)?;
         let inner = Inner {
-            customers: tree("customers")?,
-            index: tree("index")?,
+            db: db.clone(),
+            register: RwLock::new(Arc::new(register)),
             ledger: tree("ledger")?,
-            meta: tree("meta")?,
+            meta,
             tickets: tree("tickets")?,
             ticket_index: tree("ticket_index")?,
             payments: tree("payments")?,
@@ -125,7 +214,47 @@ impl SledStore {
         };
         let store = SledStore { inner: Arc::new(inner) };
         store.resume_interrupted_import()?;
+        store.drop_stale_generations()?;
         Ok(store)
+    }
+
+    /// The live generation of the customer register. Hold it for one operation, not
+    /// longer: a replaced generation is dropped once nobody holds it.
+    pub(crate) fn register(&self) -> Arc<Register> {
+        self.inner.register.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The live register with the count of its live customers, read together: a
+    /// replace import swaps both at once, under the same lock.
+    pub(crate) fn register_with_count(&self) -> Result<(Arc<Register>, u64), StoreError> {
+        let live = self.inner.register.read().unwrap_or_else(|p| p.into_inner());
+        let count = self
+            .inner
+            .meta
+            .get(keys::LIVE_CUSTOMERS)
+            .map_err(storage)?
+            .map_or(0, |v| keys::decode_u64(&v));
+        Ok((live.clone(), count))
+    }
+
+    /// Drops the register generations that are not live: replaced ones whose drop a
+    /// stop interrupted, and those of an import that never reached its swap. Runs
+    /// after any interrupted import was finished.
+    fn drop_stale_generations(&self) -> Result<(), StoreError> {
+        let live = self.register().generation;
+        let stale: std::collections::BTreeSet<u64> = self
+            .inner
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|name| Register::generation_of(name))
+            .filter(|g| *g != live)
+            .collect();
+        for generation in stale {
+            tracing::info!(generation, "dropping a stale generation of the customer register");
+            Register::drop_generation(&self.inner.db, generation)?;
+        }
+        Ok(())
     }
 
     /// Runs `body` as one atomic transaction over every tree. sled may run the body
@@ -149,10 +278,16 @@ impl SledStore {
 
     /// [`Self::transact`] for the import, which holds the write gate itself.
     fn transact_ungated<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        self.transact_in(&self.register(), body)
+    }
+
+    /// A transaction whose `customers` and `index` are those of `register`: the live
+    /// generation, or one a replace import is writing.
+    fn transact_in<T>(&self, register: &Register, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let i = &self.inner;
         let trees = (
-            &i.customers,
-            &i.index,
+            &register.customers,
+            &register.index,
             &i.ledger,
             &i.meta,
             &i.tickets,
