@@ -9,7 +9,10 @@
 //!    in its data directory): the record and index-sized keys, one `apply_batch` and
 //!    one flush per 1,000 rows, for at most the first 200,000 rows. sled's cost is per key, so this is the ceiling for a
 //!    store that keeps those indexes; the import's own overhead is the gap to it;
-//! 4. `POST /api/update_db` to a `crm-server` started on `127.0.0.1:0`.
+//! 4. `POST /api/update_db` to a `crm-server` started on `127.0.0.1:0`;
+//! 5. on the same server, `POST /api/update_db?mode=replace` of as many other
+//!    customers: every row is created and every customer of 4 erased, in a new
+//!    generation of the register swapped in at the end.
 //!
 //! Peak memory is the child's `VmHWM` (Linux), sampled while it runs. Everything
 //! happens in temporary directories; the server is stopped at the end.
@@ -82,12 +85,26 @@ fn main() {
     let same_keys_rate = same_keys_rows as f64 / same_keys.as_secs_f64();
     println!("raw sled, {keys_per_row:.1} keys per row, first {same_keys_rows} rows: {same_keys_rate:>6.0} rows/s");
 
-    let (http, http_rss) = http_import(&server, &work.path().join("http"), &file, rows);
+    // Other customers: numbered after the first file's, so that they share no e-mail
+    // and no card with them.
+    let replacement = work.path().join("replacement.json");
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&replacement).expect("create file"));
+    write_customers(&mut out, Format::Clients, 2, rows, rows).expect("write file");
+    out.flush().expect("flush file");
+    drop(out);
+    let (merged, replaced) = http_import(&server, &work.path().join("http"), &file, &replacement, rows);
+    let http = merged.elapsed;
     println!(
         "HTTP             : {:>9.0} rows/s  peak RSS {:>5} MB  ({:.1?})",
         rows as f64 / http.as_secs_f64(),
-        http_rss / 1024,
+        merged.peak_rss_kib / 1024,
         http
+    );
+    println!(
+        "HTTP, replacing them by {rows} others: {:>6.0} rows/s  peak RSS {:>5} MB  ({:.1?})",
+        rows as f64 / replaced.elapsed.as_secs_f64(),
+        replaced.peak_rss_kib / 1024,
+        replaced.elapsed
     );
     println!(
         "ratio to raw sled: command line {:.2}, HTTP {:.2} (goal: at least 0.33)",
@@ -197,29 +214,46 @@ fn cli_import(server: &Path, data: &Path, file: &Path) -> (Duration, u64) {
     (elapsed, peak.stop())
 }
 
-fn http_import(server: &Path, data: &Path, file: &Path, rows: u64) -> (Duration, u64) {
+/// What one import over HTTP took.
+struct HttpImport {
+    elapsed: Duration,
+    peak_rss_kib: u64,
+}
+
+/// `POST /api/update_db` of `file` to a server on `data`, then, on the same server,
+/// `?mode=replace` with `replacement` (as many other customers): answers both.
+fn http_import(server: &Path, data: &Path, file: &Path, replacement: &Path, rows: u64) -> (HttpImport, HttpImport) {
     let mut process = crm_tests::ServerProcess::start(server, data);
     let address = process.address.clone();
-    let peak = PeakRss::watch(process.child.id());
-    let body = std::fs::read(file).expect("read the file");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let started = Instant::now();
-    let answer = runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!("{address}/api/update_db"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("upload");
-        response.text().await.expect("answer")
-    });
-    let elapsed = started.elapsed();
-    println!("  server says: {answer}");
-    assert!(answer.contains(&format!("\"created\":{rows}")), "unexpected answer");
-    let rss = peak.stop();
+    let post = |file: &Path, query: &str, expected: &str| {
+        let body = std::fs::read(file).expect("read the file");
+        // VmHWM again from the current RSS, so that each import has its own peak.
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", process.child.id()), "5");
+        let peak = PeakRss::watch(process.child.id());
+        let started = Instant::now();
+        let answer = runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{address}/api/update_db{query}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("upload");
+            response.text().await.expect("answer")
+        });
+        let elapsed = started.elapsed();
+        println!("  server says: {answer}");
+        assert!(answer.contains(expected), "unexpected answer, expected {expected}");
+        HttpImport {
+            elapsed,
+            peak_rss_kib: peak.stop(),
+        }
+    };
+    let merged = post(file, "", &format!("\"created\":{rows}"));
+    let replaced = post(replacement, "?mode=replace", &format!("\"erased\":{rows}"));
     stop(&mut process.child);
-    (elapsed, rss)
+    (merged, replaced)
 }
 
 fn stop(child: &mut Child) {
