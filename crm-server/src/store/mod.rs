@@ -192,7 +192,8 @@ pub trait ImportStore {
     /// Imports every row of `rows` (see the implementation for the guarantees): the
     /// whole file is validated, against itself and the stored customers, before
     /// anything is written; with any bad row nothing is written and the report lists
-    /// the bad rows. `progress` hears of each stage.
+    /// the bad rows. `progress` hears of each stage. With `mode=replace`, readers see
+    /// the old customers until the new set is complete, then only the new set.
     ///
     /// Blocking and long: call it from a blocking thread, never from async code.
     fn import_customers(

@@ -120,7 +120,7 @@ impl ImportStore for SledStore {
         }
         let staged = match options.mode {
             ImportMode::Merge => None,
-            ImportMode::Replace => Some(self.fresh_generation()?),
+            ImportMode::Replace => Some(self.fresh_generation()),
         };
         let journal = Journal {
             spool: files.spool.clone(),
@@ -334,14 +334,6 @@ impl SledStore {
         self.register().holder(index_key)
     }
 
-    /// A generation number for a new register, with no trees left by an import that
-    /// failed before its swap.
-    fn fresh_generation(&self) -> Result<u64, StoreError> {
-        let generation = self.register().generation + 1;
-        Register::drop_generation(&self.inner.db, generation)?;
-        Ok(generation)
-    }
-
     fn counter(&self, name: &[u8]) -> Result<u64, StoreError> {
         Ok(self
             .inner
@@ -494,26 +486,16 @@ impl SledStore {
         Ok(())
     }
 
-    /// Drops a replaced register generation once the readers still holding it are
-    /// done (they hold it for one request's page). If some reader holds it too long,
-    /// the next start drops it instead.
+    /// Clears a replaced register generation once the readers still holding it are
+    /// done (they hold it for one request's page; after 10 s it is cleared under them,
+    /// and they read fewer customers).
     fn drop_when_unused(&self, replaced: Arc<Register>) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&replaced) > 1 {
-            if std::time::Instant::now() > deadline {
-                tracing::warn!(
-                    generation = replaced.generation,
-                    "a replaced customer register is still read; the next start drops it"
-                );
-                return;
-            }
+        while Arc::strong_count(&replaced) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let generation = replaced.generation;
         drop(replaced);
-        if let Err(e) = Register::drop_generation(&self.inner.db, generation) {
-            tracing::warn!(generation, error = %e, "cannot drop a replaced customer register; the next start will");
-        }
+        self.clear_replaced_generations();
     }
 }
 
@@ -909,16 +891,13 @@ mod tests {
         store.import_customers(&mut rows, options, &|_| {}).unwrap()
     }
 
+    /// The generations whose trees exist, once the clearer has finished.
     fn register_generations(store: &SledStore) -> Vec<u64> {
-        let mut generations: Vec<u64> = store
-            .inner
-            .db
-            .tree_names()
-            .iter()
-            .filter_map(|name| Register::generation_of(name))
-            .collect();
-        generations.dedup();
-        generations
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while *store.inner.clearer_running.lock().unwrap() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        store.generations().into_iter().collect()
     }
 
     #[test]
@@ -940,8 +919,9 @@ mod tests {
         }
     }
 
-    /// Each replace leaves one generation of the register behind it, and a replaced
-    /// generation that is still there is dropped by the next start.
+    /// Each replace leaves one generation of the register behind it once the replaced
+    /// one is cleared, and a replaced generation that is still there is cleared after
+    /// the next start.
     #[tokio::test]
     async fn a_replace_leaves_only_the_live_generation() {
         let dir = tempfile::tempdir().unwrap();
