@@ -14,7 +14,8 @@
 //!    - `mode=replace` writes the whole new register into a new generation of the
 //!      customer trees (see [`super::Register`]): every row's customer, then a copy of
 //!      every customer absent from the file, erased. When it is complete, one
-//!      transaction makes it the live generation, and the replaced one is dropped.
+//!      transaction makes it the live generation, and the replaced one is cleared in
+//!      the background.
 //!
 //! Guarantees:
 //! - *All or nothing*: nothing is written unless every row is valid and consistent with
@@ -464,8 +465,8 @@ impl SledStore {
     }
 
     /// Makes the complete `staged` register the live one, in one transaction with the
-    /// count of live customers and the end of the journal, then drops the replaced
-    /// generation once no reader holds it.
+    /// count of live customers and the end of the journal, then has the replaced
+    /// generation cleared once no reader holds it.
     fn swap_in(&self, staged: Register, journal: &Journal) -> Result<(), StoreError> {
         let live_customers = journal.created + journal.updated + journal.unchanged;
         let replaced = {
@@ -482,14 +483,14 @@ impl SledStore {
             std::mem::replace(&mut *live, Arc::new(staged))
         };
         self.durable_blocking()?;
-        self.drop_when_unused(replaced);
+        self.clear_when_unread(replaced);
         Ok(())
     }
 
     /// Clears a replaced register generation once the readers still holding it are
     /// done (they hold it for one request's page; after 10 s it is cleared under them,
     /// and they read fewer customers).
-    fn drop_when_unused(&self, replaced: Arc<Register>) {
+    fn clear_when_unread(&self, replaced: Arc<Register>) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while Arc::strong_count(&replaced) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

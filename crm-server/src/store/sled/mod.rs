@@ -248,7 +248,7 @@ impl SledStore {
     }
 
     /// The live generation of the customer register. Hold it for one operation, not
-    /// longer: a replaced generation is dropped once nobody holds it.
+    /// longer: a replaced generation is cleared once nobody holds it.
     pub(crate) fn register(&self) -> Arc<Register> {
         self.inner.register.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
