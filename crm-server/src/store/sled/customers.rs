@@ -81,18 +81,18 @@ impl CustomerStore for SledStore {
     }
 
     fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
-        self.customer_by_index(&keys::id_client_key(id_client))
+        self.register().customer_by_index(&keys::id_client_key(id_client))
     }
 
     fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
         match crm_model::customer::email_key(email) {
-            Some(key) => self.customer_by_index(&keys::email_key(&key)),
+            Some(key) => self.register().customer_by_index(&keys::email_key(&key)),
             None => Ok(None),
         }
     }
 
     fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
-        self.customer_by_index(&keys::card_key(card))
+        self.register().customer_by_index(&keys::card_key(card))
     }
 
     fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
@@ -134,16 +134,6 @@ impl CustomerStore for SledStore {
 
 /// A customer with where it stands in the list's order.
 type Positioned = (Vec<u8>, CustomerRecord);
-
-impl SledStore {
-    fn customer_by_index(&self, index_key: &[u8]) -> Result<Option<CustomerRecord>, StoreError> {
-        self.register().customer_by_index(index_key)
-    }
-
-    pub(super) fn customer_by_id(&self, id: u64) -> Result<Option<CustomerRecord>, StoreError> {
-        self.register().customer_by_id(id)
-    }
-}
 
 /// Up to `limit + 1` live customers after `after` in `sort` order, read from the
 /// `customers` tree (id order) or the sort's index: a key range, never an offset.

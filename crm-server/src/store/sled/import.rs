@@ -59,7 +59,7 @@ use uuid::Uuid;
 
 use super::customers::write_customer;
 use super::keys::{self, decode_u64};
-use super::{abort, bump_counter, decode, encode, ledger, storage, Register, SledStore, Tx, TxResult};
+use super::{abort, bump_counter, decode, encode, ledger, read_counter, storage, Register, SledStore, Tx, TxResult};
 use super::{payments, tickets};
 use crate::store::{ImportFailure, ImportStore, StoreError};
 
@@ -209,8 +209,10 @@ impl SledStore {
         report: &mut ImportReport,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<Plan, StoreError> {
-        let next_id = self.counter(keys::NEXT_CUSTOMER_ID)?;
-        let live_before = self.counter(keys::LIVE_CUSTOMERS)?;
+        // Writes are gated from here (or nothing is written): one register for the pass.
+        let live = self.register();
+        let next_id = read_counter(&self.inner.meta, keys::NEXT_CUSTOMER_ID)?;
+        let live_before = read_counter(&self.inner.meta, keys::LIVE_CUSTOMERS)?;
         let mut matched = Bitset::new(next_id + 1);
         let mut matched_count = 0u64;
         // (row, field, holder): keys held by another customer, fine only if that
@@ -229,7 +231,7 @@ impl SledStore {
                     total: Some(rows),
                 });
             }
-            let (target, matched_by) = match self.resolve(&row)? {
+            let (target, matched_by) = match resolve(&live, &row)? {
                 Resolved::Erased => {
                     report.push_error(row_error(&row, "IdClient", "belongs to an erased customer"));
                     plan.write_all(&0u64.to_le_bytes()).map_err(storage)?;
@@ -265,14 +267,14 @@ impl SledStore {
                 report.created += 1;
             }
             if let Some(email) = email_key(&c.email).filter(|_| check_email) {
-                if let Some(holder) = self.holder(&keys::email_key(&email))? {
+                if let Some(holder) = live.holder(&keys::email_key(&email))? {
                     if holder != target_id {
                         taken.push((row.row, "Email", holder));
                     }
                 }
             }
             if let Some(card) = c.carte_fid.filter(|_| check_card) {
-                if let Some(holder) = self.holder(&keys::card_key(card))? {
+                if let Some(holder) = live.holder(&keys::card_key(card))? {
                     if holder != target_id {
                         taken.push((row.row, "CarteFid", holder));
                     }
@@ -286,7 +288,7 @@ impl SledStore {
         for (row, field, holder) in taken {
             let erased_by_this_import = options.mode == ImportMode::Replace && !matched.get(holder);
             if !erased_by_this_import {
-                let holder_id = self
+                let holder_id = live
                     .customer_by_id(holder)?
                     .map(|r| r.id_client.to_string())
                     .unwrap_or_default();
@@ -305,43 +307,6 @@ impl SledStore {
             matched,
             first_new_id: next_id + 1,
         })
-    }
-
-    /// The stored customer a row updates, if any.
-    fn resolve(&self, row: &ImportRow) -> Result<Resolved, StoreError> {
-        if let Some(id_client) = row.customer.id_client {
-            return match self.holder(&keys::id_client_key(id_client))? {
-                None => Ok(Resolved::Create),
-                Some(id) => match self.customer_by_id(id)? {
-                    Some(record) if record.erased => Ok(Resolved::Erased),
-                    Some(record) => Ok(Resolved::Existing(Box::new(record), "IdClient")),
-                    None => Err(storage(format!("index points to missing customer {id}"))),
-                },
-            };
-        }
-        let Some(email) = email_key(&row.customer.email) else {
-            return Ok(Resolved::Create);
-        };
-        match self.holder(&keys::email_key(&email))? {
-            None => Ok(Resolved::Create),
-            Some(id) => match self.customer_by_id(id)? {
-                Some(record) => Ok(Resolved::Existing(Box::new(record), "Email")),
-                None => Err(storage(format!("index points to missing customer {id}"))),
-            },
-        }
-    }
-
-    fn holder(&self, index_key: &[u8]) -> Result<Option<u64>, StoreError> {
-        self.register().holder(index_key)
-    }
-
-    fn counter(&self, name: &[u8]) -> Result<u64, StoreError> {
-        Ok(self
-            .inner
-            .meta
-            .get(name)
-            .map_err(storage)?
-            .map_or(0, |v| decode_u64(&v)))
     }
 
     /// Pass 3: writes the rows from `journal.written` on; with `mode=replace`, then
@@ -497,6 +462,30 @@ impl SledStore {
         }
         drop(replaced);
         self.clear_replaced_generations();
+    }
+}
+
+/// The stored customer a row updates, if any.
+fn resolve(live: &Register, row: &ImportRow) -> Result<Resolved, StoreError> {
+    if let Some(id_client) = row.customer.id_client {
+        return match live.holder(&keys::id_client_key(id_client))? {
+            None => Ok(Resolved::Create),
+            Some(id) => match live.customer_by_id(id)? {
+                Some(record) if record.erased => Ok(Resolved::Erased),
+                Some(record) => Ok(Resolved::Existing(Box::new(record), "IdClient")),
+                None => Err(storage(format!("index points to missing customer {id}"))),
+            },
+        };
+    }
+    let Some(email) = email_key(&row.customer.email) else {
+        return Ok(Resolved::Create);
+    };
+    match live.holder(&keys::email_key(&email))? {
+        None => Ok(Resolved::Create),
+        Some(id) => match live.customer_by_id(id)? {
+            Some(record) => Ok(Resolved::Existing(Box::new(record), "Email")),
+            None => Err(storage(format!("index points to missing customer {id}"))),
+        },
     }
 }
 

@@ -219,11 +219,7 @@ impl SledStore {
             .map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let meta = tree("meta")?;
-        let generation = meta
-            .get(keys::REGISTER_GENERATION)
-            .map_err(storage)?
-            .map_or(0, |v| keys::decode_u64(&v));
-        let register = Register::open(&db, generation)?;
+        let register = Register::open(&db, read_counter(&meta, keys::REGISTER_GENERATION)?)?;
         let inner = Inner {
             db: db.clone(),
             register: RwLock::new(Arc::new(register)),
@@ -257,12 +253,7 @@ impl SledStore {
     /// replace import swaps both at once, under the same lock.
     pub(crate) fn register_with_count(&self) -> Result<(Arc<Register>, u64), StoreError> {
         let live = self.inner.register.read().unwrap_or_else(|p| p.into_inner());
-        let count = self
-            .inner
-            .meta
-            .get(keys::LIVE_CUSTOMERS)
-            .map_err(storage)?
-            .map_or(0, |v| keys::decode_u64(&v));
+        let count = read_counter(&self.inner.meta, keys::LIVE_CUSTOMERS)?;
         Ok((live.clone(), count))
     }
 
@@ -488,6 +479,11 @@ impl GroupCommit {
         let flushed = self.enqueue()?;
         futures::executor::block_on(flushed).map_err(|_| storage("the flusher thread has stopped"))?
     }
+}
+
+/// Reads a counter of the `meta` tree (0 when absent), outside transactions.
+pub(crate) fn read_counter(meta: &sled::Tree, name: &[u8]) -> Result<u64, StoreError> {
+    Ok(meta.get(name).map_err(storage)?.map_or(0, |v| keys::decode_u64(&v)))
 }
 
 /// Reads and writes a counter of the `meta` tree inside a transaction.
