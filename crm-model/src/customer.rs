@@ -39,8 +39,8 @@ impl Sexe {
     }
 }
 
-/// The customer object of the API, with exactly the keys and JSON types of the
-/// contract (section 2). Every route that returns a customer returns this.
+/// The customer object of the API, with exactly the keys and JSON types older clients
+/// read (see docs/api.md). Every route that returns a customer returns this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {

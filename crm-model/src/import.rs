@@ -6,13 +6,15 @@
 //! [`MAX_ROW_BYTES`]), so a file of any size is parsed in bounded memory; each row is
 //! validated as the create route validates a body ([`NewCustomer::from_input`]).
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, Chain, Cursor, Read};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::customer::CustomerRecord;
+use crate::customer::{email_key, CustomerRecord};
 use crate::input::{CustomerInput, NewCustomer};
 use crate::money::Cents;
 use crate::validation::InputError;
@@ -187,6 +189,12 @@ impl ImportRow {
         self.given.credit.then_some(self.customer.opening_credit)
     }
 
+    /// Whether nothing can ever match this row to a stored customer: it has neither
+    /// `IdClient` nor `Email`, so it creates a customer each time the file is imported.
+    pub fn is_unmatchable(&self) -> bool {
+        self.customer.id_client.is_none() && email_key(&self.customer.email).is_none()
+    }
+
     /// What an update by this row makes of `record`, and whether it changes anything.
     /// Credit and the scheduled payment are set directly here, for previews (dry runs);
     /// the store moves credit through its ledger.
@@ -264,14 +272,33 @@ pub struct ImportOptions {
     pub mode: ImportMode,
     /// Validate and count, write nothing.
     pub dry_run: bool,
+    /// Write the valid rows and report the invalid ones (skipped) instead of refusing
+    /// the whole file. Only with `mode=merge`: with `replace`, the customer of a skipped
+    /// row would be erased.
+    pub skip_invalid: bool,
 }
 
-/// The outcome of an import. With any error nothing was written.
+impl ImportOptions {
+    /// Why these options cannot run together, if they cannot.
+    pub fn conflict(&self) -> Option<&'static str> {
+        (self.skip_invalid && self.mode == ImportMode::Replace).then_some(
+            "skip_invalid cannot be used with mode=replace: the customer of a skipped row would be erased; \
+             fix the file, or import it with mode=merge",
+        )
+    }
+}
+
+/// The outcome of an import. With any error nothing was written, unless the import
+/// skipped the invalid rows (`skip_invalid`): then the others were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
+    /// Customers created by rows that match no stored customer and no earlier row.
     pub created: u64,
+    /// Rows that change the customer they match, and rows that match the customer of an
+    /// earlier row of the same file (by `IdClient` or `Email`): rows apply in file order.
     pub updated: u64,
+    /// Rows that match a stored customer and change nothing.
     pub unchanged: u64,
     /// Customers erased because absent from a `mode=replace` file.
     pub erased: u64,
@@ -280,6 +307,25 @@ pub struct ImportReport {
     /// How many errors there were in all, listed or not.
     #[serde(default)]
     pub error_count: u64,
+    /// With `skip_invalid`: the rows not imported because invalid (listed in `errors`).
+    #[serde(default)]
+    pub skipped: u64,
+    /// Rows with neither `IdClient` nor `Email`: nothing can match them to a stored
+    /// customer, so importing the same file again creates them again.
+    #[serde(default)]
+    pub unmatchable: u64,
+}
+
+/// The warning for `count` rows that no import can match to a stored customer, or
+/// `None` when there are none.
+pub fn unmatchable_warning(count: u64) -> Option<String> {
+    match count {
+        0 => None,
+        1 => Some("1 row has neither IdClient nor Email: importing this file again would create it again".into()),
+        n => Some(format!(
+            "{n} rows have neither IdClient nor Email: importing this file again would create them again"
+        )),
+    }
 }
 
 /// Most row errors an answer lists; `error_count` still counts them all.
@@ -299,6 +345,195 @@ impl ImportReport {
     pub fn sort_and_cap_errors(&mut self) {
         self.errors.sort_by_key(|e| e.row);
         self.errors.truncate(MAX_LISTED_ERRORS);
+    }
+
+    /// See [`unmatchable_warning`].
+    pub fn unmatchable_warning(&self) -> Option<String> {
+        unmatchable_warning(self.unmatchable)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The rows of one file against each other. A row is matched by its `IdClient`, else
+// its `Email` (case-insensitive): to a stored customer, or, when an earlier row of the
+// same file carries that key, to the customer of that earlier row, which the row then
+// updates (rows apply in file order). Two rows giving one e-mail or card to two
+// different customers conflict. Only hashes of the keys that two rows or more carry are
+// kept, so a file of unique keys costs no memory past its first pass.
+
+/// What kind of unique key a row carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    IdClient,
+    Email,
+    Card,
+}
+
+impl KeyKind {
+    fn field(self) -> &'static str {
+        match self {
+            KeyKind::IdClient => "IdClient",
+            KeyKind::Email => "Email",
+            KeyKind::Card => "CarteFid",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            KeyKind::IdClient => "IdClient",
+            KeyKind::Email => "e-mail",
+            KeyKind::Card => "card",
+        }
+    }
+}
+
+/// A 128-bit hash of a key and its kind: two different keys collide with odds around
+/// 1e-27 for a million rows.
+fn key_hash(kind: KeyKind, key: &[u8]) -> u128 {
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        (salt, kind as u8, key).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// The unique keys one row carries, hashed: its `IdClient`, its e-mail (lower-cased)
+/// and its card.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowKeys {
+    id_client: Option<u128>,
+    email: Option<u128>,
+    card: Option<u128>,
+}
+
+impl RowKeys {
+    pub fn of(row: &ImportRow) -> RowKeys {
+        let c = &row.customer;
+        RowKeys {
+            id_client: c.id_client.map(|id| key_hash(KeyKind::IdClient, id.as_bytes())),
+            email: email_key(&c.email).map(|e| key_hash(KeyKind::Email, e.as_bytes())),
+            card: c.carte_fid.map(|card| key_hash(KeyKind::Card, &card.to_be_bytes())),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = (KeyKind, u128)> {
+        [
+            (KeyKind::IdClient, self.id_client),
+            (KeyKind::Email, self.email),
+            (KeyKind::Card, self.card),
+        ]
+        .into_iter()
+        .filter_map(|(kind, hash)| hash.map(|h| (kind, h)))
+    }
+}
+
+/// Pass 1: the keys of every valid row, to find those two rows or more carry.
+#[derive(Debug, Default)]
+pub struct KeyCensus(Vec<u128>);
+
+impl KeyCensus {
+    pub fn add(&mut self, keys: &RowKeys) {
+        self.0.extend(keys.all().map(|(_, hash)| hash));
+    }
+
+    /// The keys carried by two rows or more.
+    pub fn shared(mut self) -> SharedKeys {
+        self.0.sort_unstable();
+        let mut shared: Vec<u128> = self.0.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+        shared.dedup();
+        shared.shrink_to_fit();
+        SharedKeys(shared)
+    }
+}
+
+/// The keys that two rows or more of a file carry, sorted: only through them can a row
+/// meet another row of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedKeys(Vec<u128>);
+
+impl SharedKeys {
+    fn contains(&self, hash: u128) -> bool {
+        self.0.binary_search(&hash).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The first row of the file that carried a key, and the customer it went to.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    row: u64,
+    target: u64,
+}
+
+/// Pass 2: the customers the rows read so far went to, by the keys they share with
+/// other rows of the file. A customer is an opaque number of the caller's (the store's
+/// id of the customer, existing or to be created).
+#[derive(Debug, Default)]
+pub struct FileCustomers {
+    shared: SharedKeys,
+    owners: HashMap<u128, Owner>,
+}
+
+impl FileCustomers {
+    pub fn new(shared: SharedKeys) -> FileCustomers {
+        FileCustomers {
+            shared,
+            owners: HashMap::new(),
+        }
+    }
+
+    /// The customer an earlier row went to that carried this row's match key
+    /// (`IdClient`, else `Email`): this row updates that customer too.
+    pub fn earlier_target(&self, keys: &RowKeys) -> Option<u64> {
+        let key = keys.id_client.or(keys.email)?;
+        self.owners.get(&key).map(|owner| owner.target)
+    }
+
+    /// The errors of a row going to `target` whose keys an earlier row carried for
+    /// another customer (an e-mail or card given to two customers).
+    pub fn conflicts(&self, row: u64, keys: &RowKeys, target: u64) -> Vec<RowError> {
+        keys.all()
+            .filter_map(|(kind, hash)| {
+                let owner = self.owners.get(&hash)?;
+                (owner.target != target).then(|| RowError {
+                    row,
+                    field: kind.field().into(),
+                    error: format!(
+                        "row {} gives this {} to another customer (a row updates the customer of an earlier \
+                         row only through its IdClient, else its Email)",
+                        owner.row,
+                        kind.what()
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// Records that the row's keys went to `target` (a key stays with the first row
+    /// that carried it). Rows with errors are not recorded: no later row goes to their customer.
+    pub fn record(&mut self, row: u64, keys: &RowKeys, target: u64) {
+        for (_, hash) in keys.all() {
+            if self.shared.contains(hash) {
+                self.owners.entry(hash).or_insert(Owner { row, target });
+            }
+        }
+    }
+
+    /// How many keys are held in memory.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
     }
 }
 
@@ -1004,6 +1239,129 @@ mod tests {
             "a quoted line break stays in its cell (and names refuse it)"
         );
         assert_eq!(invalid(&rows[2]), [(3, "row")]);
+    }
+
+    fn rows_of(body: &str) -> Vec<ImportRow> {
+        read(body, None).unwrap().1.iter().map(|o| valid(o).clone()).collect()
+    }
+
+    /// A row's customer, or its errors as (row, field).
+    type Outcome = Result<u64, Vec<(u64, String)>>;
+
+    /// Runs the rows through [`FileCustomers`] as the store's check pass does, a row
+    /// matching nothing earlier going to customer `100 + its index`: each row's
+    /// outcome, and how many keys were kept.
+    fn plan(rows: &[ImportRow]) -> (Vec<Outcome>, usize) {
+        let mut census = KeyCensus::default();
+        rows.iter().for_each(|r| census.add(&RowKeys::of(r)));
+        let mut file = FileCustomers::new(census.shared());
+        let mut outcomes = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let keys = RowKeys::of(row);
+            let target = file.earlier_target(&keys).unwrap_or(100 + i as u64);
+            let conflicts = file.conflicts(row.row, &keys, target);
+            if conflicts.is_empty() {
+                file.record(row.row, &keys, target);
+                outcomes.push(Ok(target));
+            } else {
+                outcomes.push(Err(conflicts.into_iter().map(|e| (e.row, e.field)).collect()));
+            }
+        }
+        (outcomes, file.len())
+    }
+
+    const U: &str = "6f1c1c64-4f5b-4d9e-9d5e-0d1b2f3a4b5c";
+
+    #[test]
+    fn a_later_row_goes_to_the_customer_of_the_earlier_row_with_its_id_client_else_email() {
+        let rows = rows_of(&format!(
+            r#"[
+            {{"Nom": "A", "Email": "a@x.fr"}},
+            {{"Nom": "B", "Email": "b@x.fr", "IdClient": "{U}"}},
+            {{"Nom": "A again", "Email": " A@X.FR "}},
+            {{"Nom": "B by id", "IdClient": "{U}"}},
+            {{"Nom": "B by e-mail", "Email": "b@x.fr"}},
+            {{"Nom": "C", "Email": "c@x.fr"}},
+            {{"Nom": "D"}},
+            {{"Nom": "D"}}
+        ]"#
+        ));
+        let (outcomes, kept) = plan(&rows);
+        assert_eq!(
+            outcomes,
+            [Ok(100), Ok(101), Ok(100), Ok(101), Ok(101), Ok(105), Ok(106), Ok(107)],
+            "rows without IdClient or Email never meet"
+        );
+        assert_eq!(
+            kept, 3,
+            "only the keys two rows share are kept: a@, b@ and the IdClient"
+        );
+        let unmatchable: Vec<bool> = rows.iter().map(ImportRow::is_unmatchable).collect();
+        assert_eq!(unmatchable, [false, false, false, false, false, false, true, true]);
+    }
+
+    #[test]
+    fn an_e_mail_or_card_given_to_two_customers_is_a_conflict_of_the_later_row() {
+        let rows = rows_of(&format!(
+            r#"[
+            {{"Nom": "A", "Email": "a@x.fr", "CarteFid": 7}},
+            {{"Nom": "B", "IdClient": "{U}", "Email": "a@x.fr"}},
+            {{"Nom": "C", "CarteFid": 7}},
+            {{"Nom": "D", "IdClient": "{U}"}},
+            {{"Nom": "A2", "Email": "a@x.fr", "CarteFid": 7}}
+        ]"#
+        ));
+        let (outcomes, _) = plan(&rows);
+        assert_eq!(
+            outcomes,
+            [
+                Ok(100),
+                Err(vec![(2, "Email".to_string())]),
+                Err(vec![(3, "CarteFid".to_string())]),
+                Ok(103),
+                Ok(100),
+            ],
+            "a refused row is not recorded: the next row with its IdClient creates"
+        );
+    }
+
+    #[test]
+    fn the_warning_for_rows_that_never_match_says_what_a_second_import_does() {
+        assert_eq!(unmatchable_warning(0), None);
+        assert_eq!(
+            unmatchable_warning(1).unwrap(),
+            "1 row has neither IdClient nor Email: importing this file again would create it again"
+        );
+        let report = ImportReport {
+            unmatchable: 3,
+            ..ImportReport::default()
+        };
+        assert_eq!(
+            report.unmatchable_warning().unwrap(),
+            "3 rows have neither IdClient nor Email: importing this file again would create them again"
+        );
+    }
+
+    #[test]
+    fn skipping_invalid_rows_is_refused_with_replace() {
+        let mut options = ImportOptions {
+            skip_invalid: true,
+            ..ImportOptions::default()
+        };
+        assert_eq!(options.conflict(), None);
+        options.mode = ImportMode::Replace;
+        assert!(options.conflict().unwrap().contains("mode=replace"));
+    }
+
+    #[test]
+    fn a_long_compte_is_a_row_error() {
+        let (_, rows) = read(
+            r#"[{"Nom": "A", "Compte": "BKN1CST53"}, {"Nom": "B", "Compte": "BKN1CST5300"}]"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(valid(&rows[0]).customer.compte, "BKN1CST53");
+        assert_eq!(invalid(&rows[1]), [(2, "Compte")]);
     }
 
     #[test]

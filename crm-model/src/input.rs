@@ -13,7 +13,11 @@ use crate::validation::{is_valid_email, json_type_name, parse_json_object, Field
 /// Longest text accepted in a name, e-mail, phone or account field.
 pub const MAX_TEXT_CHARS: usize = 200;
 
-/// The keys a customer body may carry, under the contract's spelling and the aliases
+/// Longest `Compte`: the payment service and the other consumers of the first
+/// implementation keep it in 10-character columns.
+pub const MAX_COMPTE_CHARS: usize = 10;
+
+/// The keys a customer body may carry, under the API's spelling and the aliases
 /// of the document's `create_customer` shape and of older clients. Values are kept raw
 /// so that every invalid field can be reported, not just the first; a key present with
 /// `null` is `Some(Value::Null)`, so PATCH can tell "clear" from "leave alone".
@@ -71,6 +75,41 @@ pub struct CustomerInput {
     pub panier_moyen: Option<Value>,
 }
 
+/// Every key of [`CustomerInput`] under each of its spellings, and `Paiement`, which
+/// older clients send in create bodies and which is ignored.
+pub const CUSTOMER_KEYS: &[&str] = &[
+    "Nom",
+    "last_name",
+    "nom",
+    "Prenom",
+    "name",
+    "prenom",
+    "first_name",
+    "Email",
+    "mail",
+    "email",
+    "Phone",
+    "phone",
+    "Compte",
+    "compte",
+    "Age",
+    "age",
+    "Sexe",
+    "sexe",
+    "Credit",
+    "credit",
+    "CarteFid",
+    "carteFid",
+    "IdClient",
+    "idClient",
+    "Date_paiement",
+    "Montant",
+    "id",
+    "NbRefus",
+    "PanierMoyen",
+    "Paiement",
+];
+
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
@@ -80,6 +119,23 @@ impl CustomerInput {
     /// one key are both given.
     pub fn from_body(body: &[u8]) -> Result<CustomerInput, InputError> {
         Self::from_object(parse_json_object(body)?)
+    }
+
+    /// [`Self::from_body`] for the `/api/v1` routes, which refuse the keys they do not
+    /// know (`422` naming each one): a misspelt key is a mistake to report, not a
+    /// field to drop. The older routes keep ignoring them, as older clients send
+    /// extra keys.
+    pub fn from_body_strict(body: &[u8]) -> Result<CustomerInput, InputError> {
+        let map = parse_json_object(body)?;
+        let unknown: Vec<FieldError> = map
+            .keys()
+            .filter(|key| !CUSTOMER_KEYS.contains(&key.as_str()))
+            .map(|key| FieldError::new(key.clone(), "is not a customer field"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(InputError::Invalid(unknown));
+        }
+        Self::from_object(map)
     }
 
     pub fn from_object(map: serde_json::Map<String, Value>) -> Result<CustomerInput, InputError> {
@@ -123,9 +179,7 @@ impl NewCustomer {
         collect(&mut errors, input.phone.as_ref().map(|v| text("Phone", v)), |v| {
             new.phone = v.unwrap_or_default()
         });
-        collect(&mut errors, input.compte.as_ref().map(|v| text("Compte", v)), |v| {
-            new.compte = v.unwrap_or_default()
-        });
+        collect(&mut errors, input.compte.as_ref().map(compte), |v| new.compte = v);
         collect(&mut errors, input.age.as_ref().map(age), |v| new.age = v);
         collect(&mut errors, input.sexe.as_ref().map(sexe), |v| new.sexe = v);
         collect(&mut errors, input.credit.as_ref().map(|v| money("Credit", v)), |v| {
@@ -232,8 +286,8 @@ impl CustomerPatch {
         collect(&mut errors, input.phone.as_ref().map(|v| text("Phone", v)), |v| {
             patch.phone = Some(v.unwrap_or_default())
         });
-        collect(&mut errors, input.compte.as_ref().map(|v| text("Compte", v)), |v| {
-            patch.compte = Some(v.unwrap_or_default())
+        collect(&mut errors, input.compte.as_ref().map(compte), |v| {
+            patch.compte = Some(v)
         });
         collect(&mut errors, input.age.as_ref().map(age), |v| patch.age = Some(v));
         collect(&mut errors, input.sexe.as_ref().map(sexe), |v| patch.sexe = Some(v));
@@ -316,6 +370,23 @@ fn email(value: &Value) -> Result<String, FieldError> {
         return Err(FieldError::new("Email", format!("{email:?} is not an e-mail address")));
     }
     Ok(email)
+}
+
+/// The bank account reference: text of at most [`MAX_COMPTE_CHARS`] characters, empty
+/// for none. The one check of `Compte`, for create, PATCH and import rows.
+fn compte(value: &Value) -> Result<String, FieldError> {
+    let compte = text("Compte", value)?.unwrap_or_default();
+    let chars = compte.chars().count();
+    if chars > MAX_COMPTE_CHARS {
+        return Err(FieldError::new(
+            "Compte",
+            format!(
+                "must be at most {MAX_COMPTE_CHARS} characters (the payment service keeps it in \
+                 {MAX_COMPTE_CHARS}-character columns), not {chars}"
+            ),
+        ));
+    }
+    Ok(compte)
 }
 
 fn age(value: &Value) -> Result<Option<u8>, FieldError> {
@@ -509,8 +580,51 @@ mod tests {
     }
 
     #[test]
+    fn compte_is_at_most_ten_characters_on_create_and_patch() {
+        let c = NewCustomer::from_input(&input(json!({"Nom": "A", "Compte": " BKN1CST538 "}))).unwrap();
+        assert_eq!(c.compte, "BKN1CST538", "ten characters, trimmed, are accepted");
+        let accents = NewCustomer::from_input(&input(json!({"Nom": "A", "Compte": "ÉÉÉÉÉÉÉÉÉÉ"}))).unwrap();
+        assert_eq!(accents.compte.chars().count(), 10, "characters are counted, not bytes");
+        let err = NewCustomer::from_input(&input(json!({"Nom": "A", "Compte": "BKN1CST5300"}))).unwrap_err();
+        assert_eq!(fields(err.clone()), ["Compte"]);
+        assert!(err.to_string().contains("at most 10 characters"), "{err}");
+        assert_eq!(
+            fields(NewCustomer::from_input(&input(json!({"Nom": "A", "compte": 12345678901u64}))).unwrap_err()),
+            ["Compte"],
+            "a number sent unquoted is text too"
+        );
+        assert_eq!(
+            fields(CustomerPatch::from_input(&input(json!({"Compte": "BKN1CST5300"}))).unwrap_err()),
+            ["Compte"]
+        );
+        let patch = CustomerPatch::from_input(&input(json!({"Compte": null}))).unwrap();
+        assert_eq!(patch.compte.as_deref(), Some(""), "null clears the account");
+    }
+
+    #[test]
     fn aliases_given_twice_are_a_field_error() {
         let err = CustomerInput::from_body(br#"{"Nom":"A","last_name":"B"}"#).unwrap_err();
         assert!(matches!(err, InputError::Invalid(_)));
+    }
+
+    #[test]
+    fn the_v1_bodies_refuse_unknown_keys_and_every_known_key_is_read() {
+        let err = CustomerInput::from_body_strict(br#"{"Nom": "A", "Emial": "a@x.fr", "colour": 1}"#).unwrap_err();
+        let InputError::Invalid(errors) = err else {
+            panic!("{err:?}")
+        };
+        let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["Emial", "colour"]);
+        assert!(CustomerInput::from_body_strict(br#"{"Nom": "A", "Paiement": 25}"#).is_ok());
+        assert!(
+            CustomerInput::from_body(br#"{"Nom": "A", "Emial": "a@x.fr"}"#).is_ok(),
+            "older routes ignore them"
+        );
+        // The list and the struct agree: every listed key but Paiement lands in a field.
+        for key in CUSTOMER_KEYS.iter().filter(|k| **k != "Paiement") {
+            let input = CustomerInput::from_body_strict(format!("{{\"{key}\": 1}}").as_bytes()).unwrap();
+            assert_ne!(format!("{input:?}"), format!("{:?}", CustomerInput::default()), "{key}");
+        }
     }
 }

@@ -21,5 +21,5 @@ pub use loyalty::{CardRef, CreditItem, LedgerCause, LedgerEntry};
 pub use money::Cents;
 pub use payments::{AllowCredit, Payment, PaymentRecord, PaymentStatus};
 pub use query::{ListParams, ListQuery, Page, Sort, SortDirection, SortKey};
-pub use tickets::{Ticket, TicketRecord};
+pub use tickets::{LegacyTicket, Ticket, TicketRecord, TicketSource};
 pub use validation::{FieldError, InputError};

@@ -78,6 +78,8 @@ impl CardRef {
 /// One item of a `POST /api/credit` batch, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditItem {
+    /// Position in the batch as sent, from 0 (anonymous items included).
+    pub index: usize,
     /// The `carteFid` as sent, echoed in the answer.
     pub card_as_sent: Value,
     pub card: CardRef,
@@ -97,9 +99,34 @@ impl CreditItem {
 /// Longest idempotency key accepted.
 pub const MAX_KEY_CHARS: usize = 200;
 
-/// Reads `{"Tickets": [{"carteFid", "Montant", "id"}...]}`: a malformed or invalid item
-/// refuses the whole batch, every bad field listed as `Tickets[i].field`.
-pub fn parse_credit_batch(body: &[u8], batch_key: Option<&str>) -> Result<Vec<CreditItem>, InputError> {
+/// What a `POST /api/credit` body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditRequest {
+    /// No `Tickets` at all (the scheduler's `{}`, or an empty body): pull the tickets
+    /// from the shops' service.
+    Pull,
+    /// A batch of card credits.
+    Batch(CreditBatch),
+}
+
+/// A validated `POST /api/credit` batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreditBatch {
+    /// The items with a card, in batch order.
+    pub items: Vec<CreditItem>,
+    /// Items without a card (anonymous sales): skipped, counted.
+    pub anonymous: u64,
+}
+
+/// Reads a `POST /api/credit` body: a pull when it holds no `Tickets` (empty, or an
+/// object without the key), else `{"Tickets": [{"carteFid", "Montant", "id"}...]}`. An
+/// item whose `carteFid` is null, empty or absent is an anonymous sale, skipped and
+/// counted; a malformed or invalid item refuses the whole batch, every bad field
+/// listed as `Tickets[i].field`.
+pub fn parse_credit_request(body: &[u8], batch_key: Option<&str>) -> Result<CreditRequest, InputError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CreditRequest::Pull);
+    }
     let mut object = parse_json_object(body)?;
     let items = match object.remove("Tickets").or_else(|| object.remove("tickets")) {
         Some(Value::Array(items)) => items,
@@ -109,10 +136,13 @@ pub fn parse_credit_batch(body: &[u8], batch_key: Option<&str>) -> Result<Vec<Cr
                 json_type_name(&other)
             )))
         }
-        None => return Err(InputError::Unreadable("the body has no Tickets array".into())),
+        None => return Ok(CreditRequest::Pull),
     };
     let mut errors = Vec::new();
-    let mut out = Vec::with_capacity(items.len());
+    let mut batch = CreditBatch {
+        items: Vec::with_capacity(items.len()),
+        anonymous: 0,
+    };
     for (index, item) in items.into_iter().enumerate() {
         let field = |name: &str| format!("Tickets[{index}].{name}");
         let Value::Object(item) = item else {
@@ -120,11 +150,21 @@ pub fn parse_credit_batch(body: &[u8], batch_key: Option<&str>) -> Result<Vec<Cr
             continue;
         };
         let card_as_sent = item.get("carteFid").or_else(|| item.get("CarteFid")).cloned();
+        let anonymous = match &card_as_sent {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(_) => false,
+        };
         let card = match &card_as_sent {
-            None | Some(Value::Null) => Err("is required".to_string()),
+            _ if anonymous => Err(String::new()),
+            None => Err("is required".to_string()),
             Some(v) => CardRef::parse(v),
         }
-        .map_err(|e| errors.push(FieldError::new(field("carteFid"), e)));
+        .map_err(|e| {
+            if !anonymous {
+                errors.push(FieldError::new(field("carteFid"), e))
+            }
+        });
         let montant = match item.get("Montant").or_else(|| item.get("montant")) {
             None | Some(Value::Null) => Err("is required".to_string()),
             Some(v) => Cents::from_json(v),
@@ -144,17 +184,21 @@ pub fn parse_credit_batch(body: &[u8], batch_key: Option<&str>) -> Result<Vec<Cr
                 format!("must be a number or non-empty text of at most {MAX_KEY_CHARS} characters"),
             ))
         });
-        if let (Ok(card), Ok(montant), Ok(key)) = (card, montant, key) {
-            out.push(CreditItem {
+        match (card, montant, key) {
+            // An anonymous sale is still checked: a bad amount refuses the batch.
+            (_, Ok(_), Ok(_)) if anonymous => batch.anonymous += 1,
+            (Ok(card), Ok(montant), Ok(key)) => batch.items.push(CreditItem {
+                index,
                 card_as_sent: card_as_sent.unwrap_or_default(),
                 card,
                 montant,
                 key,
-            });
+            }),
+            _ => {}
         }
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok(CreditRequest::Batch(batch))
     } else {
         Err(InputError::Invalid(errors))
     }
@@ -174,6 +218,45 @@ mod tests {
         for bad in [json!(0), json!(-1), json!("abc"), json!(1.5), json!(true)] {
             assert!(CardRef::parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    fn parse_credit_batch(body: &[u8], batch_key: Option<&str>) -> Result<Vec<CreditItem>, InputError> {
+        match parse_credit_request(body, batch_key)? {
+            CreditRequest::Batch(batch) => Ok(batch.items),
+            CreditRequest::Pull => panic!("a pull"),
+        }
+    }
+
+    #[test]
+    fn no_tickets_at_all_is_a_pull() {
+        for pull in [&b""[..], b"  \n", b"{}", br#"{"source": "scheduler"}"#] {
+            assert_eq!(parse_credit_request(pull, None), Ok(CreditRequest::Pull));
+        }
+        assert!(matches!(
+            parse_credit_request(b"[1]", None),
+            Err(InputError::Unreadable(_))
+        ));
+        assert!(matches!(
+            parse_credit_request(br#"{"Tickets": 3}"#, None),
+            Err(InputError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn anonymous_sales_are_skipped_and_counted_but_still_checked() {
+        let CreditRequest::Batch(batch) = parse_credit_request(
+            br#"{"Tickets": [{"carteFid": null, "Montant": 10}, {"carteFid": 33, "Montant": 26},
+                {"carteFid": " ", "Montant": 4}, {"Montant": 1}]}"#,
+            Some("B"),
+        )
+        .unwrap() else {
+            panic!("a pull")
+        };
+        assert_eq!(batch.anonymous, 3);
+        assert_eq!(batch.items.len(), 1);
+        assert_eq!((batch.items[0].index, batch.items[0].key.as_deref()), (1, Some("B#1")));
+        let err = parse_credit_request(br#"{"Tickets": [{"carteFid": null, "Montant": -1}]}"#, None).unwrap_err();
+        assert!(matches!(err, InputError::Invalid(e) if e[0].field == "Tickets[0].Montant"));
     }
 
     #[test]
@@ -204,7 +287,7 @@ mod tests {
 
     #[test]
     fn any_bad_item_refuses_the_batch_listing_every_field() {
-        let err = parse_credit_batch(
+        let err = parse_credit_request(
             br#"{"Tickets": [{"carteFid": 1, "Montant": 2}, {"carteFid": 1}, {"Montant": -4, "carteFid": "x"}, 3]}"#,
             None,
         )
@@ -222,13 +305,5 @@ mod tests {
                 "Tickets[3]"
             ]
         );
-        assert!(matches!(
-            parse_credit_batch(b"{}", None),
-            Err(InputError::Unreadable(_))
-        ));
-        assert!(matches!(
-            parse_credit_batch(b"[1]", None),
-            Err(InputError::Unreadable(_))
-        ));
     }
 }

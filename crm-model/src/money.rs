@@ -72,6 +72,64 @@ impl Cents {
         }
     }
 
+    /// The sum, or `None` past [`MAX_CENTS`]: every stored amount stays in range, so a
+    /// write that would pass it is refused rather than saturated or wrapped.
+    pub fn checked_add(self, other: Cents) -> Option<Cents> {
+        self.0.checked_add(other.0).filter(|sum| *sum <= MAX_CENTS).map(Cents)
+    }
+
+    /// Rounds an amount in euros (older sources send some prices so) to the nearest
+    /// cent, half up. The decimal point is moved on the number as written, so that
+    /// `1.005` is 101 cents (as a binary float times 100 it would be 100.49...).
+    pub fn from_euros_json(value: &serde_json::Value) -> Result<Cents, String> {
+        let text = match value {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.trim().to_string(),
+            other => {
+                return Err(format!(
+                    "must be an amount in euros, not {}",
+                    crate::validation::json_type_name(other)
+                ))
+            }
+        };
+        if let Some(cents) = Self::decimal_euros(&text) {
+            return cents;
+        }
+        // Exponents (`1e3`) and the like: read as a float.
+        match text.parse::<f64>() {
+            Ok(f) => Self::from_f64(f * 100.0),
+            Err(_) => Err(format!("must be an amount in euros, not {text:?}")),
+        }
+    }
+
+    /// `digits[.digits]` in euros as cents, rounded half up; `None` for other shapes.
+    fn decimal_euros(text: &str) -> Option<Result<Cents, String>> {
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits(whole) || !digits(fraction) {
+            return None;
+        }
+        let mut fraction = fraction.bytes().map(|b| u64::from(b - b'0'));
+        let tenths = fraction.next().unwrap_or(0);
+        let hundredths = fraction.next().unwrap_or(0);
+        let round_up = fraction.next().is_some_and(|d| d >= 5);
+        let cents = whole
+            .parse::<u64>()
+            .ok()
+            .and_then(|w| w.checked_mul(100))
+            .and_then(|c| c.checked_add(tenths * 10 + hundredths + u64::from(round_up)));
+        let is_zero = cents == Some(0);
+        Some(match cents {
+            _ if negative && !is_zero => Err("must not be negative".into()),
+            Some(c) => Self::checked(c),
+            None => Err(format!("must not exceed {MAX_CENTS} cents")),
+        })
+    }
+
     /// Half of the amount, rounded down: the loyalty credit a purchase earns.
     pub fn loyalty_share(self) -> Cents {
         Cents(self.0 / 2)
@@ -91,6 +149,54 @@ impl Cents {
         }
         format!("{grouped},{cents:02}\u{a0}€")
     }
+}
+
+/// Why an amount typed by staff in euros was refused (each face words it in its
+/// staff's language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedEurosError {
+    Empty,
+    NotAnAmount,
+    /// A third decimal: a typing mistake, not a fraction of a cent.
+    TooManyDecimals,
+    TooLarge,
+}
+
+/// Reads an amount typed in euros: `360`, `360,00`, `360.5`, `1 234,56 €`: spaces
+/// between thousands, a comma or a point, at most two decimals, no sign, at most
+/// 2^53 - 1 cents.
+pub fn parse_typed_euros(text: &str) -> Result<Cents, TypedEurosError> {
+    let cleaned: String = text
+        .trim()
+        .trim_end_matches('€')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+        .collect();
+    if cleaned.is_empty() {
+        return Err(TypedEurosError::Empty);
+    }
+    let (whole, fraction) = cleaned.split_once([',', '.']).unwrap_or((cleaned.as_str(), ""));
+    let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits_only(whole) || !digits_only(fraction) {
+        return Err(TypedEurosError::NotAnAmount);
+    }
+    if fraction.len() > 2 {
+        return Err(TypedEurosError::TooManyDecimals);
+    }
+    let euros: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| TypedEurosError::TooLarge)?
+    };
+    let cents: u64 = format!("{fraction:0<2}")
+        .parse()
+        .map_err(|_| TypedEurosError::NotAnAmount)?;
+    euros
+        .checked_mul(100)
+        .and_then(|c| c.checked_add(cents))
+        .filter(|&c| c <= MAX_CENTS)
+        .map(Cents)
+        .ok_or(TypedEurosError::TooLarge)
 }
 
 impl std::fmt::Display for Cents {
@@ -146,7 +252,54 @@ mod tests {
         assert_eq!(Cents(1).loyalty_share(), Cents(0));
     }
 
+    #[test]
+    fn typed_euros_are_read_as_staff_type_them() {
+        assert_eq!(parse_typed_euros("360,00"), Ok(Cents(36000)));
+        assert_eq!(parse_typed_euros("360.5"), Ok(Cents(36050)));
+        assert_eq!(parse_typed_euros("1 234,56 €"), Ok(Cents(123456)));
+        assert_eq!(parse_typed_euros(",5"), Ok(Cents(50)));
+        assert_eq!(parse_typed_euros(" "), Err(TypedEurosError::Empty));
+        assert_eq!(parse_typed_euros("1,234"), Err(TypedEurosError::TooManyDecimals));
+        assert_eq!(parse_typed_euros("-3"), Err(TypedEurosError::NotAnAmount));
+        assert_eq!(
+            parse_typed_euros("99999999999999999999"),
+            Err(TypedEurosError::TooLarge)
+        );
+        assert_eq!(parse_typed_euros("90071992547409,92"), Err(TypedEurosError::TooLarge));
+    }
+
+    #[test]
+    fn sums_stop_at_the_bound() {
+        assert_eq!(Cents(MAX_CENTS - 1).checked_add(Cents(1)), Some(Cents(MAX_CENTS)));
+        assert_eq!(Cents(MAX_CENTS).checked_add(Cents(1)), None);
+        assert_eq!(Cents(u64::MAX).checked_add(Cents(u64::MAX)), None);
+    }
+
+    #[test]
+    fn euros_are_read_as_cents() {
+        assert_eq!(Cents::from_euros_json(&json!(4.25)), Ok(Cents(425)));
+        assert_eq!(Cents::from_euros_json(&json!(0.125)), Ok(Cents(13)));
+        assert_eq!(Cents::from_euros_json(&json!(1.005)), Ok(Cents(101)));
+        assert_eq!(Cents::from_euros_json(&json!(0.285)), Ok(Cents(29)));
+        assert_eq!(Cents::from_euros_json(&json!("12.3")), Ok(Cents(1230)));
+        assert_eq!(Cents::from_euros_json(&json!(1e2)), Ok(Cents(10000)));
+        assert_eq!(Cents::from_euros_json(&json!(-0.0)), Ok(Cents(0)));
+        assert!(Cents::from_euros_json(&json!("-0.01")).is_err());
+        assert!(Cents::from_euros_json(&json!(u64::MAX)).is_err());
+        assert_eq!(Cents::from_euros_json(&json!(3)), Ok(Cents(300)));
+        assert!(Cents::from_euros_json(&json!(-1.0)).is_err());
+        assert!(Cents::from_euros_json(&json!(1e300)).is_err());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn a_checked_sum_is_exact_or_refused(a in 0u64..=MAX_CENTS, b in 0u64..=MAX_CENTS) {
+            match Cents(a).checked_add(Cents(b)) {
+                Some(sum) => proptest::prop_assert_eq!(sum.0 as u128, a as u128 + b as u128),
+                None => proptest::prop_assert!(a as u128 + b as u128 > MAX_CENTS as u128),
+            }
+        }
+
         #[test]
         fn any_non_negative_integer_in_range_round_trips(n in 0u64..=MAX_CENTS) {
             proptest::prop_assert_eq!(Cents::from_json(&json!(n)), Ok(Cents(n)));

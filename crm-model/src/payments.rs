@@ -38,6 +38,10 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// Refused attempts so far.
     pub attempts: u32,
+    /// When a payment run sent it to the payment service without a definite answer
+    /// yet: the next run sends the same payment again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// What the store keeps of a payment.
@@ -109,6 +113,48 @@ impl AllowCredit {
     }
 }
 
+/// What the payment service answered to one payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Paid,
+    /// A definite `ERROR`: a refusal.
+    Refused(String),
+    /// Anything else: the payment may or may not have been charged.
+    Uncertain(String),
+}
+
+/// Reads the payment service's answer `{"status": "OK"|"ERROR", "message": "..."}`.
+/// Only a definite `ERROR` is a refusal; an answer that cannot be read is uncertain.
+pub fn parse_payment_service_answer(body: &[u8]) -> PaymentOutcome {
+    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
+        let start = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        return PaymentOutcome::Uncertain(format!("unreadable answer {start:?}"));
+    };
+    let message = answer
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    match answer.get("status").and_then(Value::as_str).map(str::trim) {
+        Some(s) if s.eq_ignore_ascii_case("OK") => PaymentOutcome::Paid,
+        Some(s) if s.eq_ignore_ascii_case("ERROR") => PaymentOutcome::Refused(message),
+        other => PaymentOutcome::Uncertain(format!("status {other:?}: {message}")),
+    }
+}
+
+/// Reads the scheduler's simulated time, a JSON string `"07/01/2019-01:00:00"` (day,
+/// month, year), as its date. ISO dates are read too.
+pub fn parse_scheduler_clock(body: &[u8]) -> Result<NaiveDate, String> {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::String(s)) => s,
+        _ => String::from_utf8_lossy(body).trim().trim_matches('"').to_string(),
+    };
+    let day = text.trim().split(['-', ' ', 'T']).next().unwrap_or_default();
+    NaiveDate::parse_from_str(day, "%d/%m/%Y")
+        .or_else(|_| parse_date(text.trim().get(..10).unwrap_or_default()))
+        .map_err(|_| format!("the scheduler's time {text:?} is not a DD/MM/YYYY-HH:MM:SS time"))
+}
+
 /// Reads `{"status": "OK"|"ERROR"}`: `true` when paid. Anything but `OK` is a refusal.
 pub fn parse_payment_result(body: &[u8]) -> Result<bool, InputError> {
     let object = parse_json_object(body)?;
@@ -157,6 +203,35 @@ mod tests {
         assert!(!credit_allowed(1, 1));
         assert!(credit_allowed(2, 3));
         assert!(!credit_allowed(0, 0));
+    }
+
+    #[test]
+    fn the_payment_services_answer_is_paid_refused_or_uncertain() {
+        assert_eq!(
+            parse_payment_service_answer(br#"{"status": "OK", "message": "done"}"#),
+            PaymentOutcome::Paid
+        );
+        assert_eq!(
+            parse_payment_service_answer(br#"{"status": "ERROR", "message": "no funds"}"#),
+            PaymentOutcome::Refused("no funds".into())
+        );
+        for uncertain in [&b"<html>502</html>"[..], b"{}", br#"{"status": "PENDING"}"#, b"[]"] {
+            assert!(matches!(
+                parse_payment_service_answer(uncertain),
+                PaymentOutcome::Uncertain(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn the_schedulers_clock_is_day_month_year() {
+        let day = NaiveDate::from_ymd_opt(2019, 1, 7).unwrap();
+        assert_eq!(parse_scheduler_clock(br#""07/01/2019-01:00:00""#), Ok(day));
+        assert_eq!(parse_scheduler_clock(br#""07/01/2019""#), Ok(day));
+        assert_eq!(parse_scheduler_clock(br#""2019-01-07""#), Ok(day));
+        for bad in [&b"\"31/02/2019-01:00:00\""[..], b"", b"42", br#""tomorrow""#] {
+            assert!(parse_scheduler_clock(bad).is_err());
+        }
     }
 
     #[test]

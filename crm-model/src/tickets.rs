@@ -52,7 +52,7 @@ pub struct Article {
     pub quantity: u64,
 }
 
-/// The ticket object of the API (contract section 4).
+/// The ticket object of the API (`/api/v1`), as docs/api.md describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
@@ -60,7 +60,9 @@ pub struct Ticket {
     pub id: TicketId,
     /// `"<origin><id>"`: ingestion is idempotent on it.
     pub uid: String,
-    pub date: DateTime<Utc>,
+    /// When the sale happened; `null` when a pulled source sent an unreadable date (the
+    /// ticket still counts).
+    pub date: Option<DateTime<Utc>>,
     /// Total paid, cents.
     pub prix: Cents,
     /// `IdClient`, the e-mail (web shop), or empty when anonymous.
@@ -90,6 +92,11 @@ pub struct TicketRecord {
     /// The credited customer's sequence number, once matched.
     #[serde(default)]
     pub customer: Option<u64>,
+    /// The number of the ticket's first article in the older feed shape (its articles
+    /// are numbered on from it, unique across tickets); 0 for tickets stored before
+    /// articles were numbered.
+    #[serde(default)]
+    pub first_article_id: u64,
 }
 
 /// How a ticket names its customer.
@@ -116,6 +123,9 @@ impl Ticket {
             refs.push(ClientRef::IdClient(id));
         } else if is_valid_email(client) {
             refs.extend(email_key(client).map(ClientRef::Email));
+        } else if let Some(card) = raw_card(client).filter(|c| Some(*c) != self.carte_fid) {
+            // A till whose card look-up failed sends the card as read.
+            refs.push(ClientRef::Card(card));
         }
         refs.extend(self.carte_fid.map(ClientRef::Card));
         refs
@@ -124,6 +134,35 @@ impl Ticket {
     /// Anonymous: no client and no card.
     pub fn is_anonymous(&self) -> bool {
         self.client.trim().is_empty() && self.carte_fid.is_none()
+    }
+}
+
+/// A card number typed or scanned as a ticket's `client`: digits only.
+fn raw_card(client: &str) -> Option<u64> {
+    if client.is_empty() || !client.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    client
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=crate::money::MAX_CENTS).contains(n))
+}
+
+/// Where a ticket comes from, which decides how its fields are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketSource {
+    /// `POST /api/v1/tickets`: every field is checked and the date is required.
+    Api,
+    /// A pull from the shops' service: naive dates, an article's `prixApres` in euros.
+    Shops,
+    /// A pull from the web shop: `client` is an e-mail, the ticket's `Promo_client` is
+    /// its first article's `promo_client`.
+    WebShop,
+}
+
+impl TicketSource {
+    fn is_pulled(self) -> bool {
+        self != TicketSource::Api
     }
 }
 
@@ -175,7 +214,7 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Ticket>, BatchError> {
     let mut out = Vec::with_capacity(tickets.len());
     let mut errors = Vec::new();
     for (index, value) in tickets.into_iter().enumerate() {
-        match parse_ticket(value, origin.as_deref()) {
+        match parse_ticket(value, origin.as_deref(), TicketSource::Api) {
             Ok(ticket) => out.push(ticket),
             Err(fields) => errors.extend(
                 fields
@@ -191,10 +230,79 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Ticket>, BatchError> {
     }
 }
 
+/// What a pulled source answered: the tickets that could be read, and why the others
+/// could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceBatch {
+    pub tickets: Vec<Ticket>,
+    /// One entry per invalid field of the tickets left out.
+    pub rejected: Vec<RejectedTicket>,
+    /// How many tickets the answer held, read or not.
+    pub received: usize,
+}
+
+/// One invalid field of a pulled ticket left out, with the ticket's `uid` when its `id`
+/// could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedTicket {
+    pub uid: Option<String>,
+    pub error: TicketError,
+}
+
+/// Reads a source's answer, `{"tickets": [...]}` or (older versions) a bare list, as
+/// tickets of `origin`. A ticket that cannot be read is left out and reported; the
+/// others are kept. `Err` when the answer is not a list of tickets at all.
+pub fn parse_source_answer(body: &[u8], source: TicketSource, origin: &str) -> Result<SourceBatch, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        let start = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+        format!("the answer is not JSON ({e}); it starts with {start:?}")
+    })?;
+    let tickets = match value {
+        Value::Array(tickets) => tickets,
+        Value::Object(mut object) => match object.remove("tickets") {
+            Some(Value::Array(tickets)) => tickets,
+            Some(other) => return Err(format!("tickets is {}, not a list", json_type_name(&other))),
+            None => return Err("the answer has no tickets list".into()),
+        },
+        other => {
+            return Err(format!(
+                "the answer is {}, not a list of tickets",
+                json_type_name(&other)
+            ))
+        }
+    };
+    let mut batch = SourceBatch {
+        received: tickets.len(),
+        ..SourceBatch::default()
+    };
+    for (index, value) in tickets.into_iter().enumerate() {
+        let uid = match value.get("id") {
+            Some(Value::Number(n)) => Some(format!("{origin}{n}")),
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(format!("{origin}{}", s.trim())),
+            _ => None,
+        };
+        match parse_ticket(value, Some(origin), source) {
+            Ok(mut ticket) => {
+                // The source decides the origin of what it answers.
+                ticket.origin = origin.to_string();
+                ticket.uid = format!("{origin}{}", ticket.id);
+                batch.tickets.push(ticket);
+            }
+            Err(fields) => batch
+                .rejected
+                .extend(fields.into_iter().map(|(field, error)| RejectedTicket {
+                    uid: uid.clone(),
+                    error: TicketError { index, field, error },
+                })),
+        }
+    }
+    Ok(batch)
+}
+
 type FieldErrors = Vec<(String, String)>;
 
 /// Reads one ticket, listing every invalid field.
-pub fn parse_ticket(value: Value, default_origin: Option<&str>) -> Result<Ticket, FieldErrors> {
+pub fn parse_ticket(value: Value, default_origin: Option<&str>, source: TicketSource) -> Result<Ticket, FieldErrors> {
     let Value::Object(mut map) = value else {
         return Err(vec![(
             "ticket".into(),
@@ -217,11 +325,15 @@ pub fn parse_ticket(value: Value, default_origin: Option<&str>) -> Result<Ticket
         }
     };
     let date = match map.remove("date") {
+        // A pulled ticket still counts without a readable date.
+        None | Some(Value::Null) if source.is_pulled() => Some(None),
+        Some(Value::String(s)) if source.is_pulled() => Some(parse_date_time(&s).ok()),
+        Some(_) if source.is_pulled() => Some(None),
         None | Some(Value::Null) => {
             err("date", "is required".into());
             None
         }
-        Some(Value::String(s)) => parse_date_time(&s).map_err(|e| err("date", e)).ok(),
+        Some(Value::String(s)) => parse_date_time(&s).map(Some).map_err(|e| err("date", e)).ok(),
         Some(other) => {
             err(
                 "date",
@@ -261,13 +373,30 @@ pub fn parse_ticket(value: Value, default_origin: Option<&str>) -> Result<Ticket
             0
         }),
     };
-    let promo_client = map.remove("Promo_client").unwrap_or(Value::Null);
+    // The sources spell it `promo_client`; the web shop gives it on each article.
+    let mut promo_client = map
+        .remove("Promo_client")
+        .or_else(|| map.remove("promo_client"))
+        .unwrap_or(Value::Null);
+    if promo_client.is_null() && source == TicketSource::WebShop {
+        if let Some(Value::Array(items)) = map.get("articles") {
+            promo_client = items
+                .first()
+                .and_then(|a| a.get("promo_client"))
+                .cloned()
+                .unwrap_or(Value::Null);
+        }
+    }
     let articles = match map.remove("articles") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, item)| parse_article(item, i).map_err(|e| errors_extend(&mut err, e)).ok())
+            .filter_map(|(i, item)| {
+                parse_article(item, i, source)
+                    .map_err(|e| errors_extend(&mut err, e))
+                    .ok()
+            })
             .collect(),
         Some(other) => {
             err("articles", format!("must be an array, not {}", json_type_name(&other)));
@@ -319,7 +448,7 @@ fn count(value: &Value) -> Option<u64> {
     }
 }
 
-fn parse_article(value: Value, index: usize) -> Result<Article, FieldErrors> {
+fn parse_article(value: Value, index: usize, source: TicketSource) -> Result<Article, FieldErrors> {
     let field = |name: &str| format!("articles[{index}].{name}");
     let Value::Object(mut map) = value else {
         return Err(vec![(
@@ -328,21 +457,27 @@ fn parse_article(value: Value, index: usize) -> Result<Article, FieldErrors> {
         )]);
     };
     let mut errors = FieldErrors::new();
-    let mut money = |map: &mut Map<String, Value>, keys: &[&str]| -> Cents {
+    let mut money = |map: &mut Map<String, Value>, keys: &[&str], in_euros: bool| -> Cents {
         let Some(value) = keys.iter().find_map(|k| map.remove(*k)) else {
             return Cents::ZERO;
         };
         if value.is_null() {
             return Cents::ZERO;
         }
-        Cents::from_json(&value).unwrap_or_else(|e| {
+        let read = if in_euros {
+            Cents::from_euros_json(&value)
+        } else {
+            Cents::from_json(&value)
+        };
+        read.unwrap_or_else(|e| {
             errors.push((field(keys[0]), e));
             Cents::ZERO
         })
     };
-    // Older sources send the list price as `prix`.
-    let prix_avant = money(&mut map, &["prixAvant", "prix"]);
-    let prix_apres = money(&mut map, &["prixApres"]);
+    // Older sources send the list price as `prix`; the shops' service sends the price
+    // paid in euros.
+    let prix_avant = money(&mut map, &["prixAvant", "prix"], false);
+    let prix_apres = money(&mut map, &["prixApres"], source == TicketSource::Shops);
     let code_produit = match map.remove("codeProduit") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s,
@@ -392,13 +527,108 @@ pub fn parse_date_time(text: &str) -> Result<DateTime<Utc>, String> {
     }
 }
 
+/// A ticket in the shape of the first implementation's feeds (`/api/get_tickets`),
+/// which the BI and promotion services parse strictly: the CRM's own ticket number
+/// (unique across origins), a date without time, integers everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LegacyTicket {
+    /// The CRM's ticket number.
+    pub id: u64,
+    pub uid: String,
+    /// `YYYY-MM-DD`, or null when the source's date was unreadable.
+    pub date: Option<String>,
+    pub prix: u64,
+    pub client: String,
+    #[serde(rename = "pointsFidelite")]
+    pub points_fidelite: u64,
+    #[serde(rename = "modePaiement")]
+    pub mode_paiement: String,
+    pub origin: String,
+    /// 0 when the source gave none.
+    #[serde(rename = "Promo_client")]
+    pub promo_client: i64,
+    pub articles: Vec<LegacyArticle>,
+}
+
+/// An article of a [`LegacyTicket`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LegacyArticle {
+    /// Unique across tickets.
+    pub id: u64,
+    #[serde(rename = "codeProduit")]
+    pub code_produit: String,
+    #[serde(rename = "prixAvant")]
+    pub prix_avant: u64,
+    #[serde(rename = "prixApres")]
+    pub prix_apres: u64,
+    /// Percent; 0 when the source gave none.
+    pub promo: i64,
+    pub promo_client_produit: i64,
+    pub quantity: u64,
+    /// The [`LegacyTicket::id`] of its ticket.
+    pub ticket_id: u64,
+}
+
+/// Numbers given to the articles of tickets stored before articles were numbered:
+/// past any count a ticket of the feed reaches.
+const UNNUMBERED_ARTICLE_BASE: u64 = 1 << 40;
+
+impl LegacyTicket {
+    pub fn from_record(record: &TicketRecord) -> LegacyTicket {
+        let t = &record.ticket;
+        let first_article = match record.first_article_id {
+            0 => UNNUMBERED_ARTICLE_BASE + record.seq * 1000,
+            n => n,
+        };
+        LegacyTicket {
+            id: record.seq,
+            uid: t.uid.clone(),
+            date: t.date.map(|d| d.format("%Y-%m-%d").to_string()),
+            prix: t.prix.0,
+            client: t.client.clone(),
+            points_fidelite: t.points_fidelite,
+            mode_paiement: t.mode_paiement.clone(),
+            origin: t.origin.clone(),
+            promo_client: integer(&t.promo_client),
+            articles: t
+                .articles
+                .iter()
+                .zip(first_article..)
+                .map(|(a, id)| LegacyArticle {
+                    id,
+                    code_produit: a.code_produit.clone(),
+                    prix_avant: a.prix_avant.0,
+                    prix_apres: a.prix_apres.0,
+                    promo: integer(&a.promo),
+                    promo_client_produit: integer(&a.promo_client_produit),
+                    quantity: a.quantity,
+                    ticket_id: record.seq,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A number as the source sent it, as a whole number (rounded); 0 when absent or not
+/// a number.
+fn integer(value: &Value) -> i64 {
+    let number = match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
+        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f.round() as i64),
+        _ => None,
+    };
+    number.unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn one(v: Value) -> Result<Ticket, FieldErrors> {
-        parse_ticket(v, Some("magasin"))
+        parse_ticket(v, Some("magasin"), TicketSource::Api)
     }
 
     fn fields(errors: FieldErrors) -> Vec<String> {
@@ -441,7 +671,7 @@ mod tests {
         assert_eq!(t.articles[0].prix_avant, Cents(120));
         assert_eq!(t.uid, "magasinT9");
         assert_eq!(t.prix, Cents(10));
-        assert_eq!(t.date.to_rfc3339(), "2019-01-07T09:00:00+00:00");
+        assert_eq!(t.date.unwrap().to_rfc3339(), "2019-01-07T09:00:00+00:00");
         assert!(t.is_anonymous() && t.client_refs().is_empty());
     }
 
@@ -456,7 +686,10 @@ mod tests {
             ),
             ["CarteFid", "articles[0].prixApres", "articles[1]", "date", "prix"]
         );
-        assert_eq!(fields(parse_ticket(json!(3), None).unwrap_err()), ["ticket"]);
+        assert_eq!(
+            fields(parse_ticket(json!(3), None, TicketSource::Api).unwrap_err()),
+            ["ticket"]
+        );
     }
 
     #[test]
@@ -505,5 +738,100 @@ mod tests {
         for bad in ["2019-02-30", "09/10/2019", "", "2019-10-09T25:00:00"] {
             assert!(parse_date_time(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_shops_sale_is_read_with_a_naive_date_euros_and_promo_client() {
+        let body = json!({"tickets": [
+            {"id": 1, "date": "2019-01-07T09:00:00", "prix": 425, "client": "a14e39ce-e29e-11e9-a8cb-08002751d198",
+             "pointsFidelite": 0, "modePaiement": "CASH", "promo_client": 7,
+             "articles": [{"codeProduit": "X1", "familleProduit": "F", "descriptionProduit": "D", "quantiteMin": 1,
+                           "packaging": 1, "prix": 500, "exclusivite": "", "promo": 15, "prixApres": 4.25,
+                           "stock": 3, "quantity": 1, "promo_client_produit": 0}]},
+            {"id": 2, "date": "2019-01-07T09:30:00.123", "prix": 100, "client": "", "pointsFidelite": 0,
+             "modePaiement": "CARD", "articles": []},
+            {"id": 3, "date": "demain", "prix": 100, "client": "33", "modePaiement": "CASH", "articles": []},
+            {"id": 4, "prix": -5},
+            "nope"
+        ]});
+        let batch = parse_source_answer(body.to_string().as_bytes(), TicketSource::Shops, "magasin").unwrap();
+        assert_eq!(batch.received, 5);
+        assert_eq!(batch.tickets.len(), 3);
+        let t = &batch.tickets[0];
+        assert_eq!(
+            (t.uid.as_str(), t.prix, t.promo_client.clone()),
+            ("magasin1", Cents(425), json!(7))
+        );
+        assert_eq!(
+            (t.articles[0].prix_avant, t.articles[0].prix_apres),
+            (Cents(500), Cents(425))
+        );
+        assert!(batch.tickets[1].date.is_some() && batch.tickets[1].is_anonymous());
+        // An unreadable date is kept as null; a raw card value names the card.
+        assert_eq!(batch.tickets[2].date, None);
+        assert_eq!(batch.tickets[2].client_refs(), [ClientRef::Card(33)]);
+        let rejected: Vec<_> = batch
+            .rejected
+            .iter()
+            .map(|r| (r.error.index, r.error.field.as_str(), r.uid.as_deref()))
+            .collect();
+        assert_eq!(rejected, [(3, "prix", Some("magasin4")), (4, "ticket", None)]);
+    }
+
+    #[test]
+    fn the_web_shops_ticket_takes_its_promo_client_from_the_first_article() {
+        let body = json!({"tickets": [{"id": 1, "date": "2019-01-07T09:00:00Z", "prix": 800,
+            "client": "Jo@Mail.com", "pointsFidelite": 0, "modePaiement": "CARD",
+            "articles": [{"codeProduit": "A", "prix": 1000, "prixApres": 799.6, "promo": 20, "promo_client": 5,
+                          "promo_client_produit": 10, "quantity": 1}]}]});
+        let batch = parse_source_answer(body.to_string().as_bytes(), TicketSource::WebShop, "e-commerce").unwrap();
+        let t = &batch.tickets[0];
+        assert_eq!((t.uid.as_str(), t.promo_client.clone()), ("e-commerce1", json!(5)));
+        assert_eq!(t.articles[0].prix_apres, Cents(800));
+        assert_eq!(t.client_refs(), [ClientRef::Email("jo@mail.com".into())]);
+    }
+
+    #[test]
+    fn older_bare_lists_are_read_and_other_answers_refused() {
+        let bare = br#"[{"id": 9, "date": "2019-01-07T09:00:00", "prix": 1, "client": ""}]"#;
+        let batch = parse_source_answer(bare, TicketSource::Shops, "magasin").unwrap();
+        assert_eq!(batch.tickets[0].uid, "magasin9");
+        for bad in [&b"<html>down</html>"[..], b"{\"tick", b"{}", b"3", br#"{"tickets": 1}"#] {
+            assert!(parse_source_answer(bad, TicketSource::Shops, "magasin").is_err());
+        }
+    }
+
+    #[test]
+    fn the_older_feed_shape_has_the_crms_numbers_a_date_and_integers() {
+        let mut ticket = one(
+            json!({"id": 1, "date": "2019-01-07T09:00:00", "prix": 425, "client": "x@y.fr",
+            "promo_client": 7.0, "articles": [
+                {"codeProduit": "A", "prixAvant": 500, "prixApres": 425, "promo": 15.0, "quantity": 1},
+                {"codeProduit": "B", "prix": 20, "quantity": 2}]}),
+        )
+        .unwrap();
+        let record = TicketRecord {
+            seq: 12,
+            ticket: ticket.clone(),
+            customer: None,
+            first_article_id: 31,
+        };
+        let out = serde_json::to_value(LegacyTicket::from_record(&record)).unwrap();
+        assert_eq!(out["id"], 12);
+        assert_eq!(out["date"], "2019-01-07");
+        assert_eq!(out["Promo_client"], 7);
+        assert_eq!(
+            out["articles"][0],
+            json!({"id": 31, "codeProduit": "A", "prixAvant": 500, "prixApres": 425,
+            "promo": 15, "promo_client_produit": 0, "quantity": 1, "ticket_id": 12})
+        );
+        assert_eq!(out["articles"][1]["id"], 32);
+        ticket.date = None;
+        ticket.promo_client = Value::Null;
+        let out = serde_json::to_value(LegacyTicket::from_record(&TicketRecord { ticket, ..record })).unwrap();
+        assert_eq!(
+            (out["date"].clone(), out["Promo_client"].clone()),
+            (Value::Null, json!(0))
+        );
     }
 }

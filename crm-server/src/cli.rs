@@ -13,7 +13,7 @@ use crm_model::import::{ImportPhase, ImportProgress};
 use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::Config;
+use crate::config::{Clock, Config};
 use crate::store::sled::DEFAULT_CACHE_MB;
 use crate::store::{ImportStore, SledStore};
 
@@ -41,6 +41,40 @@ pub struct Cli {
     /// Bound of the database page cache, MiB.
     #[arg(long, env = "CRM_CACHE_MB", default_value_t = DEFAULT_CACHE_MB, global = true)]
     pub cache_mb: u64,
+    /// The gateway through which the other services are reached with `Host: <service>`
+    /// (for example http://localhost:8000/); without it, pulls only say so.
+    #[arg(long, env = "CRM_GATEWAY", value_parser = parse_gateway)]
+    pub gateway: Option<reqwest::Url>,
+    /// Pull the tickets and send the due payments every DURATION (`24h`, `30min`), for
+    /// a deployment without the scheduler service. Off by default.
+    #[arg(long, env = "CRM_PULL_EVERY", value_parser = parse_duration)]
+    pub pull_every: Option<Duration>,
+    /// Date of payment runs: the system's, or the scheduler service's simulated date.
+    #[arg(long, env = "CRM_CLOCK", value_enum, default_value_t = Clock::System)]
+    pub clock: Clock,
+    /// Bound of each call to another service (`10s`, `500ms`).
+    #[arg(long, env = "CRM_UPSTREAM_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub upstream_timeout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(e) => Err(format!("{e} (write it like 24h, 30min or 500ms)")),
+    }
+}
+
+/// A gateway URL, made to end with `/` so that service paths join under it.
+fn parse_gateway(text: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| format!("{e}"))?;
+    if url.scheme() != "http" {
+        return Err("must be an http:// URL".into());
+    }
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
 }
 
 /// What to do instead of serving.
@@ -58,6 +92,10 @@ pub enum Command {
         /// Validate and count, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Import the valid rows and list the invalid ones, which are skipped (merge
+        /// only); without it, a file with any invalid row imports nothing.
+        #[arg(long)]
+        skip_invalid: bool,
     },
 }
 
@@ -71,6 +109,10 @@ impl Cli {
             refusal_limit: self.refusal_limit,
             stream_limit: self.stream_limit,
             cache_bytes: self.cache_mb * 1024 * 1024,
+            gateway: self.gateway.clone(),
+            pull_every: self.pull_every,
+            clock: self.clock,
+            upstream_timeout: self.upstream_timeout,
             ..Config::new(&self.data)
         }
     }
@@ -80,10 +122,17 @@ impl Cli {
 /// serves until SIGINT or SIGTERM. Returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Import { file, mode, dry_run }) = &cli.command {
+    if let Some(Command::Import {
+        file,
+        mode,
+        dry_run,
+        skip_invalid,
+    }) = &cli.command
+    {
         let options = ImportOptions {
             mode: *mode,
             dry_run: *dry_run,
+            skip_invalid: *skip_invalid,
         };
         return import_file(&cli.config(), file, options);
     }
@@ -157,8 +206,15 @@ async fn shutdown_signal() {
 
 /// `crm-server import`: the import of `POST /api/update_db`, offline, with progress on
 /// standard error, then the summary (and every bad row) on standard output. Exits with
-/// 1 when the file has bad rows or the import fails.
+/// 1 when the file has bad rows (unless they are skipped) or the import fails.
 fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode {
+    if options.conflict().is_some() {
+        eprintln!(
+            "crm-server: --skip-invalid cannot be used with --mode replace: the customer of a skipped row would be \
+             erased; fix the file, or import it with --mode merge"
+        );
+        return ExitCode::FAILURE;
+    }
     let store = match open_store(config) {
         Ok(store) => store,
         Err(code) => return code,
@@ -190,6 +246,8 @@ fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode
     }
 }
 
+/// Prints the table of bad rows, then the summary (and the warning of the rows that no
+/// import can match) on standard output.
 fn print_report(report: &ImportReport, options: ImportOptions) -> ExitCode {
     if report.error_count > 0 {
         let width = report.errors.iter().map(|e| e.field.len()).max().unwrap_or(5).max(5);
@@ -200,8 +258,13 @@ fn print_report(report: &ImportReport, options: ImportOptions) -> ExitCode {
         if report.error_count > report.errors.len() as u64 {
             println!("... and {} more", report.error_count - report.errors.len() as u64);
         }
+    }
+    if report.error_count > 0 && !options.skip_invalid {
+        if let Some(warning) = report.unmatchable_warning() {
+            println!("{warning}");
+        }
         eprintln!(
-            "crm-server: {} error(s) in the file; nothing was imported",
+            "crm-server: {} error(s) in the file; nothing was imported (--skip-invalid imports the valid rows)",
             report.error_count
         );
         return ExitCode::FAILURE;
@@ -216,10 +279,18 @@ fn print_report(report: &ImportReport, options: ImportOptions) -> ExitCode {
     } else {
         String::new()
     };
+    let skipped = if options.skip_invalid {
+        format!(", skipped {} invalid", report.skipped)
+    } else {
+        String::new()
+    };
     println!(
-        "{prefix}created {}, updated {}, unchanged {}{erased}",
+        "{prefix}created {}, updated {}, unchanged {}{erased}{skipped}",
         report.created, report.updated, report.unchanged
     );
+    if let Some(warning) = report.unmatchable_warning() {
+        println!("{warning}");
+    }
     ExitCode::SUCCESS
 }
 

@@ -1,6 +1,7 @@
 //! Server settings.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::store::sled::DEFAULT_CACHE_BYTES;
 
@@ -9,7 +10,7 @@ use crate::store::sled::DEFAULT_CACHE_BYTES;
 pub struct Config {
     /// Directory of the sled database.
     pub data_dir: PathBuf,
-    /// Largest body of an ordinary route (the contract's 1 MiB).
+    /// Largest body of an ordinary route (1 MiB, see docs/api.md).
     pub body_limit: u64,
     /// Largest streamed body of the import and ticket routes.
     pub stream_limit: u64,
@@ -17,12 +18,33 @@ pub struct Config {
     pub refusal_limit: u32,
     /// Bound of the store's page cache, bytes.
     pub cache_bytes: u64,
+    /// The gateway through which the other services are reached (`Host: <service>`);
+    /// without it, pulls and payment runs do nothing but say so.
+    pub gateway: Option<reqwest::Url>,
+    /// Run the pulls and the payment run on the server's own schedule, every so often
+    /// (for a deployment without the scheduler service).
+    pub pull_every: Option<Duration>,
+    /// Where "today" comes from for payment runs.
+    pub clock: Clock,
+    /// Bound of each call to another service.
+    pub upstream_timeout: Duration,
+}
+
+/// Where the date of a payment run comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Clock {
+    /// The system's date (UTC).
+    #[default]
+    System,
+    /// The simulated date of the `scheduler` service (`GET clock/time`).
+    Scheduler,
 }
 
 impl Config {
     pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
     pub const DEFAULT_STREAM_LIMIT: u64 = 1024 * 1024 * 1024;
     pub const DEFAULT_REFUSAL_LIMIT: u32 = 1;
+    pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -31,6 +53,10 @@ impl Config {
             stream_limit: Self::DEFAULT_STREAM_LIMIT,
             refusal_limit: Self::DEFAULT_REFUSAL_LIMIT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            gateway: None,
+            pull_every: None,
+            clock: Clock::System,
+            upstream_timeout: Self::DEFAULT_UPSTREAM_TIMEOUT,
         }
     }
 }

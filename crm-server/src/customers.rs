@@ -114,7 +114,7 @@ async fn all_customers<S: Store>(state: AppState<S>) -> Result<Response, ApiErro
     }))
 }
 
-/// One customer as a one-element array, as the document shows it.
+/// One customer as a one-element array, as the first implementation answered it.
 #[utoipa::path(get, path = "/api/data/{IdClient}", tag = "customers",
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The customer, in a one-element array", body = [Customer]),
@@ -173,13 +173,20 @@ pub struct CreatedId {
     pub id_client: Uuid,
 }
 
-fn new_customer(body: Result<Bytes, ApiError>) -> Result<NewCustomer, ApiError> {
-    let input = CustomerInput::from_body(&body?)?;
+/// A new customer from a body; the `/api/v1` route (`strict`) refuses unknown keys.
+fn new_customer(body: Result<Bytes, ApiError>, strict: bool) -> Result<NewCustomer, ApiError> {
+    let body = body?;
+    let input = if strict {
+        CustomerInput::from_body_strict(&body)?
+    } else {
+        CustomerInput::from_body(&body)?
+    };
     Ok(NewCustomer::from_input(&input)?)
 }
 
-/// Creates a customer from the document's body `{name, last_name, sexe, age, mail,
-/// phone}` or the older clients' `{Nom, Prenom, email, Credit, Paiement, Compte}`.
+/// Creates a customer from `{name, last_name, sexe, age, mail, phone}` (`name` is the
+/// first name, `last_name` the last name) or the older clients' `{Nom, Prenom, email,
+/// Credit, Paiement, Compte}`.
 #[utoipa::path(post, path = "/api/create_customer", tag = "customers", request_body = Object,
     responses((status = 200, description = "The new customer's id", body = CreatedId),
         (status = 409, description = "The e-mail (or card) is taken; `idClient` names the holder", body = ErrorBody),
@@ -188,19 +195,20 @@ async fn create_customer_legacy<S: Store>(
     state: AppState<S>,
     body: Result<Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
-    let record = state.store.create_customer(new_customer(body)?).await?;
+    let record = state.store.create_customer(new_customer(body, false)?).await?;
     Ok(json(&CreatedId {
         id_client: record.id_client,
     }))
 }
 
-/// Creates a customer (same bodies as `/api/create_customer`) and answers it whole.
+/// Creates a customer (same bodies as `/api/create_customer`) and answers it whole. A
+/// key that is not a customer field is a `422` naming it.
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = Object,
     responses((status = 201, description = "The new customer", body = Customer),
         (status = 409, description = "The e-mail (or card) is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody)))]
 async fn create_customer<S: Store>(state: AppState<S>, body: Result<Bytes, ApiError>) -> Result<Response, ApiError> {
-    let record = state.store.create_customer(new_customer(body)?).await?;
+    let record = state.store.create_customer(new_customer(body, true)?).await?;
     Ok(json_with_status(&record.to_customer(), StatusCode::CREATED))
 }
 
@@ -236,20 +244,21 @@ fn get_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, Api
     Ok(json(&customer.to_customer()))
 }
 
-/// Changes the given fields (validated like create; e-mail and card stay unique).
+/// Changes the given fields (validated like create; e-mail and card stay unique). A key
+/// that is not a customer field is a `422` naming it.
 #[utoipa::path(patch, path = "/api/v1/customers/{IdClient}", tag = "customers", request_body = Object,
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The updated customer", body = Customer),
         (status = 404, description = "Unknown or erased customer", body = ErrorBody),
         (status = 409, description = "The e-mail or card is taken", body = ErrorBody),
-        (status = 422, description = "Invalid or read-only fields", body = ErrorBody)))]
+        (status = 422, description = "Invalid, read-only or unknown fields", body = ErrorBody)))]
 async fn patch_customer<S: Store>(
     id: String,
     state: AppState<S>,
     body: Result<Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
     let id_client = parse_id_client(&id)?;
-    let patch = CustomerPatch::from_input(&CustomerInput::from_body(&body?)?)?;
+    let patch = CustomerPatch::from_input(&CustomerInput::from_body_strict(&body?)?)?;
     let record = state.store.update_customer(id_client, patch).await?;
     Ok(json(&record.to_customer()))
 }

@@ -74,6 +74,12 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }
 
+    /// The same error under a more precise code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
     /// Adds a route-specific key to the body.
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.extra.insert(key.to_string(), value);
@@ -123,6 +129,9 @@ impl From<StoreError> for ApiError {
                 .with("field", json!("IdClient")),
             StoreError::PaymentNotFound => ApiError::not_found("payment_not_found", message),
             StoreError::PaymentNotPending { .. } => ApiError::new(StatusCode::CONFLICT, "payment_not_pending", message),
+            StoreError::AmountOutOfRange { field, error } => {
+                ApiError::invalid_fields(vec![FieldError::new(field, error)]).with_code("amount_out_of_range")
+            }
             StoreError::ImportRunning => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "import_running", message),
             StoreError::BadCursor(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", message),
             StoreError::Storage(message) => {
@@ -146,9 +155,20 @@ impl From<ImportFailure> for ApiError {
     }
 }
 
+/// Seconds a client is asked to wait before retrying a `503`.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        warp::reply::with_status(warp::reply::json(&self.body()), self.status).into_response()
+        let mut response = warp::reply::with_status(warp::reply::json(&self.body()), self.status).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every refusal for now (an import being written) says when to come back.
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 
@@ -170,4 +190,31 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         ApiError::bad_request(format!("the request cannot be read: {rejection:?}"))
     };
     Ok(error.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_to_retry_says_when() {
+        let response = ApiError::from(StoreError::ImportRunning).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let response = ApiError::customer_not_found().into_response();
+        assert!(response.headers().get("retry-after").is_none());
+    }
+
+    #[test]
+    fn an_amount_past_the_bound_is_a_422_naming_the_item() {
+        let error = ApiError::from(StoreError::AmountOutOfRange {
+            field: "Tickets[1].Montant".into(),
+            error: "too much".into(),
+        });
+        assert_eq!(
+            (error.status_code(), error.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "amount_out_of_range")
+        );
+        assert_eq!(error.body()["errors"][0]["field"], "Tickets[1].Montant");
+    }
 }

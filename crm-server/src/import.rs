@@ -50,6 +50,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
 struct ImportParams {
     mode: Option<String>,
     dry_run: Option<String>,
+    skip_invalid: Option<String>,
 }
 
 fn parse_mode(text: &str) -> Result<ImportMode, ApiError> {
@@ -57,39 +58,54 @@ fn parse_mode(text: &str) -> Result<ImportMode, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("unknown mode {text:?}: use merge (the default) or replace")))
 }
 
-fn parse_dry_run(text: &str) -> Result<bool, ApiError> {
+/// A yes/no option (`dry_run`, `skip_invalid`); given with no value, yes (a ticked
+/// checkbox with no value says `on`).
+fn parse_flag(name: &str, text: &str) -> Result<bool, ApiError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" | "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err(ApiError::bad_request(format!(
-            "dry_run must be true or false, not {text:?}"
+            "{name} must be true or false, not {text:?}"
         ))),
     }
 }
 
 fn options(query: &str) -> Result<ImportOptions, ApiError> {
     let params: ImportParams = parse_query(query)?;
+    let flag = |name: &str, value: Option<&str>| {
+        value
+            .map(|v| parse_flag(name, v))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
     Ok(ImportOptions {
         mode: params.mode.as_deref().map(parse_mode).transpose()?.unwrap_or_default(),
-        dry_run: params
-            .dry_run
-            .as_deref()
-            .map(parse_dry_run)
-            .transpose()?
-            .unwrap_or(false),
+        dry_run: flag("dry_run", params.dry_run.as_deref())?,
+        skip_invalid: flag("skip_invalid", params.skip_invalid.as_deref())?,
     })
+}
+
+/// `400` for options that cannot run together.
+fn check(options: ImportOptions) -> Result<ImportOptions, ApiError> {
+    match options.conflict() {
+        Some(conflict) => Err(ApiError::bad_request(conflict)),
+        None => Ok(options),
+    }
 }
 
 type Feeder = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Imports customers from the body (see the contract, section 5).
+/// Imports customers from the body (see docs/api.md, "Importing customers"). The answer
+/// carries the import's `import_id`; `GET /api/v1/imports/current` shows its progress
+/// while it runs.
 #[utoipa::path(post, path = "/api/update_db", tag = "import",
-    params(("mode" = Option<String>, Query, description = "merge (default): rows update the customers they match (IdClient, else Email) and create the others; replace: then every customer absent from the file is erased; readers see the old customers until the new set is complete"),
-        ("dry_run" = Option<bool>, Query, description = "validate and count, write nothing")),
-    request_body(content = String, description = "{\"clients\": [...]}, a JSON array, JSON lines or CSV with a header row; raw, or as the `file` field of a multipart form",
+    params(("mode" = Option<String>, Query, description = "merge (default): rows update the customers they match (IdClient, else Email) and create the others; rows apply in file order, so a row carrying the IdClient or Email of an earlier row of the file updates that row's customer; replace: then every customer absent from the file is erased; readers see the old customers until the new set is complete"),
+        ("dry_run" = Option<bool>, Query, description = "validate and count, write nothing"),
+        ("skip_invalid" = Option<bool>, Query, description = "write the valid rows and list the invalid ones in `errors` (counted in `skipped`), answering 200; without it, any invalid row is a 422 and nothing is written. Not with mode=replace (400)")),
+    request_body(content = String, description = "{\"clients\": [...]}, a JSON array, JSON lines or CSV with a header row; raw, or as the `file` field of a multipart form (fields `mode`, `dry_run`, `skip_invalid`, `redirect` before it)",
         content_type = "application/json"),
-    responses((status = 200, description = "What the import did (or would do, dry run)", body = ImportReport),
-        (status = 400, description = "Unreadable file, unknown mode", body = ErrorBody),
+    responses((status = 200, description = "What the import did (or would do, dry run); `unmatchable` counts the rows with neither IdClient nor Email, which importing the file again would create again; with skip_invalid, the skipped rows are in `errors`", body = ImportReport),
+        (status = 400, description = "Unreadable file, unknown mode, skip_invalid with mode=replace", body = ErrorBody),
         (status = 413, description = "Larger than the stream limit", body = ErrorBody),
         (status = 422, description = "Bad rows, all listed as {row, field, error}; nothing was written", body = ErrorBody),
         (status = 503, description = "Another import is being written", body = ErrorBody)))]
@@ -113,6 +129,9 @@ async fn update_db<S: Store>(
     let too_large = Arc::new(AtomicBool::new(false));
     let body = limited(body, limit, too_large.clone());
     let (chunks, received) = mpsc::channel(QUEUED_CHUNKS);
+    // Set by the feeder once the body ended as it should: a channel closed without it
+    // (the client hung up, the request was dropped) is a cut upload, never a whole file.
+    let whole = Arc::new(AtomicBool::new(false));
     let is_form = content_type
         .as_deref()
         .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
@@ -127,7 +146,12 @@ async fn update_db<S: Store>(
             };
             match field.name() {
                 Some("mode") => options.mode = parse_mode(&form_text(field, &too_large, limit).await?)?,
-                Some("dry_run") => options.dry_run = parse_dry_run(&form_text(field, &too_large, limit).await?)?,
+                Some("dry_run") => {
+                    options.dry_run = parse_flag("dry_run", &form_text(field, &too_large, limit).await?)?
+                }
+                Some("skip_invalid") => {
+                    options.skip_invalid = parse_flag("skip_invalid", &form_text(field, &too_large, limit).await?)?
+                }
                 Some("redirect") => from_browser = form_text(field, &too_large, limit).await?.trim() == "1",
                 Some("file") => break field,
                 _ if field.file_name().is_some() => break field,
@@ -136,13 +160,17 @@ async fn update_db<S: Store>(
         };
         let file_type = field.content_type().map(ToString::to_string);
         let file_name = field.file_name().map(str::to_string);
+        let complete = whole.clone();
         let feeder = Box::pin(async move {
             let _form = form;
             let mut field = field;
             loop {
                 let next = match field.chunk().await {
                     Ok(Some(chunk)) => Ok(chunk),
-                    Ok(None) => break,
+                    Ok(None) => {
+                        complete.store(true, Ordering::Release);
+                        break;
+                    }
                     Err(e) => Err(std::io::Error::other(e.to_string())),
                 };
                 let failed = next.is_err();
@@ -153,45 +181,55 @@ async fn update_db<S: Store>(
         });
         (file_type, file_name, feeder)
     } else {
+        let complete = whole.clone();
         let feeder = Box::pin(async move {
             let mut body = std::pin::pin!(body);
             while let Some(next) = body.next().await {
                 let failed = next.is_err();
                 if chunks.send(next).await.is_err() || failed {
-                    break;
+                    return;
                 }
             }
+            complete.store(true, Ordering::Release);
         });
         (content_type, None, feeder)
     };
+    let options = check(options)?;
     let store = state.store.clone();
-    let dry_run = options.dry_run;
+    let tracker = state.imports.clone();
+    let id = tracker.start(options);
+    // The blocking import runs to its end even if this request is dropped: it records
+    // its own end, so that no import stays "running" in the tracker.
     let import = tokio::task::spawn_blocking(move || {
-        let mut rows = ImportRows::open(ChunkReader::new(received), file_type.as_deref(), file_name.as_deref())?;
-        store.import_customers(&mut rows, options, &|_| {})
+        let outcome = ImportRows::open(
+            ChunkReader::new(received, whole),
+            file_type.as_deref(),
+            file_name.as_deref(),
+        )
+        .map_err(ImportFailure::from)
+        .and_then(|mut rows| store.import_customers(&mut rows, options, &|progress| tracker.progress(id, progress)));
+        tracker.finish(id, outcome.as_ref().map_err(|failure| failure.to_string()));
+        outcome
     });
     let ((), outcome) = tokio::join!(feeder, import);
-    let outcome = outcome.map_err(|e| ApiError::internal(format!("the import stopped: {e}")))?;
+    let outcome = outcome.unwrap_or_else(|e| {
+        let failure = ImportFailure::Store(crate::store::StoreError::Storage(format!("the import stopped: {e}")));
+        state.imports.finish(id, Err(failure.to_string()));
+        Err(failure)
+    });
+    let refused = |report: &ImportReport| report.error_count > 0 && !options.skip_invalid;
     match outcome {
-        Ok(report) if from_browser && report.error_count > 0 => Ok(pages::import_errors_page(
-            &report
-                .errors
-                .iter()
-                .map(|e| pages::RowErrorView {
-                    row: e.row,
-                    field: e.field.clone(),
-                    error: e.error.clone(),
-                })
-                .collect::<Vec<_>>(),
+        Ok(report) if from_browser && refused(&report) => Ok(pages::import::import_rejected_page(
+            &row_views(&report),
+            report.unmatchable,
         )),
-        Ok(report) if report.error_count > 0 => Err(invalid_rows(report)),
-        Ok(report) if from_browser => Ok(pages::import_redirect(&pages::ImportSummaryView {
-            created: report.created,
-            updated: report.updated,
-            unchanged: report.unchanged,
-            dry_run,
-        })),
-        Ok(report) => Ok(json(&report)),
+        Ok(report) if refused(&report) => Err(invalid_rows(report, id)),
+        Ok(report) if from_browser && report.error_count > 0 => Ok(pages::import::import_partial_page(
+            &pages::ImportSummaryView::of(&report, options.dry_run),
+            &row_views(&report),
+        )),
+        Ok(_) if from_browser => Ok(pages::import_redirect(id)),
+        Ok(report) => Ok(json(&Identified { import_id: id, report })),
         Err(ImportFailure::Input(ImportError::Io(_))) if too_large.load(Ordering::Relaxed) => {
             Err(ApiError::payload_too_large(limit))
         }
@@ -199,12 +237,38 @@ async fn update_db<S: Store>(
     }
 }
 
+/// The listed bad rows, for a page.
+fn row_views(report: &ImportReport) -> Vec<pages::RowErrorView> {
+    report
+        .errors
+        .iter()
+        .map(|e| pages::RowErrorView {
+            row: e.row,
+            field: e.field.clone(),
+            error: e.error.clone(),
+        })
+        .collect()
+}
+
 /// `422`: every bad row (up to the listing cap), nothing written.
-fn invalid_rows(report: ImportReport) -> ApiError {
-    let message = format!("{} error(s) in the file; nothing was imported", report.error_count);
+fn invalid_rows(report: ImportReport, id: uuid::Uuid) -> ApiError {
+    let message = format!(
+        "{} error(s) in the file; nothing was imported (skip_invalid=true imports the valid rows)",
+        report.error_count
+    );
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
         .with("errors", json!(report.errors))
         .with("error_count", json!(report.error_count))
+        .with("unmatchable", json!(report.unmatchable))
+        .with("import_id", json!(id))
+}
+
+/// An import's answer: its report and its id.
+#[derive(serde::Serialize)]
+struct Identified {
+    import_id: uuid::Uuid,
+    #[serde(flatten)]
+    report: ImportReport,
 }
 
 fn form_error(e: &multer::Error, too_large: &AtomicBool, limit: u64) -> ApiError {
@@ -238,17 +302,21 @@ fn limited(
     })
 }
 
-/// Reads on a blocking thread the chunks an async task receives.
+/// Reads on a blocking thread the chunks an async task receives. The sender sets
+/// `whole` once the body has ended as it should; a channel closed before that reads as
+/// an unexpected end of file.
 pub struct ChunkReader {
     chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     current: Bytes,
+    whole: Arc<AtomicBool>,
 }
 
 impl ChunkReader {
-    pub fn new(chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> ChunkReader {
+    pub fn new(chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>, whole: Arc<AtomicBool>) -> ChunkReader {
         ChunkReader {
             chunks,
             current: Bytes::new(),
+            whole,
         }
     }
 }
@@ -258,7 +326,13 @@ impl Read for ChunkReader {
         while self.current.is_empty() {
             match self.chunks.blocking_recv() {
                 Some(chunk) => self.current = chunk?,
-                None => return Ok(0),
+                None if self.whole.load(Ordering::Acquire) => return Ok(0),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the upload broke off before its end",
+                    ))
+                }
             }
         }
         let n = buf.len().min(self.current.len());

@@ -1,7 +1,7 @@
 //! Loyalty routes: the document's `/api/credit`, cards and the credit ledger.
 
 use bytes::Bytes;
-use crm_model::loyalty::parse_credit_batch;
+use crm_model::loyalty::{parse_credit_request, CreditRequest};
 use crm_model::{CardRef, Customer, LedgerEntry, Page};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -78,16 +78,21 @@ pub struct CreditItemError {
 pub struct CreditAnswer {
     pub credited: Vec<Credited>,
     pub errors: Vec<CreditItemError>,
+    /// Items without a card (anonymous sales): skipped.
+    pub anonymous: u64,
 }
 
 /// Credits each card holder half of each ticket's `Montant`, in one atomic write.
 /// Items with an `id` (or every item, under an `Idempotency-Key` header) are credited
-/// once however often the batch is replayed.
+/// once however often the batch is replayed. Items without a card are anonymous sales,
+/// skipped and counted. A body without `Tickets` (the scheduler's `{}`, or none) pulls
+/// the shops' tickets instead, as `GET /api/credit` does, and answers that pull's
+/// summary.
 #[utoipa::path(post, path = "/api/credit", tag = "loyalty", request_body = Object,
     params(("Idempotency-Key" = Option<String>, Header, description = "Key of the batch; item `id`s win")),
-    responses((status = 200, description = "Credited holders and unknown cards", body = CreditAnswer),
+    responses((status = 200, description = "Credited holders and unknown cards; for a pull, its summary (PullSummary)", body = CreditAnswer),
         (status = 400, description = "Not a JSON object with a Tickets array", body = ErrorBody),
-        (status = 422, description = "An invalid item: nothing written", body = ErrorBody)))]
+        (status = 422, description = "An invalid item, or a balance that would pass 2^53 - 1 cents: nothing written", body = ErrorBody)))]
 async fn credit<S: Store>(
     state: AppState<S>,
     headers: HeaderMap,
@@ -103,13 +108,18 @@ async fn credit<S: Store>(
                 .to_string(),
         ),
     };
-    let items = parse_credit_batch(&body?, batch_key.as_deref().filter(|k| !k.is_empty()))?;
-    let results = state.store.credit(items.clone()).await?;
+    let batch = match parse_credit_request(&body?, batch_key.as_deref().filter(|k| !k.is_empty()))? {
+        CreditRequest::Batch(batch) => batch,
+        CreditRequest::Pull => return Ok(crate::scheduler::pull_answer(&state, &crate::scheduler::pulls::SHOPS).await),
+    };
+    let results = state.store.credit(batch.items.clone()).await?;
     let mut answer = CreditAnswer {
         credited: Vec::new(),
         errors: Vec::new(),
+        anonymous: batch.anonymous,
     };
-    for (index, (item, result)) in items.into_iter().zip(results).enumerate() {
+    for (item, result) in batch.items.into_iter().zip(results) {
+        let index = item.index;
         match result {
             CreditResult::Credited { balance } => answer.credited.push(Credited {
                 carte_fid: item.card_as_sent,

@@ -10,13 +10,29 @@ use warp::Filter;
 use crate::config::Config;
 use crate::error::recover;
 use crate::http::json;
+use crate::imports::ImportTracker;
+use crate::scheduler::Upstream;
 use crate::store::Store;
-use crate::{customers, import, loyalty, openapi, pages, payments, tickets};
+use crate::{customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
 
-/// What every handler is given: the store and the settings.
+/// What every handler is given: the store, the settings, the other services and the
+/// imports under way.
 pub struct AppState<S> {
     pub store: S,
     pub config: Arc<Config>,
+    pub upstream: Arc<Upstream>,
+    pub imports: Arc<ImportTracker>,
+}
+
+impl<S> AppState<S> {
+    pub fn new(store: S, config: Config) -> AppState<S> {
+        AppState {
+            upstream: Arc::new(Upstream::new(&config)),
+            imports: Arc::default(),
+            store,
+            config: Arc::new(config),
+        }
+    }
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -24,6 +40,8 @@ impl<S: Clone> Clone for AppState<S> {
         AppState {
             store: self.store.clone(),
             config: self.config.clone(),
+            upstream: self.upstream.clone(),
+            imports: self.imports.clone(),
         }
     }
 }
@@ -35,11 +53,15 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(import::routes(state.clone()))
         .unify()
+        .or(imports::routes(state.clone()))
+        .unify()
         .or(loyalty::routes(state.clone()))
         .unify()
         .or(tickets::routes(state.clone()))
         .unify()
         .or(payments::routes(state.clone()))
+        .unify()
+        .or(scheduler::routes(state.clone()))
         .unify()
         .or(openapi::routes())
         .unify()

@@ -2,7 +2,6 @@
 //! front of the routes, and graceful shutdown that drains connections then flushes.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -47,10 +46,10 @@ pub async fn serve<S: Store>(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let state = AppState {
-        store: store.clone(),
-        config: Arc::new(config),
-    };
+    let pull_every = config.pull_every;
+    let state = AppState::new(store.clone(), config);
+    let schedule = pull_every.map(|every| crate::scheduler::spawn_schedule(state.clone(), every));
+    let upstream = state.upstream.clone();
     let service = warp::service(routes(state));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -86,9 +85,17 @@ pub async fn serve<S: Store>(
         });
     }
     drop(listener);
+    // Payment runs stop between two payments, the schedule between two rounds: a
+    // payment is never cut between its call and the recording of its answer.
+    upstream.stop();
     tracing::info!("shutting down: finishing requests in flight");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing anyway");
+    }
+    if let Some(schedule) = schedule {
+        if tokio::time::timeout(DRAIN_TIMEOUT, schedule).await.is_err() {
+            tracing::warn!("the schedule's round still runs after {DRAIN_TIMEOUT:?}; closing anyway");
+        }
     }
     store.flush().await.map_err(ServerError::Flush)?;
     tracing::info!("stopped");

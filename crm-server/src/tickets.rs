@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use crm_model::tickets::{parse_batch, BatchError, TicketError};
-use crm_model::{Page, Ticket};
+use crm_model::{LegacyTicket, Page, Ticket};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warp::filters::BoxedFilter;
@@ -86,6 +86,8 @@ pub struct IngestAnswer {
     pub credited_cents: u64,
     /// `uid`s of the stored tickets whose customer is not known (yet).
     pub unmatched: Vec<String>,
+    /// Stored tickets with no client and no card.
+    pub anonymous: u64,
 }
 
 /// Stores a batch of tickets `{"tickets": [...], "origin": "magasin"}` in one atomic
@@ -109,6 +111,7 @@ async fn ingest<S: Store>(state: AppState<S>, body: Result<Bytes, ApiError>) -> 
         duplicates: outcome.duplicates,
         credited_cents: outcome.credited_cents.0,
         unmatched: outcome.unmatched,
+        anonymous: outcome.anonymous,
     }))
 }
 
@@ -158,20 +161,24 @@ fn tickets_of(page: Page<crm_model::TicketRecord>) -> Page<Ticket> {
     }
 }
 
-/// Answer of `/api/get_tickets` (streamed).
+/// Answer of `/api/get_tickets` (streamed), in the first implementation's shape that
+/// the BI and promotion services parse: the CRM's own ticket numbers, date-only dates,
+/// integers.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketList {
-    pub tickets: Vec<Ticket>,
+    pub tickets: Vec<LegacyTicket>,
 }
 
-/// Every ticket, oldest first, streamed.
+/// Every ticket, oldest first, streamed, in the older feed shape (`/api/v1/tickets`
+/// keeps the full form).
 #[utoipa::path(get, path = "/api/get_tickets", tag = "tickets",
     responses((status = 200, description = "Every ticket, oldest first (streamed)", body = TicketList)))]
 #[allow(dead_code)]
 fn get_tickets_doc() {}
 
-/// The tickets consumer `consumer` has not received yet, oldest first, streamed; its
-/// cursor moves once the whole answer has been taken (see the module's guarantee).
+/// The tickets consumer `consumer` has not received yet, oldest first, streamed in the
+/// older feed shape; its cursor moves once the whole answer has been taken (see the
+/// module's guarantee).
 #[utoipa::path(get, path = "/api/get_tickets/{consumer}", tag = "tickets",
     params(("consumer" = String, Path, description = "The consumer's name (`bi`, `promo`...)")),
     responses((status = 200, description = "The tickets this consumer has not received (streamed)", body = TicketList),
@@ -202,7 +209,7 @@ fn get_tickets<S: Store>(state: AppState<S>, consumer: Option<String>) -> Result
         if let Some(last) = batch.last() {
             producer_position.store(last.seq, Ordering::Release);
         }
-        Ok(batch.into_iter().map(|r| r.ticket).collect::<Vec<_>>())
+        Ok(batch.iter().map(LegacyTicket::from_record).collect::<Vec<_>>())
     };
     let store = state.store.clone();
     let on_complete = move || async move {

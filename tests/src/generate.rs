@@ -131,8 +131,8 @@ impl Rng {
     }
 }
 
-/// Customer `i` (from 0) of `seed`, with the keys of the customer object. Its e-mail,
-/// card and account are unique to `i`.
+/// Customer `i` (from 0) of `seed`, with the keys of the customer object. Its e-mail
+/// and card are unique to `i`, and its account too below 10,000,000.
 pub fn customer(seed: u64, i: u64) -> Map<String, Value> {
     let mut rng = Rng::new(seed, i);
     let prenom = rng.pick(PRENOMS);
@@ -159,7 +159,9 @@ pub fn customer(seed: u64, i: u64) -> Map<String, Value> {
         "Phone".into(),
         json!(format!("+33{}{:08}", 6 + rng.below(2), rng.below(100_000_000))),
     );
-    c.insert("Compte".into(), json!(format!("BKN{}CST{i}", 1 + rng.below(9))));
+    // At most 10 characters, as the payment service stores it (contract, section 8.5).
+    let bank = 1 + rng.below(9);
+    c.insert("Compte".into(), json!(format!("BK{bank}{:07}", i % 10_000_000)));
     c.insert("Age".into(), json!(18 + rng.below(73)));
     c.insert("Sexe".into(), json!(if rng.below(2) == 0 { "h" } else { "f" }));
     let credit = rng.below(50_000);

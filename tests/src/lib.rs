@@ -3,6 +3,7 @@
 //! zero2prod's `spawn_app`). [`generate`] makes import files of any size.
 
 pub mod generate;
+pub mod upstream;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -318,6 +319,29 @@ impl TestApp {
         status_and_json(self.post_json(&format!("/api/v1/payments/{id}/result"), body).await).await
     }
 
+    /// What the older deployments' scheduler sends: `POST <path>` with `{}`, no
+    /// `Content-Type`, and the doubled leading slash its URLs have. Answers the summary.
+    pub async fn scheduler_call(&self, path: &str) -> Value {
+        let (status, body) = status_and_json(self.post_raw(&format!("/{path}"), "{}").await).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// `POST /api/credit` `{}`: pull the shops' tickets.
+    pub async fn pull_shops(&self) -> Value {
+        self.scheduler_call("/api/credit").await
+    }
+
+    /// `POST /api/credit_ecommerce` `{}`: pull the web shop's tickets.
+    pub async fn pull_web_shop(&self) -> Value {
+        self.scheduler_call("/api/credit_ecommerce").await
+    }
+
+    /// `POST /api/paiement` `{}`: send the due payments.
+    pub async fn run_payments(&self) -> Value {
+        self.scheduler_call("/api/paiement").await
+    }
+
     /// `POST /api/v1/customers/<id>/refusals/reset`.
     pub async fn reset_refusals(&self, id_client: &str) -> (u16, Value) {
         status_and_json(
@@ -367,6 +391,26 @@ impl TestApp {
                 .await,
         )
         .await
+    }
+
+    /// `POST /api/update_db` with a multipart form as the import page sends it (with
+    /// `redirect=1` among its fields, the answer is a page or a redirect): the status,
+    /// the `Location` header if any, and the body.
+    pub async fn import_form_page(&self, form: reqwest::multipart::Form) -> (u16, Option<String>, String) {
+        let response = self
+            .client
+            .post(self.url("/api/update_db"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, location, response.text().await.expect("body"))
     }
 }
 

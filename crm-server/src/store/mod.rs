@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A list cursor that this store did not hand out for this sort.
     #[error("{0}")]
     BadCursor(String),
+    /// The write would take a stored amount past 2^53 - 1 cents: refused whole.
+    #[error("{field}: {error}")]
+    AmountOutOfRange { field: String, error: String },
     /// An import is being written: other writes wait for it to finish (retry later).
     #[error("a customer import is being written; retry in a moment")]
     ImportRunning,
@@ -100,6 +103,8 @@ pub struct IngestOutcome {
     pub credited_cents: Cents,
     /// `uid`s of the stored tickets whose customer is not known yet.
     pub unmatched: Vec<String>,
+    /// Stored tickets with no client and no card.
+    pub anonymous: u64,
 }
 
 /// Loyalty: cards, the credit ledger, `POST /api/credit`.
@@ -168,6 +173,16 @@ pub trait PaymentStore {
     /// Records the payment service's answer: paid, or a refusal (the customer's
     /// `NbRefus` + 1, due date one day later).
     fn payment_result(&self, id: u64, paid: bool) -> impl Future<Output = Result<Payment, StoreError>> + Send;
+
+    /// Marks a pending payment sent to the payment service at `at`, durably, before the
+    /// call: until a result is recorded it stays pending (an import does not replace
+    /// it), and the next run sends it again. `None` unmarks a payment that was not sent
+    /// after all. Answers `None` (nothing written) when it is no longer pending.
+    fn mark_payment_sent(
+        &self,
+        id: u64,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
 
     /// Sets a customer's `NbRefus` to 0.
     fn reset_refusals(&self, id_client: Uuid) -> impl Future<Output = Result<CustomerRecord, StoreError>> + Send;

@@ -277,3 +277,33 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn v1_writes_name_the_keys_they_do_not_know_and_the_older_routes_ignore_them() {
+    let app = spawn_app().await;
+    let (status, body) = status_and_json(
+        app.post_json("/api/v1/customers", &json!({"Nom": "A", "Emial": "a@x.fr"}))
+            .await,
+    )
+    .await;
+    assert_error(status, &body, 422, "invalid_fields");
+    assert_eq!(
+        body["errors"],
+        json!([{"field": "Emial", "error": "is not a customer field"}])
+    );
+    assert_eq!(app.customer_count().await, 0, "nothing was created");
+
+    // The older clients' extra keys are still ignored on the older route.
+    let id = app
+        .create_customer_ok(&json!({"Nom": "A", "Emial": "a@x.fr", "Paiement": 25}))
+        .await;
+    let (status, body) = app
+        .patch_customer(&id, &json!({"Prenom": "Jo", "Telephone": "0102"}))
+        .await;
+    assert_error(status, &body, 422, "invalid_fields");
+    assert_eq!(body["errors"][0]["field"], "Telephone");
+    let (_, customer) = app.customer(&id).await;
+    assert_eq!(customer["Prenom"], "", "nothing was changed");
+    let (status, _) = app.patch_customer(&id, &json!({"Prenom": "Jo"})).await;
+    assert_eq!(status, 200);
+}

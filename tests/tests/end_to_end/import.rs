@@ -1,6 +1,8 @@
 //! `POST /api/update_db` and `crm-server import` end to end: the four formats, every
-//! kind of bad row, merge, replace, dry runs, browser uploads, the command line, a
-//! 100,000-row file, and an import interrupted by `kill -9`.
+//! kind of bad row, merge, replace, rows of one file sharing a customer, skipped
+//! invalid rows, rows that can never match, `Compte` and money bounds, dry runs,
+//! browser uploads, the command line, a 100,000-row file, and an import interrupted
+//! by `kill -9`.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +17,18 @@ const DOCUMENT: &str = r#"{"clients" : [
 {"Nom": "Sarkozy-51", "Prenom": "Marc", "Credit": 0.0, "Paiement": 25, "Date_paiement": "2019-01-08", "Montant": 125, "Compte": "BKN1CST53"},
 {"Nom": "Eddison-53", "Prenom": "Anne", "Credit": 154.62542724609375, "Paiement": 25, "Date_paiement": "2020-05-19", "Montant": 125}
 ]}"#;
+
+/// An import's answer without its `import_id`, which differs from one import to the
+/// next: what a dry run said, to compare with what the import did.
+fn outcome(body: &Value) -> Value {
+    let mut body = body.clone();
+    let id = body.as_object_mut().and_then(|o| o.remove("import_id"));
+    assert!(
+        id.is_some_and(|id| id.is_string()),
+        "every import answer names its import"
+    );
+    body
+}
 
 fn summary(created: u64, updated: u64, unchanged: u64) -> (u64, u64, u64) {
     (created, updated, unchanged)
@@ -116,9 +130,11 @@ async fn every_kind_of_bad_row_is_listed_in_file_order_and_nothing_is_written() 
         {"Nom": "Date", "Date_paiement": "2019-02-30", "Montant": 10},
         {"Nom": "Money", "Credit": -1},
         "not an object",
-        {"Nom": "Dup", "Email": "OK@x.fr"},
+        // Its own IdClient makes it another customer: row 1's e-mail is taken.
+        {"Nom": "Dup", "IdClient": "0b7e6f7a-3a55-4c11-9a43-5f2b1c0d9e8f", "Email": "OK@x.fr"},
         {"Nom": "Card", "CarteFid": 77},
         {"Nom": "Id", "IdClient": id},
+        // Updates row 10's customer: not an error.
         {"Nom": "Id again", "IdClient": id},
         {"Nom": "Card2", "CarteFid": 5},
         {"Nom": "Card3", "CarteFid": 5},
@@ -140,10 +156,26 @@ async fn every_kind_of_bad_row_is_listed_in_file_order_and_nothing_is_written() 
             (7, "row".into()),
             (8, "Email".into()),
             (9, "CarteFid".into()),
-            (11, "IdClient".into()),
             (13, "CarteFid".into()),
             (14, "IdClient".into()),
         ]
+    );
+    let error_of = |row: u64| {
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["row"] == row)
+            .map(|e| e["error"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(
+        error_of(8).contains("row 1 gives this e-mail to another customer"),
+        "{body}"
+    );
+    assert!(
+        error_of(13).contains("row 12 gives this card to another customer"),
+        "{body}"
     );
     let rows_in_order: Vec<u64> = error_rows(&body).iter().map(|(r, _)| *r).collect();
     assert!(
@@ -354,7 +386,7 @@ async fn a_dry_run_answers_the_same_and_writes_nothing() {
     assert_eq!(app.all_customers().await[0]["Nom"], "A");
     let (status, real) = app.import("", None, rows).await;
     assert_eq!(status, 200);
-    assert_eq!(dry, real);
+    assert_eq!(outcome(&dry), outcome(&real));
 }
 
 #[tokio::test]
@@ -627,19 +659,27 @@ async fn the_import_page_form_gets_a_redirect_or_the_bad_rows_page() {
     };
     let post = |form| no_redirects.post(app.url("/api/update_db")).multipart(form).send();
 
+    // The redirect names the import; its banner shows the result the server kept.
+    let app = &app;
+    let banner_of = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 303);
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with("/api?import="), "{location}");
+        app.home_page(location.trim_start_matches("/api?")).await.1
+    };
     let response = post(form("Nom,Email\nA,a@x.fr\nB,b@x.fr\n", true)).await.unwrap();
-    assert_eq!(response.status(), 303);
-    assert_eq!(
-        response.headers()["location"],
-        "/api?import=created%3A2%2Cupdated%3A0%2Cunchanged%3A0%2Cdry_run%3A1"
+    let html = banner_of(response).await;
+    assert!(
+        html.contains("Simulation, rien n&#39;a été enregistré : 2 clients créés, 0 mis à jour, 0 inchangé."),
+        "{html}"
     );
     assert_eq!(app.customer_count().await, 0, "a dry run writes nothing");
 
     let response = post(form("Nom,Email\nA,a@x.fr\nB,b@x.fr\n", false)).await.unwrap();
-    assert_eq!(response.status(), 303);
-    assert_eq!(
-        response.headers()["location"],
-        "/api?import=created%3A2%2Cupdated%3A0%2Cunchanged%3A0"
+    let html = banner_of(response).await;
+    assert!(
+        html.contains("Import terminé : 2 clients créés, 0 mis à jour, 0 inchangé."),
+        "{html}"
     );
     assert_eq!(app.customer_count().await, 2);
 
@@ -655,4 +695,443 @@ async fn the_import_page_form_gets_a_redirect_or_the_bad_rows_page() {
     assert!(html.contains("Nom") && html.contains("Email"), "{html}");
     assert!(!html.contains("<b>D</b>"), "row content is escaped");
     assert_eq!(app.customer_count().await, 2, "bad rows write nothing");
+}
+
+/// A multipart form as the import page posts it: options first, then the file.
+fn page_form(
+    fields: &[(&'static str, &'static str)],
+    file_name: &'static str,
+    file: String,
+) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new().text("redirect", "1");
+    for (name, value) in fields {
+        form = form.text(*name, *value);
+    }
+    form.part(
+        "file",
+        reqwest::multipart::Part::bytes(file.into_bytes())
+            .file_name(file_name)
+            .mime_str("application/octet-stream")
+            .unwrap(),
+    )
+}
+
+/// Contract 8.5: rows apply in file order, and a row carrying the `IdClient` or the
+/// `Email` (in any case) of an earlier row updates that row's customer.
+#[tokio::test]
+async fn rows_sharing_an_id_client_or_email_update_the_earlier_rows_customer_in_file_order() {
+    let app = spawn_app().await;
+    let stored = app
+        .create_customer_ok(&json!({"Nom": "Stored", "email": "stored@x.fr", "Credit": 40}))
+        .await;
+    let id = "6f1c1c64-4f5b-4d9e-9d5e-0d1b2f3a4b5c";
+    // As the first implementation's users wrote them: the same customer twice.
+    let rows = json!({"clients": [
+        {"Nom": "Eddison-18", "Prenom": "Jean", "Email": "jean@ursi.fr", "Credit": 0.0, "Paiement": 25,
+         "Date_paiement": "2019-01-18", "Montant": 125, "Compte": "BKN1CST18"},
+        {"Nom": "Eddison-18", "Prenom": "Jean-Marc", "Email": "JEAN@Ursi.fr", "Credit": 10, "Paiement": 25,
+         "Date_paiement": "2019-02-18", "Montant": 150, "Compte": "BKN1CST18"},
+        {"Nom": "Martin", "IdClient": id},
+        {"Nom": "Martin", "IdClient": id, "Email": "martin@x.fr", "CarteFid": 90},
+        {"Nom": "Martin-Leroy", "Email": "MARTIN@x.fr"},
+        {"Nom": "Stored", "Email": "STORED@x.fr", "Prenom": "Once"},
+        {"Nom": "Stored", "IdClient": stored, "Prenom": "Twice"},
+    ]})
+    .to_string();
+    let (status, dry) = app.import("dry_run=true", None, rows.clone()).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(counts(&dry), summary(2, 5, 0), "{dry}");
+    assert_eq!(app.customer_count().await, 1, "a dry run writes nothing");
+
+    let (status, body) = app.import("", None, rows.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(outcome(&body), outcome(&dry), "the dry run said what the import did");
+    assert_eq!(app.customer_count().await, 3);
+
+    let (_, jean) = app.customer_by_email("jean@ursi.fr").await;
+    assert_eq!(
+        (&jean["Prenom"], &jean["Email"], &jean["Credit"]),
+        (&json!("Jean-Marc"), &json!("JEAN@Ursi.fr"), &json!(10)),
+        "{jean}"
+    );
+    assert_eq!(
+        (&jean["Date_paiement"], &jean["Montant"]),
+        (&json!("2019-02-18"), &json!(150)),
+        "the later row's payment replaces the earlier one's"
+    );
+    let jean_id = jean["IdClient"].as_str().unwrap();
+    let (_, ledger) = app.ledger(jean_id, "").await;
+    let sum: i64 = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, 10, "the ledger sums to the credit: {ledger}");
+    let (_, payments) = app.payments_due("due=2099-12-31&limit=100").await;
+    let pending: Vec<&Value> = payments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["IdClient"] == jean["IdClient"])
+        .collect();
+    assert_eq!(pending.len(), 1, "one pending payment: {payments}");
+
+    let (status, martin) = app.customer(id).await;
+    assert_eq!(status, 200, "{martin}");
+    assert_eq!(
+        (&martin["Nom"], &martin["Email"], &martin["CarteFid"]),
+        (&json!("Martin-Leroy"), &json!("MARTIN@x.fr"), &json!(90))
+    );
+    let (_, page) = app.list_customers("q=martin").await;
+    assert_eq!(page["total"], 1, "one Martin, searchable by its last name: {page}");
+    let (_, by_old_name) = app.list_customers("q=leroy").await;
+    assert_eq!(by_old_name["items"][0]["IdClient"], id);
+
+    let (_, stored_now) = app.customer(&stored).await;
+    assert_eq!(
+        (&stored_now["Prenom"], &stored_now["Credit"]),
+        (&json!("Twice"), &json!(40))
+    );
+
+    // The same file again: every row finds its customer.
+    let (status, again) = app.import("", None, rows).await;
+    assert_eq!((status, again["created"].as_u64()), (200, Some(0)), "{again}");
+    assert_eq!(app.customer_count().await, 3);
+
+    // In a replace, the same rows make the new register.
+    let (status, body) = app
+        .import(
+            "mode=replace",
+            None,
+            json!([
+                {"Nom": "Solo", "Email": "solo@x.fr"},
+                {"Nom": "Solo-Duo", "Email": "SOLO@x.fr", "CarteFid": 91},
+                {"Nom": "Eddison-18", "Email": "jean@ursi.fr"},
+                {"Nom": "Eddison-19", "Email": "jean@ursi.fr"},
+            ])
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (counts(&body), body["erased"].as_u64()),
+        (summary(1, 3, 0), Some(2)),
+        "{body}"
+    );
+    let names: Vec<Value> = app.all_customers().await.iter().map(|c| c["Nom"].clone()).collect();
+    assert_eq!(names, [json!("Eddison-19"), json!("Solo-Duo")]);
+    assert_eq!(app.customer_count().await, 2, "customers, not rows");
+    let (_, page) = app.list_customers("limit=10").await;
+    assert_eq!(page["total"], 2);
+    let (_, solo) = app.customer_by_email("solo@x.fr").await;
+    assert_eq!(solo["CarteFid"], 91);
+}
+
+/// `skip_invalid=true`: the valid rows are written, the invalid ones listed in
+/// `errors` and counted in `skipped`, with a `200`; without it, all or nothing.
+#[tokio::test]
+async fn skip_invalid_writes_the_valid_rows_and_lists_the_skipped_ones() {
+    let app = spawn_app().await;
+    let rows = json!([
+        {"Nom": "Ok", "Email": "ok@x.fr"},
+        {"Prenom": "No name"},
+        {"Nom": "Long", "Compte": "BKN1CST53000"},
+        {"Nom": "Other", "IdClient": "0b7e6f7a-3a55-4c11-9a43-5f2b1c0d9e8f", "Email": "OK@x.fr"},
+        {"Nom": "Ok again", "Email": "ok@x.fr", "Phone": "0102030405"},
+        {"Nom": "No key"},
+    ])
+    .to_string();
+    let (status, body) = app.import("", None, rows.clone()).await;
+    assert_error(status, &body, 422, "invalid_rows");
+    assert_eq!(
+        error_rows(&body),
+        [(2, "Nom".to_string()), (3, "Compte".into()), (4, "Email".into())]
+    );
+    assert_eq!(app.customer_count().await, 0, "all or nothing without skip_invalid");
+
+    let (status, dry) = app.import("skip_invalid=true&dry_run=true", None, rows.clone()).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(counts(&dry), summary(2, 1, 0), "{dry}");
+    assert_eq!(
+        (
+            dry["skipped"].as_u64(),
+            dry["unmatchable"].as_u64(),
+            dry["error_count"].as_u64()
+        ),
+        (Some(3), Some(1), Some(3))
+    );
+    assert_eq!(
+        error_rows(&dry),
+        [(2, "Nom".to_string()), (3, "Compte".into()), (4, "Email".into())]
+    );
+    assert_eq!(app.customer_count().await, 0, "a dry run writes nothing");
+
+    let (status, body) = app.import("skip_invalid=true", None, rows.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(outcome(&body), outcome(&dry));
+    let names: Vec<Value> = app.all_customers().await.iter().map(|c| c["Nom"].clone()).collect();
+    assert_eq!(names, [json!("Ok again"), json!("No key")]);
+    let (_, ok) = app.customer_by_email("ok@x.fr").await;
+    assert_eq!(ok["Phone"], "0102030405");
+
+    // Off, bad values and replace: all or nothing stays the rule.
+    let (status, body) = app.import("skip_invalid=false", None, rows.clone()).await;
+    assert_error(status, &body, 422, "invalid_rows");
+    let (status, body) = app.import("skip_invalid=maybe", None, rows.clone()).await;
+    assert_error(status, &body, 400, "bad_request");
+    let (status, body) = app.import("mode=replace&skip_invalid=true", None, rows.clone()).await;
+    assert_error(status, &body, 400, "bad_request");
+    assert!(body["error"].as_str().unwrap().contains("mode=replace"), "{body}");
+    assert_eq!(app.customer_count().await, 2);
+
+    // The import page's checkbox: a page with the skipped rows, or JSON without
+    // `redirect`.
+    let (status, _, html) = app
+        .import_form_page(page_form(
+            &[("mode", "merge"), ("skip_invalid", "true")],
+            "clients.json",
+            rows.clone(),
+        ))
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("3 lignes invalides ont été ignorées"), "{html}");
+    assert!(html.contains("<td class=\"num\">3</td><td>Compte</td>"), "{html}");
+    assert!(html.contains("1 ligne n&#39;a ni IdClient ni Email"), "{html}");
+    let form = reqwest::multipart::Form::new().text("skip_invalid", "true").part(
+        "file",
+        reqwest::multipart::Part::bytes(rows.into_bytes()).file_name("clients.json"),
+    );
+    let (status, body) = app.import_form("", form).await;
+    assert_eq!((status, body["skipped"].as_u64()), (200, Some(3)), "{body}");
+    let (status, body) = app
+        .import_form(
+            "",
+            reqwest::multipart::Form::new()
+                .text("mode", "replace")
+                .text("skip_invalid", "on")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(b"[]".to_vec()).file_name("c.json"),
+                ),
+        )
+        .await;
+    assert_error(status, &body, 400, "bad_request");
+    let (status, form_page) = app.import_page().await;
+    assert_eq!(status, 200);
+    assert!(form_page.contains("type=\"checkbox\" id=\"skip_invalid\" name=\"skip_invalid\" value=\"true\""));
+    assert!(form_page.contains("<label for=\"skip_invalid\">"));
+}
+
+/// Rows with neither `IdClient` nor `Email` are counted (`unmatchable`) by the dry run
+/// and the import, and said on every face, before a second import creates them again.
+#[tokio::test]
+async fn rows_that_can_never_match_are_counted_and_said_before_a_second_import_duplicates_them() {
+    let app = spawn_app().await;
+    let csv = "Nom,Prenom,Email,Phone\nDupont,Jean,,0102030405\nMartin,Anne,,\nLeroy,Paul,paul@x.fr,\n".to_string();
+    let (status, dry) = app.import("dry_run=true", Some("text/csv"), csv.clone()).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!((counts(&dry), dry["unmatchable"].as_u64()), (summary(3, 0, 0), Some(2)));
+
+    let (status, body) = app.import("", Some("text/csv"), csv.clone()).await;
+    assert_eq!((status, body["unmatchable"].as_u64()), (200, Some(2)), "{body}");
+    // What the count said: the same file again creates those two again.
+    let (status, again) = app.import("dry_run=true", Some("text/csv"), csv.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (counts(&again), again["unmatchable"].as_u64()),
+        (summary(2, 0, 1), Some(2))
+    );
+    let (_, again) = app.import("", Some("text/csv"), csv.clone()).await;
+    assert_eq!(counts(&again), summary(2, 0, 1));
+    assert_eq!(app.customer_count().await, 5);
+
+    // The import page redirects to the table with the count, whose banner says it.
+    let (status, location, _) = app
+        .import_form_page(page_form(
+            &[("mode", "merge"), ("dry_run", "true")],
+            "c.csv",
+            csv.clone(),
+        ))
+        .await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert!(location.starts_with("/api?import="), "{location}");
+    let (status, html) = app.home_page(location.trim_start_matches("/api?")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(
+            "<p class=\"banner warn\" role=\"status\">2 lignes n&#39;ont ni IdClient ni Email : importer ce fichier \
+             une nouvelle fois les créerait de nouveau.</p>"
+        ),
+        "{html}"
+    );
+    // The page of bad rows says it too.
+    let bad = format!("{csv}Sans,Nom,pas-une-adresse,\n");
+    let (status, _, html) = app
+        .import_form_page(page_form(&[("mode", "merge")], "c.csv", bad.clone()))
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("2 lignes n&#39;ont ni IdClient ni Email"), "{html}");
+    let (status, body) = app.import("", Some("text/csv"), bad).await;
+    assert_error(status, &body, 422, "invalid_rows");
+    assert_eq!(body["unmatchable"], 2);
+    assert_eq!(app.customer_count().await, 5);
+
+    // Rows with an e-mail or an IdClient count nothing.
+    let (_, body) = app
+        .import("", None, DOCUMENT.replace("\"Nom\"", "\"Email\": \"d@x.fr\", \"Nom\""))
+        .await;
+    assert_eq!(body["unmatchable"], 0, "{body}");
+}
+
+/// `Compte` is at most 10 characters, on import rows and on every route that writes a
+/// customer (contract 8.5).
+#[tokio::test]
+async fn a_compte_longer_than_ten_characters_is_422_naming_it_everywhere() {
+    let app = spawn_app().await;
+    let long = "BKN1CST5300";
+    let field_errors = |body: &Value| -> Vec<String> {
+        body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors in {body}"))
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, body) = app
+        .import(
+            "",
+            None,
+            json!([{"Nom": "A", "Compte": long}, {"Nom": "B", "Compte": "BKN1CST530"}]).to_string(),
+        )
+        .await;
+    assert_error(status, &body, 422, "invalid_rows");
+    assert_eq!(error_rows(&body), [(1, "Compte".to_string())]);
+    let (status, body) = app
+        .import("", Some("text/csv"), format!("Nom;Compte\nA;{long}\n"))
+        .await;
+    assert_error(status, &body, 422, "invalid_rows");
+    assert_eq!(error_rows(&body), [(1, "Compte".to_string())]);
+
+    let (status, body) = app.create_customer(&json!({"Nom": "A", "Compte": long})).await;
+    assert_error(status, &body, 422, "invalid_fields");
+    assert_eq!(field_errors(&body), ["Compte"]);
+    let response = app
+        .post_json("/api/v1/customers", &json!({"Nom": "A", "Compte": long}))
+        .await;
+    let (status, body) = crm_tests::status_and_json(response).await;
+    assert_error(status, &body, 422, "invalid_fields");
+    assert_eq!(field_errors(&body), ["Compte"]);
+    assert_eq!(app.customer_count().await, 0);
+
+    let id = app
+        .create_customer_ok(&json!({"Nom": "A", "Compte": "BKN1CST530"}))
+        .await;
+    let (status, body) = app.patch_customer(&id, &json!({"Compte": long})).await;
+    assert_error(status, &body, 422, "invalid_fields");
+    assert_eq!(field_errors(&body), ["Compte"]);
+    let (_, customer) = app.customer(&id).await;
+    assert_eq!(customer["Compte"], "BKN1CST530", "ten characters are kept");
+}
+
+/// Contract 9 on the import path: amounts past 2^53 - 1 cents are row errors, and so is
+/// a new customer whose credit would pass it once the tickets waiting for it are
+/// credited; nothing saturates.
+#[tokio::test]
+async fn amounts_past_the_bound_of_money_are_row_errors_and_nothing_saturates() {
+    let app = spawn_app().await;
+    let max: u64 = (1 << 53) - 1;
+    let (status, body) = app
+        .import(
+            "",
+            None,
+            json!([
+                {"Nom": "Credit", "Credit": max + 1},
+                {"Nom": "Montant", "Date_paiement": "2024-01-01", "Montant": max + 1},
+                {"Nom": "Fits", "Credit": max, "Date_paiement": "2024-01-01", "Montant": max},
+            ])
+            .to_string(),
+        )
+        .await;
+    assert_error(status, &body, 422, "invalid_rows");
+    assert_eq!(error_rows(&body), [(1, "Credit".to_string()), (2, "Montant".into())]);
+    assert_eq!(app.customer_count().await, 0);
+
+    // A ticket of a customer not known yet waits for that e-mail.
+    let (status, answer) = app
+        .post_tickets(&json!({"origin": "magasin", "tickets": [
+            {"id": 1, "date": "2024-01-02T10:00:00Z", "prix": max, "client": "rich@x.fr",
+             "pointsFidelite": 0, "modePaiement": "CARD", "articles": []}]}))
+        .await;
+    assert_eq!((status, &answer["unmatched"]), (200, &json!(["magasin1"])), "{answer}");
+    let rows = json!([
+        {"Nom": "Other", "Email": "other@x.fr"},
+        {"Nom": "Rich", "Email": "RICH@x.fr", "Credit": max},
+    ])
+    .to_string();
+    let (status, body) = app.import("", None, rows.clone()).await;
+    assert_error(status, &body, 422, "invalid_rows");
+    assert_eq!(error_rows(&body), [(2, "Credit".to_string())]);
+    assert!(
+        body["errors"][0]["error"].as_str().unwrap().contains("ticket"),
+        "{body}"
+    );
+    assert_eq!(app.customer_count().await, 0, "nothing written");
+
+    let (status, body) = app.import("skip_invalid=true", None, rows).await;
+    assert_eq!(
+        (status, counts(&body), body["skipped"].as_u64()),
+        (200, summary(1, 0, 0), Some(1)),
+        "{body}"
+    );
+    // Without the opening credit the ticket's half fits: it is credited, exactly.
+    let (status, body) = app
+        .import("", None, json!([{"Nom": "Rich", "Email": "rich@x.fr"}]).to_string())
+        .await;
+    assert_eq!((status, counts(&body)), (200, summary(1, 0, 0)), "{body}");
+    let (_, rich) = app.customer_by_email("rich@x.fr").await;
+    assert_eq!(rich["Credit"], max / 2);
+    assert_eq!(rich["PanierMoyen"], max);
+}
+
+#[tokio::test]
+async fn the_command_line_skips_invalid_rows_on_request_and_warns_of_unmatchable_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("clients.json");
+    std::fs::write(
+        &file,
+        r#"[{"Nom": "A"}, {"Nom": "B", "Compte": "BKN1CST5300"}, {"Nom": "C", "Email": "c@x.fr"}, {"Nom": "C2", "Email": "C@x.fr"}]"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let warning = "1 row has neither IdClient nor Email: importing this file again would create it again";
+
+    let (code, out) = run_cli(data.path(), &[path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Compte") && out.contains(warning), "{out}");
+    let (code, out) = run_cli(data.path(), &[path, "--skip-invalid", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("dry run, nothing written: would have created 2, updated 1, unchanged 0, skipped 1 invalid"),
+        "{out}"
+    );
+    assert!(
+        out.contains("       2  Compte") && out.trim_end().ends_with(warning),
+        "{out}"
+    );
+    let (code, _) = run_cli(data.path(), &[path, "--skip-invalid", "--mode", "replace"]);
+    assert_eq!(code, 1);
+    let (code, out) = run_cli(data.path(), &[path, "--skip-invalid"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("created 2, updated 1, unchanged 0, skipped 1 invalid"),
+        "{out}"
+    );
+
+    let app = spawn_app_on(data).await;
+    assert_eq!(app.customer_count().await, 2);
+    let (_, c) = app.customer_by_email("c@x.fr").await;
+    assert_eq!(c["Nom"], "C2");
 }

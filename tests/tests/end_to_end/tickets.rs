@@ -33,7 +33,7 @@ async fn a_known_customers_tickets_credit_half_and_set_the_true_average_basket()
     .await;
     assert_eq!(
         answer,
-        json!({"stored": 2, "duplicates": 0, "credited_cents": 75, "unmatched": []})
+        json!({"stored": 2, "duplicates": 0, "credited_cents": 75, "unmatched": [], "anonymous": 0})
     );
     let (_, c) = app.customer(&id).await;
     assert_eq!(
@@ -69,7 +69,7 @@ async fn a_replayed_ticket_is_counted_as_a_duplicate_and_credited_once() {
     let answer = ingest_ok(&app, &batch).await;
     assert_eq!(
         answer,
-        json!({"stored": 0, "duplicates": 1, "credited_cents": 0, "unmatched": []})
+        json!({"stored": 0, "duplicates": 1, "credited_cents": 0, "unmatched": [], "anonymous": 0})
     );
     // The same id from another origin is another ticket; twice in one batch is once.
     let answer = ingest_ok(
@@ -182,7 +182,7 @@ async fn anonymous_tickets_are_stored_and_unknown_clients_matched_once_they_exis
     assert_eq!(
         answer,
         json!({"stored": 5, "duplicates": 0, "credited_cents": 0,
-            "unmatched": ["magasin2", "e-commerce3", "magasin4", "e-commerce5"]})
+            "unmatched": ["magasin2", "e-commerce3", "magasin4", "e-commerce5"], "anonymous": 1})
     );
     let flags = unmatched_flags(&app).await;
     assert_eq!(flags, [false, true, true, true, true]);
@@ -239,11 +239,17 @@ async fn older_sources_article_prix_is_read_as_the_list_price() {
             "articles": [{"codeProduit": "A", "prix": 120, "quantity": 1}]}]}),
     )
     .await;
-    let tickets = app.get_tickets(None).await;
-    let t = &tickets[0];
+    let (_, page) = app.tickets("").await;
+    let t = &page["items"][0];
     assert_eq!((t["uid"].as_str(), t["prix"].as_u64()), (Some("magasinT-1"), Some(13)));
     assert_eq!(t["date"], "2019-01-07T09:00:00Z");
     assert_eq!(t["articles"][0]["prixAvant"], 120);
+    // The older feed: the CRM's own number, the date alone.
+    let t = &app.get_tickets(None).await[0];
+    assert_eq!(
+        (&t["id"], &t["date"], &t["articles"][0]["prixAvant"]),
+        (&json!(1), &json!("2019-01-07"), &json!(120))
+    );
 }
 
 #[tokio::test]

@@ -2,14 +2,20 @@
 //!
 //! 1. **Read**: rows are parsed and validated as they arrive; valid rows go to a spool
 //!    file in `<data>/import/`, and only a 128-bit hash of each unique key (e-mail,
-//!    `IdClient`, card) with its row number stays in memory, to find two rows claiming
-//!    the same key. Nothing is written to the store.
-//! 2. **Check**: each row is resolved against the stored customers (`IdClient`, else
-//!    e-mail) and its e-mail and card are checked against their current holders; the
-//!    target of every row goes to a plan file. With any bad row (read or check), the
-//!    import stops here and lists them: nothing was written. A dry run stops here too.
-//! 3. **Write**: the rows are applied in transactions of [`BATCH_ROWS`] rows, one
-//!    flush each.
+//!    `IdClient`, card) stays in memory, to find the keys that two rows or more of the
+//!    file carry ([`SharedKeys`]). Nothing is written to the store.
+//! 2. **Check**: rows are resolved in file order. A row whose `IdClient`, else e-mail,
+//!    an earlier row of the file carried goes to that row's customer (it updates it,
+//!    after the earlier row); otherwise it is resolved against the stored customers
+//!    (`IdClient`, else e-mail), or creates a customer, whose id is planned here. Its
+//!    e-mail and card are checked against the other rows' customers and the stored
+//!    holders, and the customer it creates against the bound of money (the unmatched
+//!    tickets waiting for it). The target of every row goes to a plan file. With any
+//!    bad row, the import stops here and lists them: nothing was written; with
+//!    `skip_invalid` (merge only), bad rows are planned as skipped instead, and no
+//!    later row goes to their customer. A dry run stops here too.
+//! 3. **Write**: the rows are applied in file order, in transactions of [`BATCH_ROWS`]
+//!    rows, one flush each.
 //!    - `mode=merge` writes them into the live customer register.
 //!    - `mode=replace` writes the whole new register into a new generation of the
 //!      customer trees (see [`super::Register`]): every row's customer, then a copy of
@@ -19,14 +25,16 @@
 //!
 //! Guarantees:
 //! - *All or nothing*: nothing is written unless every row is valid and consistent with
-//!   the store. Before pass 3 the spool and plan are synced to disk and a journal entry
-//!   is written to `meta`; each batch moves the journal's progress in its own
-//!   transaction. If the process dies during pass 3, the next [`SledStore::open`]
-//!   finishes the import from the journal (roll forward) before serving: once pass 3
-//!   has started, the whole file is applied, exactly once per row.
+//!   the store (or, with `skip_invalid`, every row planned to be written is). Before
+//!   pass 3 the spool and plan are synced to disk and a journal entry is written to
+//!   `meta`; each batch moves the journal's progress in its own transaction. If the
+//!   process dies during pass 3, the next [`SledStore::open`] finishes the import from
+//!   the journal (roll forward) before serving: once pass 3 has started, the whole file
+//!   is applied, exactly once per row.
 //! - *No interleaved writes*: from pass 2 to the end, the import holds the store's
 //!   write gate, so other writes are refused with [`StoreError::ImportRunning`]
-//!   (HTTP 503, retry) rather than invalidating the checked plan. Reads go on.
+//!   (HTTP 503, retry) rather than invalidating the checked plan (nor the ids it gave
+//!   the customers it creates). Reads go on.
 //! - *What readers see*: readers are never blocked.
 //!   - With `mode=merge`, they see the batches already written, each atomically.
 //!   - With `mode=replace`, they see the old register, whole, until the new one is
@@ -38,11 +46,13 @@
 //!     ticket feed); the payment results and other writes they would lead to are
 //!     refused with `503` until the import ends.
 //!
-//! Limitation: two rows that swap e-mails (or cards) between existing customers are
-//! refused as conflicts; import them in two files.
+//! Limitations: an e-mail (or card) moves between two customers in one file only from
+//! a customer erased by a replace: two rows that swap e-mails between stored customers,
+//! or a row that takes the e-mail another row of the file released, are refused as
+//! conflicts; import them in two files. A row matches an earlier row of the file by the
+//! key the earlier row carried, not by one the earlier row's customer had before.
 
 use std::fs::{self, File};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, MutexGuard, RwLockWriteGuard, TryLockError};
@@ -50,16 +60,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crm_model::customer::email_key;
-use crm_model::import::{ImportError, ImportPhase, ImportProgress};
+use crm_model::import::{FileCustomers, ImportError, ImportPhase, ImportProgress, KeyCensus, RowKeys, SharedKeys};
+use crm_model::money::MAX_CENTS;
 use crm_model::{
     Cents, CustomerRecord, ImportMode, ImportOptions, ImportReport, ImportRow, LedgerCause, RowError, RowOutcome,
+    TicketRecord,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::customers::write_customer;
+use super::customers::{customer_with_id, write_customer};
 use super::keys::{self, decode_u64};
-use super::{abort, bump_counter, decode, encode, ledger, read_counter, storage, Register, SledStore, Tx, TxResult};
+use super::{
+    abort, bump_counter, decode, decode_u64_list, encode, ledger, read_counter, storage, Register, SledStore, Tx,
+    TxResult,
+};
 use super::{payments, tickets};
 use crate::store::{ImportFailure, ImportStore, StoreError};
 
@@ -71,6 +86,55 @@ const PROGRESS_EVERY: u64 = 10_000;
 
 /// The `meta` key of the journal of an import being written.
 const JOURNAL: &[u8] = b"import_journal";
+
+/// A plan entry (one `u64` per spooled row) of a row that creates the customer with
+/// the id in the low bits. (Plans written before ids were planned say `0`: create with
+/// the next id.)
+const PLAN_CREATES: u64 = 1 << 63;
+/// A plan entry of a row that updates a customer an earlier row of the file created or
+/// updated (counted `updated` whatever it changes). Other entries are the id of the
+/// stored customer a row updates first.
+const PLAN_AGAIN: u64 = 1 << 62;
+/// A plan entry of a row that is not written (`skip_invalid`).
+const PLAN_SKIP: u64 = u64::MAX;
+
+/// What pass 3 does with one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    Skip,
+    /// Creates a customer with this id (`None` in older plans: the next id).
+    Create(Option<u64>),
+    /// Updates the customer with this id; `again` when an earlier row of the file
+    /// wrote it (with `mode=replace`, it is then read from the new register).
+    Update {
+        id: u64,
+        again: bool,
+    },
+}
+
+impl Planned {
+    fn from_entry(entry: u64) -> Planned {
+        match entry {
+            PLAN_SKIP => Planned::Skip,
+            0 => Planned::Create(None),
+            e if e & PLAN_CREATES != 0 => Planned::Create(Some(e & !(PLAN_CREATES | PLAN_AGAIN))),
+            e => Planned::Update {
+                id: e & !PLAN_AGAIN,
+                again: e & PLAN_AGAIN != 0,
+            },
+        }
+    }
+
+    fn entry(self) -> u64 {
+        match self {
+            Planned::Skip => PLAN_SKIP,
+            Planned::Create(None) => 0,
+            Planned::Create(Some(id)) => id | PLAN_CREATES,
+            Planned::Update { id, again: false } => id,
+            Planned::Update { id, again: true } => id | PLAN_AGAIN,
+        }
+    }
+}
 
 /// What an import being written has done so far; in `meta` from the start of pass 3 to
 /// its end, moved by each batch in the batch's own transaction.
@@ -94,6 +158,10 @@ struct Journal {
     updated: u64,
     unchanged: u64,
     erased: u64,
+    /// Rows among `updated` that updated a customer an earlier row wrote: the file's
+    /// customers are `created + updated + unchanged - again`.
+    #[serde(default)]
+    again: u64,
 }
 
 impl ImportStore for SledStore {
@@ -103,20 +171,29 @@ impl ImportStore for SledStore {
         options: ImportOptions,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<ImportReport, ImportFailure> {
+        if let Some(conflict) = options.conflict() {
+            return Err(ImportError::Unreadable(conflict.into()).into());
+        }
         let _one_import = self.import_lock()?;
         let files = SpoolFiles::new(&self.inner.dir)?;
         let mut report = ImportReport::default();
-        let rows = read_pass(rows, &files.spool, &mut report, progress)?;
+        let (rows, shared) = read_pass(rows, &files.spool, &mut report, progress)?;
         if rows == 0 && report.error_count == 0 && options.mode == ImportMode::Replace {
             return Err(ImportFailure::EmptyReplace);
         }
         // The plan must stay true until written: no other write from here. A file
-        // with bad rows is still checked, to list every bad row, but not written.
-        let will_write = !options.dry_run && report.error_count == 0;
+        // with bad rows is still checked, to list every bad row, but not written
+        // (unless they are skipped).
+        let will_write = !options.dry_run && (report.error_count == 0 || options.skip_invalid);
         let _exclusive = will_write.then(|| self.write_gate());
-        let plan = self.check_pass(&files, rows, options, &mut report, progress)?;
-        if report.error_count > 0 || options.dry_run {
-            report.sort_and_cap_errors();
+        let plan = self.check_pass(&files, rows, shared, options, &mut report, progress)?;
+        if !options.skip_invalid {
+            report.skipped = 0;
+        }
+        report.sort_and_cap_errors();
+        let refused = report.error_count > 0 && !options.skip_invalid;
+        let nothing_to_write = report.created + report.updated + report.unchanged == 0;
+        if refused || options.dry_run || nothing_to_write {
             return Ok(report);
         }
         let staged = match options.mode {
@@ -136,6 +213,7 @@ impl ImportStore for SledStore {
             updated: 0,
             unchanged: 0,
             erased: 0,
+            again: 0,
         };
         self.transact_ungated(|tx| {
             tx.meta.insert(JOURNAL, encode(&journal))?;
@@ -152,7 +230,7 @@ impl ImportStore for SledStore {
             updated: done.updated,
             unchanged: done.unchanged,
             erased: done.erased,
-            ..ImportReport::default()
+            ..report
         })
     }
 }
@@ -200,11 +278,15 @@ impl SledStore {
         Ok(())
     }
 
-    /// Pass 2: resolves every row against the store and checks its unique keys.
+    /// Pass 2: resolves every row, in file order, against the earlier rows and the
+    /// store, checks its unique keys and the money it brings, and writes the plan; a
+    /// bad row is planned as skipped (written only with `skip_invalid`, which comes
+    /// with `mode=merge` only, where every bad row is known when it is read).
     fn check_pass(
         &self,
         files: &SpoolFiles,
         rows: u64,
+        shared: SharedKeys,
         options: ImportOptions,
         report: &mut ImportReport,
         progress: &dyn Fn(ImportProgress),
@@ -212,13 +294,20 @@ impl SledStore {
         // Writes are gated from here (or nothing is written): one register for the pass.
         let live = self.register();
         let next_id = read_counter(&self.inner.meta, keys::NEXT_CUSTOMER_ID)?;
+        let first_new_id = next_id + 1;
         let live_before = read_counter(&self.inner.meta, keys::LIVE_CUSTOMERS)?;
+        // The stored customers some row updates.
         let mut matched = Bitset::new(next_id + 1);
         let mut matched_count = 0u64;
-        // (row, field, holder): keys held by another customer, fine only if that
-        // customer is erased by this (replace) import.
-        let mut taken: Vec<(u64, &'static str, u64)> = Vec::new();
+        let mut creates = 0u64;
+        let mut file = FileCustomers::new(shared);
+        // (row, field, holder): keys a row takes from a stored customer, fine only if
+        // that customer is erased by this (replace) import, which is known at the end.
+        let mut taken_if_kept: Vec<(u64, &'static str, u64)> = Vec::new();
+        // Most stores have no unmatched ticket waiting: then no row needs to look.
+        let tickets_wait = self.inner.ticket_index.scan_prefix(b"p").next().is_some();
         let mut plan = BufWriter::new(File::create(&files.plan).map_err(storage)?);
+        let mut write_plan = |planned: Planned| plan.write_all(&planned.entry().to_le_bytes()).map_err(storage);
         let now = Utc::now();
         let mut done = 0u64;
         for row in spooled_rows(&files.spool)? {
@@ -231,53 +320,83 @@ impl SledStore {
                     total: Some(rows),
                 });
             }
-            let (target, matched_by) = match resolve(&live, &row)? {
-                Resolved::Erased => {
-                    report.push_error(row_error(&row, "IdClient", "belongs to an erased customer"));
-                    plan.write_all(&0u64.to_le_bytes()).map_err(storage)?;
-                    continue;
-                }
-                Resolved::Create => (None, ""),
-                Resolved::Existing(record, by) => (Some(record), by),
+            let keys = RowKeys::of(&row);
+            let target = match file.earlier_target(&keys) {
+                Some(id) => Target::Again(id),
+                None => match resolve(&live, &row)? {
+                    Resolved::Erased => {
+                        report.skipped += 1;
+                        report.push_error(row_error(&row, "IdClient", "belongs to an erased customer"));
+                        write_plan(Planned::Skip)?;
+                        continue;
+                    }
+                    Resolved::Create => Target::New(first_new_id + creates),
+                    Resolved::Existing(record) if matched.get(record.id) => Target::Again(record.id),
+                    Resolved::Existing(record) => Target::Stored(record),
+                },
             };
-            let target_id = target.as_ref().map_or(0, |r| r.id);
-            plan.write_all(&target_id.to_le_bytes()).map_err(storage)?;
+            let target_id = target.id();
+            let mut errors = file.conflicts(row.row, &keys, target_id);
+            let mut held = Vec::new();
             let c = &row.customer;
-            let (check_email, check_card) = match &target {
-                None => (true, true),
-                Some(_) => (row.given.email, row.given.carte_fid),
+            let (check_email, check_card) = match target {
+                Target::New(_) => (true, true),
+                _ => (row.given.email, row.given.carte_fid),
             };
-            if let Some(record) = &target {
-                if matched.get(record.id) {
-                    report.push_error(row_error(
-                        &row,
-                        matched_by,
-                        "matches the same customer as another row of the file",
-                    ));
+            let email = email_key(&c.email)
+                .filter(|_| check_email)
+                .map(|e| ("Email", keys::email_key(&e)));
+            let card = c
+                .carte_fid
+                .filter(|_| check_card)
+                .map(|card| ("CarteFid", keys::card_key(card)));
+            for (field, key) in email.into_iter().chain(card) {
+                let Some(holder) = live.holder(&key)?.filter(|holder| *holder != target_id) else {
                     continue;
-                }
-                matched.set(record.id);
-                matched_count += 1;
-                if row.preview_update(record, now).1 {
-                    report.updated += 1;
+                };
+                if options.mode == ImportMode::Replace && !matched.get(holder) {
+                    // Erased by this import unless a later row keeps it.
+                    held.push((field, holder));
                 } else {
-                    report.unchanged += 1;
-                }
-            } else {
-                report.created += 1;
-            }
-            if let Some(email) = email_key(&c.email).filter(|_| check_email) {
-                if let Some(holder) = live.holder(&keys::email_key(&email))? {
-                    if holder != target_id {
-                        taken.push((row.row, "Email", holder));
-                    }
+                    errors.push(taken(&live, row.row, field, holder)?);
                 }
             }
-            if let Some(card) = c.carte_fid.filter(|_| check_card) {
-                if let Some(holder) = live.holder(&keys::card_key(card))? {
-                    if holder != target_id {
-                        taken.push((row.row, "CarteFid", holder));
+            if matches!(target, Target::New(_)) && tickets_wait {
+                errors.extend(self.waiting_tickets_overflow(&row)?);
+            }
+            if !errors.is_empty() {
+                report.skipped += 1;
+                errors.into_iter().for_each(|e| report.push_error(e));
+                write_plan(Planned::Skip)?;
+                continue;
+            }
+            file.record(row.row, &keys, target_id);
+            taken_if_kept.extend(held.into_iter().map(|(field, holder)| (row.row, field, holder)));
+            if row.is_unmatchable() {
+                report.unmatchable += 1;
+            }
+            match target {
+                Target::New(id) => {
+                    creates += 1;
+                    report.created += 1;
+                    write_plan(Planned::Create(Some(id)))?;
+                }
+                Target::Again(id) => {
+                    report.updated += 1;
+                    write_plan(Planned::Update { id, again: true })?;
+                }
+                Target::Stored(record) => {
+                    matched.set(record.id);
+                    matched_count += 1;
+                    if row.preview_update(&record, now).1 {
+                        report.updated += 1;
+                    } else {
+                        report.unchanged += 1;
                     }
+                    write_plan(Planned::Update {
+                        id: record.id,
+                        again: false,
+                    })?;
                 }
             }
         }
@@ -285,27 +404,74 @@ impl SledStore {
             .map_err(|e| storage(e.error()))?
             .sync_all()
             .map_err(storage)?;
-        for (row, field, holder) in taken {
-            let erased_by_this_import = options.mode == ImportMode::Replace && !matched.get(holder);
-            if !erased_by_this_import {
-                let holder_id = live
-                    .customer_by_id(holder)?
-                    .map(|r| r.id_client.to_string())
-                    .unwrap_or_default();
-                let what = if field == "Email" { "e-mail" } else { "card" };
-                report.push_error(RowError {
-                    row,
-                    field: field.into(),
-                    error: format!("this {what} is already used by customer {holder_id}"),
-                });
+        // Only a replace defers: its rows are all written or none.
+        for (row, field, holder) in taken_if_kept {
+            if matched.get(holder) {
+                report.push_error(taken(&live, row, field, holder)?);
             }
         }
         if options.mode == ImportMode::Replace {
             report.erased = live_before.saturating_sub(matched_count);
         }
-        Ok(Plan {
-            matched,
-            first_new_id: next_id + 1,
+        Ok(Plan { matched, first_new_id })
+    }
+
+    /// The error of a row whose new customer would pass the bound of money once
+    /// credited with the unmatched tickets waiting for its `IdClient`, e-mail or card
+    /// (they are matched when it is created, in the same transaction).
+    fn waiting_tickets_overflow(&self, row: &ImportRow) -> Result<Option<RowError>, StoreError> {
+        let c = &row.customer;
+        let mut seqs = Vec::new();
+        let refs = [
+            c.id_client.map(|id| waiting_key(b'u', id.as_bytes())),
+            email_key(&c.email).map(|e| waiting_key(b'e', e.as_bytes())),
+            c.carte_fid.map(|card| waiting_key(b'c', &card.to_be_bytes())),
+        ];
+        for key in refs.into_iter().flatten() {
+            if let Some(list) = self.inner.ticket_index.get(key).map_err(storage)? {
+                seqs.extend(decode_u64_list(&list));
+            }
+        }
+        if seqs.is_empty() {
+            return Ok(None);
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        let add = |total: Option<u64>, amount: Cents| total?.checked_add(amount.0).filter(|sum| *sum <= MAX_CENTS);
+        let (mut credit, mut basket, mut count) = (Some(c.opening_credit.0), Some(0), 0u64);
+        for seq in seqs {
+            let Some(bytes) = self.inner.tickets.get(seq.to_be_bytes()).map_err(storage)? else {
+                continue;
+            };
+            let ticket: TicketRecord = decode(&bytes)?;
+            if ticket.ticket.unmatched {
+                count += 1;
+                credit = add(credit, ticket.ticket.credit());
+                basket = add(basket, ticket.ticket.prix);
+            }
+        }
+        let tickets = if count == 1 {
+            "the unmatched ticket".to_string()
+        } else {
+            format!("the {count} unmatched tickets")
+        };
+        Ok(if credit.is_none() {
+            Some(row_error(
+                row,
+                "Credit",
+                &format!(
+                    "with {tickets} waiting for this customer, its credit would pass the largest amount, \
+                     {MAX_CENTS} cents"
+                ),
+            ))
+        } else if basket.is_none() {
+            Some(row_error(
+                row,
+                "PanierMoyen",
+                &format!("{tickets} waiting for this customer total more than the largest amount, {MAX_CENTS} cents"),
+            ))
+        } else {
+            None
         })
     }
 
@@ -334,7 +500,7 @@ impl SledStore {
             batch.clear();
             while batch.len() < BATCH_ROWS {
                 match rows.next().transpose()? {
-                    Some(row) => batch.push((row, read_target(&mut plan)?)),
+                    Some(row) => batch.push((row, Planned::from_entry(read_target(&mut plan)?))),
                     None => break,
                 }
             }
@@ -347,11 +513,15 @@ impl SledStore {
                 Some(staged) => {
                     // Read before the transaction: sled deadlocks on a plain read
                     // inside one. Nothing else writes the live register meanwhile.
+                    // A customer an earlier row wrote is read from the new register,
+                    // inside the transaction.
                     let olds = batch
                         .iter()
-                        .map(|(_, target)| match *target {
-                            0 => Ok(None),
-                            id => live.customer_by_id(id)?.map(Some).ok_or_else(|| planned_missing(id)),
+                        .map(|(_, planned)| match *planned {
+                            Planned::Update { id, again: false } => {
+                                live.customer_by_id(id)?.map(Some).ok_or_else(|| planned_missing(id))
+                            }
+                            _ => Ok(None),
                         })
                         .collect::<Result<Vec<_>, StoreError>>()?;
                     self.transact_in(staged, |tx| stage_batch(tx, &batch, &olds, &journal, now))?
@@ -433,7 +603,7 @@ impl SledStore {
     /// count of live customers and the end of the journal, then has the replaced
     /// generation cleared once no reader holds it.
     fn swap_in(&self, staged: Register, journal: &Journal) -> Result<(), StoreError> {
-        let live_customers = journal.created + journal.updated + journal.unchanged;
+        let live_customers = journal.created + journal.updated + journal.unchanged - journal.again;
         let replaced = {
             // Readers wait for the swap (one small transaction) rather than see the
             // new count with the old register.
@@ -472,7 +642,7 @@ fn resolve(live: &Register, row: &ImportRow) -> Result<Resolved, StoreError> {
             None => Ok(Resolved::Create),
             Some(id) => match live.customer_by_id(id)? {
                 Some(record) if record.erased => Ok(Resolved::Erased),
-                Some(record) => Ok(Resolved::Existing(Box::new(record), "IdClient")),
+                Some(record) => Ok(Resolved::Existing(Box::new(record))),
                 None => Err(storage(format!("index points to missing customer {id}"))),
             },
         };
@@ -483,7 +653,7 @@ fn resolve(live: &Register, row: &ImportRow) -> Result<Resolved, StoreError> {
     match live.holder(&keys::email_key(&email))? {
         None => Ok(Resolved::Create),
         Some(id) => match live.customer_by_id(id)? {
-            Some(record) => Ok(Resolved::Existing(Box::new(record), "Email")),
+            Some(record) => Ok(Resolved::Existing(Box::new(record))),
             None => Err(storage(format!("index points to missing customer {id}"))),
         },
     }
@@ -493,8 +663,27 @@ enum Resolved {
     Create,
     /// The row names an erased customer's `IdClient`.
     Erased,
-    /// The row updates this customer, matched by this key.
-    Existing(Box<CustomerRecord>, &'static str),
+    /// The row updates this customer.
+    Existing(Box<CustomerRecord>),
+}
+
+/// The customer a row goes to.
+enum Target {
+    /// A stored customer no earlier row of the file went to.
+    Stored(Box<CustomerRecord>),
+    /// The customer an earlier row of the file created or updated.
+    Again(u64),
+    /// A customer the row creates, with this id.
+    New(u64),
+}
+
+impl Target {
+    fn id(&self) -> u64 {
+        match self {
+            Target::Stored(record) => record.id,
+            Target::Again(id) | Target::New(id) => *id,
+        }
+    }
 }
 
 /// What pass 2 hands to pass 3.
@@ -504,10 +693,31 @@ struct Plan {
     first_new_id: u64,
 }
 
-/// What a row does to its customer. The ledger entries, payments and ticket matches it
-/// leads to are already written in the transaction; the record is not.
+/// The error of a row whose e-mail or card (`field`) is held by the stored customer
+/// `holder`.
+fn taken(live: &Register, row: u64, field: &str, holder: u64) -> Result<RowError, StoreError> {
+    let holder_id = live
+        .customer_by_id(holder)?
+        .map(|r| r.id_client.to_string())
+        .unwrap_or_default();
+    let what = if field == "Email" { "e-mail" } else { "card" };
+    Ok(RowError {
+        row,
+        field: field.into(),
+        error: format!("this {what} is already used by customer {holder_id}"),
+    })
+}
+
+/// The `ticket_index` key under which unmatched tickets wait for a client key, as
+/// [`tickets`] writes it: `p`, then `u` and the `IdClient`'s bytes, `e` and the
+/// lower-cased e-mail, or `c` and the card number (big-endian).
+fn waiting_key(kind: u8, key: &[u8]) -> Vec<u8> {
+    [&[b'p', kind], key].concat()
+}
+
+/// What a row does to a customer it updates. The ledger entries and payments it leads
+/// to are already written in the transaction; the record is not.
 enum RowWrite {
-    Created(CustomerRecord),
     Updated {
         old: Box<CustomerRecord>,
         record: CustomerRecord,
@@ -515,29 +725,26 @@ enum RowWrite {
     Unchanged(CustomerRecord),
 }
 
-/// Applies a row to its customer: `old` (the one pass 2 planned) or, when `None`, a
-/// new customer with id `new_id`.
-fn apply_row(
-    tx: &Tx<'_>,
-    row: &ImportRow,
-    old: Option<CustomerRecord>,
-    new_id: u64,
-    now: DateTime<Utc>,
-) -> TxResult<RowWrite> {
+/// A new customer with id `id` from a row, with its opening credit, payment and the
+/// tickets waiting for it.
+fn create_row(tx: &Tx<'_>, row: &ImportRow, id: u64, now: DateTime<Utc>) -> TxResult<CustomerRecord> {
     let c = &row.customer;
-    let Some(old) = old else {
-        let id_client = c.id_client.unwrap_or_else(Uuid::new_v4);
-        let mut record = c.clone().into_record(new_id, id_client, now);
-        record.credit = Cents::ZERO;
-        if c.opening_credit > Cents::ZERO {
-            ledger::append(tx, &mut record, c.opening_credit, LedgerCause::Opening, None, now)?;
-        }
-        if let Some((date, montant)) = c.scheduled_payment {
-            payments::schedule_payment(tx, &mut record, date, montant, now)?;
-        }
-        tickets::match_pending(tx, None, &mut record, now)?;
-        return Ok(RowWrite::Created(record));
-    };
+    let id_client = c.id_client.unwrap_or_else(Uuid::new_v4);
+    let mut record = c.clone().into_record(id, id_client, now);
+    record.credit = Cents::ZERO;
+    if c.opening_credit > Cents::ZERO {
+        ledger::append(tx, &mut record, c.opening_credit, LedgerCause::Opening, None, now)?;
+    }
+    if let Some((date, montant)) = c.scheduled_payment {
+        payments::schedule_payment(tx, &mut record, date, montant, now)?;
+    }
+    tickets::match_pending(tx, None, &mut record, now)?;
+    Ok(record)
+}
+
+/// Applies a row to the customer `old` it updates.
+fn update_row(tx: &Tx<'_>, row: &ImportRow, old: CustomerRecord, now: DateTime<Utc>) -> TxResult<RowWrite> {
+    let c = &row.customer;
     let mut record = old.clone();
     row.apply_to(&mut record);
     if let Some(credit) = row.credit().filter(|credit| *credit != record.credit) {
@@ -561,36 +768,60 @@ fn apply_row(
 }
 
 /// Reserves ids for the rows of `batch` that create customers; answers the first.
-fn reserve_ids(tx: &Tx<'_>, batch: &[(ImportRow, u64)]) -> TxResult<u64> {
-    let creates = batch.iter().filter(|(_, target)| *target == 0).count() as u64;
+fn reserve_ids(tx: &Tx<'_>, batch: &[(ImportRow, Planned)]) -> TxResult<u64> {
+    let creates = batch
+        .iter()
+        .filter(|(_, planned)| matches!(planned, Planned::Create(_)))
+        .count() as u64;
     let last_id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, creates as i64)?;
     Ok(last_id + 1 - creates)
 }
 
+/// The id of a customer being created: the next reserved one, which is the one pass 2
+/// planned (nothing else creates customers in between).
+fn next_new_id(planned: Option<u64>, next_id: u64) -> TxResult<u64> {
+    match planned {
+        Some(id) if id != next_id => abort(storage(format!(
+            "planned customer {id} would be created as customer {next_id}"
+        ))),
+        _ => Ok(next_id),
+    }
+}
+
 /// `mode=merge`: writes one batch of rows into the live register, and the journal's
-/// progress, atomically.
-fn write_batch(tx: &Tx<'_>, batch: &[(ImportRow, u64)], journal: &Journal, now: DateTime<Utc>) -> TxResult<Journal> {
+/// progress, atomically. A customer an earlier row of the batch wrote is read back
+/// from the transaction.
+fn write_batch(
+    tx: &Tx<'_>,
+    batch: &[(ImportRow, Planned)],
+    journal: &Journal,
+    now: DateTime<Utc>,
+) -> TxResult<Journal> {
     let mut next = journal.clone();
     let mut next_id = reserve_ids(tx, batch)?;
-    for (row, target) in batch {
-        let old = match *target {
-            0 => None,
-            id => match super::customers::customer_with_id(tx, id)? {
-                Some(old) => Some(old),
-                None => return abort(planned_missing(id)),
-            },
-        };
-        match apply_row(tx, row, old, next_id, now)? {
-            RowWrite::Created(record) => {
+    for (row, planned) in batch {
+        match *planned {
+            Planned::Skip => {}
+            Planned::Create(planned_id) => {
+                let record = create_row(tx, row, next_new_id(planned_id, next_id)?, now)?;
                 next_id += 1;
                 write_customer(tx, None, &record)?;
                 next.created += 1;
             }
-            RowWrite::Updated { old, record } => {
-                write_customer(tx, Some(&old), &record)?;
-                next.updated += 1;
+            Planned::Update { id, again } => {
+                let Some(old) = customer_with_id(tx, id)? else {
+                    return abort(planned_missing(id));
+                };
+                match update_row(tx, row, old, now)? {
+                    RowWrite::Updated { old, record } => {
+                        write_customer(tx, Some(&old), &record)?;
+                        next.updated += 1;
+                    }
+                    RowWrite::Unchanged(_) if again => next.updated += 1,
+                    RowWrite::Unchanged(_) => next.unchanged += 1,
+                }
+                next.again += u64::from(again);
             }
-            RowWrite::Unchanged(_) => next.unchanged += 1,
         }
     }
     bump_counter(
@@ -605,33 +836,53 @@ fn write_batch(tx: &Tx<'_>, batch: &[(ImportRow, u64)], journal: &Journal, now: 
 
 /// `mode=replace`: writes one batch of rows into the staged register (the
 /// transaction's `customers` and `index`), and the journal's progress, atomically.
-/// `olds` are the live customers the rows update, read before the transaction.
+/// `olds` are the live customers the rows update first, read before the transaction;
+/// a customer an earlier row wrote is read from the staged register.
 fn stage_batch(
     tx: &Tx<'_>,
-    batch: &[(ImportRow, u64)],
+    batch: &[(ImportRow, Planned)],
     olds: &[Option<CustomerRecord>],
     journal: &Journal,
     now: DateTime<Utc>,
 ) -> TxResult<Journal> {
     let mut next = journal.clone();
     let mut next_id = reserve_ids(tx, batch)?;
-    for ((row, _), old) in batch.iter().zip(olds) {
-        let record = match apply_row(tx, row, old.clone(), next_id, now)? {
-            RowWrite::Created(record) => {
+    for ((row, planned), old) in batch.iter().zip(olds) {
+        match *planned {
+            Planned::Skip => {}
+            Planned::Create(planned_id) => {
+                let record = create_row(tx, row, next_new_id(planned_id, next_id)?, now)?;
                 next_id += 1;
                 next.created += 1;
-                record
+                write_customer(tx, None, &record)?;
             }
-            RowWrite::Updated { record, .. } => {
+            Planned::Update { id, again: false } => {
+                let Some(old) = old.clone() else {
+                    return abort(planned_missing(id));
+                };
+                let record = match update_row(tx, row, old, now)? {
+                    RowWrite::Updated { record, .. } => {
+                        next.updated += 1;
+                        record
+                    }
+                    RowWrite::Unchanged(record) => {
+                        next.unchanged += 1;
+                        record
+                    }
+                };
+                write_customer(tx, None, &record)?;
+            }
+            Planned::Update { id, again: true } => {
+                let Some(old) = customer_with_id(tx, id)? else {
+                    return abort(planned_missing(id));
+                };
                 next.updated += 1;
-                record
+                next.again += 1;
+                if let RowWrite::Updated { old, record } = update_row(tx, row, old, now)? {
+                    write_customer(tx, Some(&old), &record)?;
+                }
             }
-            RowWrite::Unchanged(record) => {
-                next.unchanged += 1;
-                record
-            }
-        };
-        write_customer(tx, None, &record)?;
+        }
     }
     next.written += batch.len() as u64;
     tx.meta.insert(JOURNAL, encode(&next))?;
@@ -642,16 +893,17 @@ fn planned_missing(id: u64) -> StoreError {
     storage(format!("planned customer {id} is missing"))
 }
 
-/// Pass 1: reads every row, spools the valid ones, lists the bad ones, and finds the
-/// rows that claim a key an earlier row claimed. Answers how many rows were spooled.
+/// Pass 1: reads every row, spools the valid ones, lists the bad ones (each counted
+/// skipped), and finds the keys that two rows or more carry. Answers how many rows
+/// were spooled.
 fn read_pass(
     rows: &mut dyn Iterator<Item = Result<RowOutcome, ImportError>>,
     spool: &Path,
     report: &mut ImportReport,
     progress: &dyn Fn(ImportProgress),
-) -> Result<u64, ImportFailure> {
+) -> Result<(u64, SharedKeys), ImportFailure> {
     let mut out = BufWriter::with_capacity(256 * 1024, File::create(spool).map_err(storage)?);
-    let mut claims = Vec::new();
+    let mut census = KeyCensus::default();
     let mut count = 0u64;
     let mut seen = 0u64;
     for outcome in rows {
@@ -664,99 +916,23 @@ fn read_pass(
             });
         }
         match outcome? {
-            RowOutcome::Invalid(errors) => errors.into_iter().for_each(|e| report.push_error(e)),
+            RowOutcome::Invalid(errors) => {
+                report.skipped += 1;
+                errors.into_iter().for_each(|e| report.push_error(e));
+            }
             RowOutcome::Valid(row) => {
-                let c = &row.customer;
-                if let Some(email) = email_key(&c.email) {
-                    claims.push(Claim::new(KeyKind::Email, email.as_bytes(), row.row));
-                }
-                if let Some(id_client) = c.id_client {
-                    claims.push(Claim::new(KeyKind::IdClient, id_client.as_bytes(), row.row));
-                }
-                if let Some(card) = c.carte_fid {
-                    claims.push(Claim::new(KeyKind::Card, &card.to_be_bytes(), row.row));
-                }
+                census.add(&RowKeys::of(&row));
                 serde_json::to_writer(&mut out, &row).map_err(storage)?;
                 out.write_all(b"\n").map_err(storage)?;
                 count += 1;
             }
         }
     }
-    claims.sort_unstable();
-    for pair in claims.windows(2) {
-        let (first, again) = (&pair[0], &pair[1]);
-        if first.same_key(again) {
-            report.push_error(RowError {
-                row: u64::from(again.row),
-                field: again.kind.field().into(),
-                error: format!("the same {} as row {}", again.kind.what(), first_row(&claims, again)),
-            });
-        }
-    }
     out.into_inner()
         .map_err(|e| storage(e.error()))?
         .sync_all()
         .map_err(storage)?;
-    Ok(count)
-}
-
-/// The first row claiming the same key as `claim` (claims are sorted).
-fn first_row(claims: &[Claim], claim: &Claim) -> u32 {
-    let start = claims.partition_point(|c| (c.kind, c.hash) < (claim.kind, claim.hash));
-    claims[start].row
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum KeyKind {
-    Email,
-    IdClient,
-    Card,
-}
-
-impl KeyKind {
-    fn field(self) -> &'static str {
-        match self {
-            KeyKind::Email => "Email",
-            KeyKind::IdClient => "IdClient",
-            KeyKind::Card => "CarteFid",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            KeyKind::Email => "e-mail",
-            KeyKind::IdClient => "IdClient",
-            KeyKind::Card => "card",
-        }
-    }
-}
-
-/// A row's claim on a unique key: a 128-bit hash of the key (two rows with different
-/// keys collide with odds around 1e-27 for a million rows), 24 bytes in all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Claim {
-    kind: KeyKind,
-    hash: [u64; 2],
-    row: u32,
-}
-
-impl Claim {
-    fn new(kind: KeyKind, key: &[u8], row: u64) -> Claim {
-        let half = |salt: u8| {
-            let mut h = DefaultHasher::new();
-            (salt, kind as u8, key).hash(&mut h);
-            h.finish()
-        };
-        Claim {
-            kind,
-            hash: [half(0), half(1)],
-            row: u32::try_from(row).unwrap_or(u32::MAX),
-        }
-    }
-
-    fn same_key(&self, other: &Claim) -> bool {
-        self.kind == other.kind && self.hash == other.hash
-    }
+    Ok((count, census.shared()))
 }
 
 fn row_error(row: &ImportRow, field: &str, error: &str) -> RowError {
@@ -791,9 +967,9 @@ impl Bitset {
     fn from_plan(plan: &Path) -> Result<Bitset, StoreError> {
         let mut reader = BufReader::new(File::open(plan).map_err(storage)?);
         let mut set = Bitset::new(0);
-        while let Some(target) = read_target_or_end(&mut reader)? {
-            if target != 0 {
-                set.set(target);
+        while let Some(entry) = read_target_or_end(&mut reader)? {
+            if let Planned::Update { id, .. } = Planned::from_entry(entry) {
+                set.set(id);
             }
         }
         Ok(set)
@@ -877,7 +1053,10 @@ mod tests {
 
     fn import(store: &SledStore, json: &str, mode: ImportMode) -> ImportReport {
         let mut rows = ImportRows::open(json.as_bytes(), Some("application/json"), None).unwrap();
-        let options = ImportOptions { mode, dry_run: false };
+        let options = ImportOptions {
+            mode,
+            ..ImportOptions::default()
+        };
         store.import_customers(&mut rows, options, &|_| {}).unwrap()
     }
 
@@ -888,6 +1067,128 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         store.generations().into_iter().collect()
+    }
+
+    fn search(store: &SledStore, q: &str) -> Vec<String> {
+        let query = crm_model::ListQuery {
+            q: Some(q.into()),
+            ..crm_model::ListQuery::default()
+        };
+        store
+            .list_customers(&query)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| c.nom)
+            .collect()
+    }
+
+    /// Rows sharing an e-mail (or an IdClient) apply in order to one customer, whose
+    /// indexes follow every change, in the live register and in a replace's new one.
+    #[tokio::test]
+    async fn rows_sharing_a_key_update_one_customer_in_order_in_both_modes() {
+        for mode in [ImportMode::Merge, ImportMode::Replace] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+            import(&store, r#"[{"Nom": "Stored", "Email": "s@x.fr"}]"#, ImportMode::Merge);
+            let file = r#"[
+                {"Nom": "Alpha", "Email": "a@x.fr", "CarteFid": 5, "Credit": 100},
+                {"Nom": "Bravo", "Email": "A@X.FR", "Phone": "0102030405", "Credit": 250},
+                {"Nom": "Kept", "Email": "s@x.fr"},
+                {"Nom": "Charlie", "Email": "S@x.fr", "CarteFid": 6},
+                {"Nom": "Bravo", "Email": "a@x.fr"}
+            ]"#;
+            let report = import(&store, file, mode);
+            assert_eq!(
+                (report.created, report.updated, report.unchanged, report.erased),
+                (1, 4, 0, 0),
+                "{mode:?}: {report:?}"
+            );
+            assert_eq!(store.customer_count().unwrap(), 2, "{mode:?}");
+            let a = store.customer_by_email("a@x.fr").unwrap().unwrap();
+            assert_eq!(
+                (a.nom.as_str(), a.phone.as_str(), a.carte_fid, a.credit),
+                ("Bravo", "0102030405", Some(5), Cents(250)),
+                "{mode:?}"
+            );
+            assert_eq!(a.email, "a@x.fr", "{mode:?}: the last row's spelling");
+            assert_eq!(store.customer_by_card(5).unwrap().unwrap().id, a.id, "{mode:?}");
+            let s = store.customer_by_card(6).unwrap().unwrap();
+            assert_eq!((s.nom.as_str(), s.id), ("Charlie", 1), "{mode:?}");
+            assert!(
+                search(&store, "alpha").is_empty(),
+                "{mode:?}: old names leave the index"
+            );
+            assert!(search(&store, "kept").is_empty(), "{mode:?}");
+            assert_eq!(search(&store, "bravo"), ["Bravo"], "{mode:?}");
+            assert_eq!(search(&store, "charlie"), ["Charlie"], "{mode:?}");
+            // The same file again: every row finds its customer, and each writes it
+            // as the first time (the first rows set back what the later ones changed).
+            let again = import(&store, file, mode);
+            assert_eq!((again.created, again.updated), (0, 5), "{mode:?}: {again:?}");
+            let a_again = store.customer_by_email("a@x.fr").unwrap().unwrap();
+            assert_eq!(
+                (a_again.id, a_again.nom.as_str(), a_again.credit),
+                (a.id, "Bravo", Cents(250))
+            );
+            assert_eq!(store.customer_count().unwrap(), 2, "{mode:?}");
+        }
+    }
+
+    /// A row's new customer is credited with the unmatched tickets waiting for its
+    /// e-mail: past the bound of money, the row is refused before anything is written
+    /// (and `waiting_key` reads the tickets' layout).
+    #[tokio::test]
+    async fn tickets_waiting_for_a_new_customer_count_against_the_bound_of_money() {
+        use crate::store::TicketStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        let ticket: crm_model::Ticket = serde_json::from_value(serde_json::json!({
+            "id": 1, "uid": "magasin1", "date": "2024-01-02T10:00:00Z", "prix": MAX_CENTS,
+            "client": "Rich@x.fr", "CarteFid": null, "pointsFidelite": 0, "modePaiement": "CARD",
+            "origin": "magasin", "Promo_client": 0, "articles": []
+        }))
+        .unwrap();
+        let outcome = store.ingest_tickets(vec![ticket]).await.unwrap();
+        assert_eq!(outcome.unmatched, ["magasin1"]);
+        let rows = format!(r#"[{{"Nom": "Ok"}}, {{"Nom": "Rich", "Email": "rich@x.fr", "Credit": {MAX_CENTS}}}]"#);
+        let mut input = ImportRows::open(rows.as_bytes(), None, None).unwrap();
+        let report = store
+            .import_customers(&mut input, ImportOptions::default(), &|_| {})
+            .unwrap();
+        assert_eq!(
+            report
+                .errors
+                .iter()
+                .map(|e| (e.row, e.field.as_str()))
+                .collect::<Vec<_>>(),
+            [(2, "Credit")],
+            "{report:?}"
+        );
+        assert!(report.errors[0].error.contains("the unmatched ticket"), "{report:?}");
+        assert_eq!(store.customer_count().unwrap(), 0, "nothing written");
+        // Without the opening credit, half the ticket fits.
+        let rows = r#"[{"Nom": "Rich", "Email": "rich@x.fr"}]"#;
+        let report = import(&store, rows, ImportMode::Merge);
+        assert_eq!(report.created, 1, "{report:?}");
+        let rich = store.customer_by_email("rich@x.fr").unwrap().unwrap();
+        assert_eq!(rich.credit, Cents(MAX_CENTS / 2));
+    }
+
+    #[test]
+    fn plan_entries_round_trip_and_read_older_plans() {
+        for planned in [
+            Planned::Skip,
+            Planned::Create(None),
+            Planned::Create(Some(7)),
+            Planned::Update { id: 7, again: false },
+            Planned::Update { id: 7, again: true },
+        ] {
+            assert_eq!(Planned::from_entry(planned.entry()), planned);
+        }
+        // Plans of the first versions: 0 creates, an id updates.
+        assert_eq!(Planned::from_entry(0), Planned::Create(None));
+        assert_eq!(Planned::from_entry(42), Planned::Update { id: 42, again: false });
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crm_model::{CardRef, Cents, CreditItem, CustomerRecord, LedgerCause, LedgerE
 use uuid::Uuid;
 
 use super::customers::{live_customer_by_index, live_customer_in, write_customer};
-use super::{bump_counter, decode, keys, ledger, seq_page, SledStore, Tx, TxResult};
+use super::{add_cents, bump_counter, decode, keys, ledger, seq_page, SledStore, Tx, TxResult};
 use crate::store::{CreditResult, CustomerStore, LoyaltyStore, StoreError};
 
 /// The last card number handed out by [`LoyaltyStore::issue_card`].
@@ -93,7 +93,7 @@ fn credit_item(tx: &Tx<'_>, item: &CreditItem, now: chrono::DateTime<Utc>) -> Tx
         return Ok(CreditResult::UnknownCard);
     };
     let mut record = old.clone();
-    let balance = Cents(old.credit.0.saturating_add(item.credit().0));
+    let balance = add_cents(old.credit, item.credit(), || format!("Tickets[{}].Montant", item.index))?;
     ledger::append(tx, &mut record, balance, LedgerCause::Credit, item.key.clone(), now)?;
     record.updated_at = now;
     write_customer(tx, Some(&old), &record)?;
@@ -101,4 +101,66 @@ fn credit_item(tx: &Tx<'_>, item: &CreditItem, now: chrono::DateTime<Utc>) -> Tx
         tx.idempotency.insert(credit_key(key), &record.id.to_be_bytes())?;
     }
     Ok(CreditResult::Credited { balance })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_model::money::MAX_CENTS;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever the amounts, a credit lands exactly or is refused whole: a balance
+        /// never passes 2^53 - 1 cents, never wraps, and the ledger sums to it.
+        #[test]
+        fn credits_are_exact_or_refused_whole(
+            opening in prop_oneof![0..=1_000u64, (MAX_CENTS - 1_000)..=MAX_CENTS],
+            montants in proptest::collection::vec(prop_oneof![0..=4_000u64, (MAX_CENTS - 10)..=MAX_CENTS], 1..6),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SledStore::open(dir.path(), 4 * 1024 * 1024).unwrap();
+                let customer = store
+                    .create_customer(crm_model::NewCustomer {
+                        nom: "A".into(),
+                        carte_fid: Some(7),
+                        opening_credit: Cents(opening),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                let mut expected = opening;
+                for montant in montants {
+                    let item = CreditItem {
+                        index: 0,
+                        card_as_sent: json!(7),
+                        card: CardRef::Card(7),
+                        montant: Cents(montant),
+                        key: None,
+                    };
+                    let result = store.credit(vec![item]).await;
+                    match expected.checked_add(montant / 2).filter(|sum| *sum <= MAX_CENTS) {
+                        Some(sum) => {
+                            prop_assert_eq!(result, Ok(vec![CreditResult::Credited { balance: Cents(sum) }]));
+                            expected = sum;
+                        }
+                        None => {
+                            let refused = matches!(result, Err(StoreError::AmountOutOfRange { .. }));
+                            prop_assert!(refused, "{:?}", result);
+                        }
+                    }
+                }
+                let stored = store.customer(customer.id_client).unwrap().unwrap();
+                prop_assert_eq!(stored.credit, Cents(expected));
+                let ledger = store.ledger(customer.id_client, None, 1000).unwrap();
+                let sum: i128 = ledger.items.iter().map(|e| e.amount as i128).sum();
+                prop_assert_eq!(sum, expected as i128);
+                Ok(())
+            })?;
+        }
+    }
 }

@@ -204,6 +204,27 @@ pub(crate) fn abort<T>(error: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(error))
 }
 
+/// Adds `amount` to a stored amount, or aborts the transaction with a `422` naming
+/// `field` when the sum would pass 2^53 - 1 cents.
+pub(crate) fn add_cents(
+    total: crm_model::Cents,
+    amount: crm_model::Cents,
+    field: impl FnOnce() -> String,
+) -> TxResult<crm_model::Cents> {
+    match total.checked_add(amount) {
+        Some(sum) => Ok(sum),
+        None => abort(StoreError::AmountOutOfRange {
+            field: field(),
+            error: format!(
+                "adding {} cents to {} would pass the largest amount, {} cents; nothing was written",
+                amount.0,
+                total.0,
+                crm_model::money::MAX_CENTS
+            ),
+        }),
+    }
+}
+
 fn storage(error: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(error.to_string())
 }

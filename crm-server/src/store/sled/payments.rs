@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::customers::{customer_with_id, live_customer_in, write_customer};
 use super::{
-    abort, bump_counter, decode, decode_u64_list, encode, encode_u64_list, keys, seq_page, storage, SledStore, Tx,
-    TxResult,
+    abort, add_cents, bump_counter, decode, decode_u64_list, encode, encode_u64_list, keys, seq_page, storage,
+    SledStore, Tx, TxResult,
 };
 use crate::store::{CustomerStore, PaymentStore, StoreError};
 
@@ -68,7 +68,7 @@ fn derive_from_pending(tx: &Tx<'_>, record: &mut CustomerRecord) -> TxResult<()>
     for id in pending_ids(tx, record.id)? {
         let payment = payment_in(tx, id)?.payment;
         record.next_payment = Some(record.next_payment.map_or(payment.date, |d| d.min(payment.date)));
-        record.pending_payments.0 = record.pending_payments.0.saturating_add(payment.montant.0);
+        record.pending_payments = add_cents(record.pending_payments, payment.montant, || "Montant".into())?;
     }
     Ok(())
 }
@@ -91,6 +91,7 @@ pub(crate) fn schedule_payment(
         date,
         status: PaymentStatus::Pending,
         attempts: 0,
+        sent_at: None,
     };
     let stored = PaymentRecord {
         payment: payment.clone(),
@@ -111,21 +112,28 @@ pub(crate) fn schedule_payment(
 
 /// Marks every pending payment of `record` replaced, then schedules `replacement` if
 /// any (an import row's `Date_paiement` and `Montant` on update). The caller writes the
-/// customer in the same transaction.
+/// customer in the same transaction. A payment sent to the payment service without a
+/// definite answer yet stays pending: it may have been charged, and its answer must
+/// still find it.
 pub(crate) fn replace_pending_payments(
     tx: &Tx<'_>,
     record: &mut CustomerRecord,
     replacement: Option<(NaiveDate, Cents)>,
     now: DateTime<Utc>,
 ) -> TxResult<Option<Payment>> {
+    let mut in_flight = Vec::new();
     for id in pending_ids(tx, record.id)? {
         let mut stored = payment_in(tx, id)?;
+        if stored.payment.sent_at.is_some() {
+            in_flight.push(id);
+            continue;
+        }
         tx.payment_index.remove(due_key(stored.payment.date, id))?;
         stored.payment.status = PaymentStatus::Replaced;
         stored.updated_at = now;
         tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
     }
-    set_pending_ids(tx, record.id, &[])?;
+    set_pending_ids(tx, record.id, &in_flight)?;
     derive_from_pending(tx, record)?;
     record.updated_at = now;
     replacement
@@ -216,6 +224,15 @@ impl PaymentStore for SledStore {
                     PaymentStatus::Pending => {}
                     // The payment service may send its OK twice.
                     PaymentStatus::Paid if paid => return Ok(stored.payment),
+                    // Replaced while its answer was awaited: the money was taken all
+                    // the same, so the payment is paid (it no longer counts as pending).
+                    PaymentStatus::Replaced if paid => {
+                        stored.payment.status = PaymentStatus::Paid;
+                        stored.payment.sent_at = None;
+                        stored.updated_at = now;
+                        tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                        return Ok(stored.payment);
+                    }
                     status => {
                         return abort(StoreError::PaymentNotPending {
                             id,
@@ -238,12 +255,31 @@ impl PaymentStore for SledStore {
                     tx.payment_index.insert(due_key(stored.payment.date, id), &[])?;
                     customer.nb_refus += 1;
                 }
+                stored.payment.sent_at = None;
                 stored.updated_at = now;
                 tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
                 derive_from_pending(tx, &mut customer)?;
                 customer.updated_at = now;
                 write_customer(tx, Some(&old), &customer)?;
                 Ok(stored.payment)
+            })
+            .await?;
+        self.durable().await?;
+        Ok(payment)
+    }
+
+    async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
+        let now = Utc::now();
+        let payment = self
+            .transact(|tx| {
+                let mut stored = payment_in(tx, id)?;
+                if stored.payment.status != PaymentStatus::Pending {
+                    return Ok(None);
+                }
+                stored.payment.sent_at = at;
+                stored.updated_at = now;
+                tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                Ok(Some(stored.payment))
             })
             .await?;
         self.durable().await?;

@@ -12,12 +12,16 @@ use uuid::Uuid;
 
 use super::customers::{live_customer_by_index, write_customer};
 use super::{
-    decode, decode_u64_list, encode, encode_u64_list, keys, ledger, seq_page, storage, SledStore, Tx, TxResult,
+    add_cents, decode, decode_u64_list, encode, encode_u64_list, keys, ledger, seq_page, storage, SledStore, Tx,
+    TxResult,
 };
 use crate::store::{CustomerStore, IngestOutcome, StoreError, TicketStore};
 
 /// The sequence number of the newest ticket.
 const LAST_TICKET_SEQ: &[u8] = b"last_ticket_seq";
+
+/// The number of the last article numbered for the older feed shape.
+const LAST_ARTICLE_ID: &[u8] = b"last_article_id";
 
 fn uid_key(uid: &str) -> Vec<u8> {
     [b"u", uid.as_bytes()].concat()
@@ -61,7 +65,8 @@ impl TicketStore for SledStore {
             .transact(|tx| {
                 let mut outcome = IngestOutcome::default();
                 let mut seq = tx.meta.get(LAST_TICKET_SEQ)?.map_or(0, |v| keys::decode_u64(&v));
-                for ticket in &tickets {
+                let mut article = tx.meta.get(LAST_ARTICLE_ID)?.map_or(0, |v| keys::decode_u64(&v));
+                for (index, ticket) in tickets.iter().enumerate() {
                     let uid = uid_key(&ticket.uid);
                     if tx.ticket_index.get(&uid)?.is_some() {
                         outcome.duplicates += 1;
@@ -73,7 +78,9 @@ impl TicketStore for SledStore {
                         seq,
                         ticket: ticket.clone(),
                         customer: None,
+                        first_article_id: article + 1,
                     };
+                    article += ticket.articles.len() as u64;
                     let refs = ticket.client_refs();
                     let mut customer = None;
                     for client in &refs {
@@ -85,7 +92,10 @@ impl TicketStore for SledStore {
                     match customer {
                         Some(old) => {
                             let mut updated = old.clone();
-                            outcome.credited_cents.0 += credit_ticket(tx, &mut updated, &mut record, now)?.0;
+                            let credit =
+                                credit_ticket(tx, &mut updated, &mut record, now, &|| format!("tickets[{index}]"))?;
+                            // A report, not a stored amount: it may sum past the bound.
+                            outcome.credited_cents.0 = outcome.credited_cents.0.saturating_add(credit.0);
                             write_customer(tx, Some(&old), &updated)?;
                         }
                         None if !ticket.is_anonymous() => {
@@ -98,12 +108,13 @@ impl TicketStore for SledStore {
                             }
                             outcome.unmatched.push(ticket.uid.clone());
                         }
-                        None => {}
+                        None => outcome.anonymous += 1,
                     }
                     tx.tickets.insert(&seq.to_be_bytes(), encode(&record))?;
                     outcome.stored += 1;
                 }
                 tx.meta.insert(LAST_TICKET_SEQ, &seq.to_be_bytes())?;
+                tx.meta.insert(LAST_ARTICLE_ID, &article.to_be_bytes())?;
                 Ok(outcome)
             })
             .await?;
@@ -193,15 +204,18 @@ impl SledStore {
 }
 
 /// Credits `customer` for a ticket: half its price as a ledger entry keyed by its uid,
-/// and its price in the average basket. The caller writes the customer.
+/// and its price in the average basket. The caller writes the customer. A balance or
+/// basket total that would pass the bound of money aborts with a `422` on `field`.
 fn credit_ticket(
     tx: &Tx<'_>,
     customer: &mut CustomerRecord,
     record: &mut TicketRecord,
     now: DateTime<Utc>,
+    field: &dyn Fn() -> String,
 ) -> TxResult<Cents> {
     let credit = record.ticket.credit();
-    let balance = Cents(customer.credit.0.saturating_add(credit.0));
+    let balance = add_cents(customer.credit, credit, field)?;
+    let ticket_total = add_cents(customer.ticket_total, record.ticket.prix, field)?;
     ledger::append(
         tx,
         customer,
@@ -211,7 +225,7 @@ fn credit_ticket(
         now,
     )?;
     customer.ticket_count += 1;
-    customer.ticket_total.0 = customer.ticket_total.0.saturating_add(record.ticket.prix.0);
+    customer.ticket_total = ticket_total;
     customer.updated_at = now;
     record.customer = Some(customer.id);
     record.ticket.unmatched = false;
@@ -242,7 +256,8 @@ pub(crate) fn match_pending(
             if !ticket.ticket.unmatched {
                 continue;
             }
-            credit_ticket(tx, record, &mut ticket, now)?;
+            let uid = ticket.ticket.uid.clone();
+            credit_ticket(tx, record, &mut ticket, now, &|| format!("ticket {uid}"))?;
             tx.tickets.insert(&seq.to_be_bytes(), encode(&ticket))?;
             // The ticket no longer waits under its other keys.
             for other in ticket.ticket.client_refs().iter().filter(|r| **r != client) {
