@@ -11,7 +11,10 @@ use crate::http::json;
 #[openapi(
     info(
         title = "crm",
-        description = "The retail chain's customer register: customers, loyalty credit, tickets, deferred payments."
+        description = "The retail chain's customer register: customers, loyalty credit, tickets, deferred payments. \
+            This document lists every route with its parameters and answers; the reference in prose (transport \
+            rules, the customer object, older clients' habits, the ticket body, the import formats and modes, and \
+            the scheduler's daily calls) is the file docs/api.md of the crm repository."
     ),
     paths(
         crate::routes::health,
@@ -28,6 +31,13 @@ use crate::http::json;
         crate::pages::home::page,
         crate::pages::import::form_page,
         crate::pages::customer::page,
+        crate::pages::customer_form::new_page,
+        crate::pages::customer_form::create,
+        crate::pages::customer_form::edit_page,
+        crate::pages::customer_form::edit,
+        crate::pages::actions::issue_card,
+        crate::pages::actions::request_credit,
+        crate::pages::actions::reset_refusals,
         crate::pages::stylesheet,
         crate::loyalty::credit,
         crate::loyalty::credit_of,
@@ -44,6 +54,11 @@ use crate::http::json;
         crate::payments::payment_result,
         crate::payments::reset_refusals,
         crate::import::update_db,
+        crate::imports::current_import,
+        crate::imports::import_by_id,
+        crate::scheduler::pull_shops_doc,
+        crate::scheduler::pull_web_shop,
+        crate::scheduler::send_payments,
         openapi_json,
     ),
     components(schemas(

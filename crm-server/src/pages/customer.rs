@@ -3,8 +3,15 @@
 //!
 //! The sections are optional in [`CustomerPageView`]: a section is shown once the
 //! handler can read it from the store, and left out until then.
+//!
+//! A live customer's page also carries what staff do with it (see [`super::actions`]
+//! and [`super::customer_form`]): the link to the edit form, "Attribuer une carte",
+//! "Remettre les refus à zéro" and the "Demande de crédit" form. After one of them the
+//! page is reached with `?notice=...` or `?credit=...`, and shows a notice whose facts
+//! (card number, payment, refusals) are read from the store, never from the link.
 
 use askama::Template;
+use crm_model::payments::credit_allowed;
 use crm_model::{Cents, CustomerRecord, LedgerCause, LedgerEntry, Sexe};
 use uuid::Uuid;
 use warp::http::StatusCode;
@@ -101,11 +108,88 @@ struct PaymentRow {
     attempts: u32,
 }
 
+/// What the page says after an action, named by its query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Notice {
+    Created,
+    Saved,
+    Unchanged,
+    Card,
+    Reset,
+    /// The credit was allowed and this payment scheduled.
+    CreditAllowed(u64),
+    CreditRefused,
+}
+
+impl Notice {
+    /// The query string that asks for this notice.
+    pub(super) fn query(self) -> String {
+        match self {
+            Notice::Created => "notice=created".into(),
+            Notice::Saved => "notice=saved".into(),
+            Notice::Unchanged => "notice=unchanged".into(),
+            Notice::Card => "notice=card".into(),
+            Notice::Reset => "notice=reset".into(),
+            Notice::CreditAllowed(id) => format!("credit={id}"),
+            Notice::CreditRefused => "credit=refused".into(),
+        }
+    }
+
+    /// The notice a query string asks for; anything unreadable is none.
+    fn parse(raw_query: &str) -> Option<Notice> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query).ok()?;
+        pairs
+            .iter()
+            .rev()
+            .find_map(|(key, value)| match (key.as_str(), value.as_str()) {
+                ("notice", "created") => Some(Notice::Created),
+                ("notice", "saved") => Some(Notice::Saved),
+                ("notice", "unchanged") => Some(Notice::Unchanged),
+                ("notice", "card") => Some(Notice::Card),
+                ("notice", "reset") => Some(Notice::Reset),
+                ("credit", "refused") => Some(Notice::CreditRefused),
+                ("credit", id) => id.parse().ok().map(Notice::CreditAllowed),
+                _ => None,
+            })
+    }
+}
+
+/// A notice as shown: `ok` or `bad`, and its sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Banner {
+    class: &'static str,
+    text: String,
+}
+
+/// The credit form as posted, with its errors, to show it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct CreditForm {
+    pub montant: String,
+    pub date: String,
+    pub montant_error: Option<String>,
+    pub date_error: Option<String>,
+}
+
+/// What the page shows besides the customer: a notice, the credit form as posted, and
+/// the refusal limit of the credit decision.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PageExtras {
+    pub banner: Option<Banner>,
+    pub credit: CreditForm,
+    pub refusal_limit: Option<u32>,
+}
+
 #[derive(Template)]
 #[template(path = "customer.html")]
 struct CustomerPage<'a> {
     heading: String,
     erased: bool,
+    id_client: String,
+    has_card: bool,
+    nb_refus: u32,
+    refusal_limit: Option<u32>,
+    banner: Option<Banner>,
+    credit: CreditForm,
     details: Vec<Fact>,
     account: Vec<Fact>,
     chart: Option<String>,
@@ -114,7 +198,7 @@ struct CustomerPage<'a> {
     payments: Option<Vec<PaymentRow>>,
 }
 
-fn heading(c: &CustomerRecord) -> String {
+pub(super) fn heading(c: &CustomerRecord) -> String {
     let name = format!("{} {}", c.prenom.trim(), c.nom.trim()).trim().to_string();
     match (c.erased, name.is_empty()) {
         (true, _) => format!("Client n° {} (effacé)", c.id),
@@ -166,10 +250,20 @@ fn account(c: &CustomerRecord) -> Vec<Fact> {
 
 /// The customer page of `view`.
 pub fn customer_page(view: &CustomerPageView) -> Response {
+    render_page(view, PageExtras::default(), StatusCode::OK)
+}
+
+fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) -> Response {
     let c = &view.customer;
     let page = CustomerPage {
         heading: heading(c),
         erased: c.erased,
+        id_client: c.id_client.to_string(),
+        has_card: c.carte_fid.is_some(),
+        nb_refus: c.nb_refus,
+        refusal_limit: extras.refusal_limit,
+        banner: extras.banner.filter(|_| !c.erased),
+        credit: extras.credit,
         details: details(c),
         account: account(c),
         chart: view.ledger.as_deref().map(credit_chart),
@@ -201,23 +295,97 @@ pub fn customer_page(view: &CustomerPageView) -> Response {
                 .collect()
         }),
     };
-    render(&page, StatusCode::OK)
+    render(&page, status)
 }
 
 /// One customer's page (HTML); an unknown or malformed id is the HTML "not found" page.
 #[utoipa::path(get, path = "/api/customers/{IdClient}", tag = "pages", operation_id = "customer_page",
-    params(("IdClient" = String, Path, description = "The customer's UUID")),
+    params(("IdClient" = String, Path, description = "The customer's UUID"),
+        ("notice" = Option<String>, Query, description = "`created`, `saved`, `unchanged`, `card` or `reset`: the notice of the action just done"),
+        ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(state: &AppState<S>, id: &str) -> Response {
+pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
-    match view(state, id_client) {
-        Ok(Some(view)) => customer_page(&view),
-        Ok(None) => PageError::customer_not_found().into_response(),
-        Err(error) => PageError::from(error).into_response(),
+    let notice = Notice::parse(raw_query);
+    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     }
+}
+
+/// The page again with the credit form as posted and its errors (`422`).
+pub(super) fn page_with_credit_form<S: Store>(
+    state: &AppState<S>,
+    id_client: Uuid,
+    credit: CreditForm,
+) -> Result<Response, PageError> {
+    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+fn show<S: Store>(
+    state: &AppState<S>,
+    id_client: Uuid,
+    notice: Option<Notice>,
+    credit: CreditForm,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let view = view(state, id_client)?.ok_or_else(PageError::customer_not_found)?;
+    let refusal_limit = state.config.refusal_limit;
+    let banner = match notice {
+        Some(notice) => banner(state, &view.customer, notice, refusal_limit)?,
+        None => None,
+    };
+    let extras = PageExtras {
+        banner,
+        credit,
+        refusal_limit: Some(refusal_limit),
+    };
+    Ok(render_page(&view, extras, status))
+}
+
+/// The sentence of `notice`, from what the store holds now; `None` when the store does
+/// not bear it out (a link typed by hand, or something changed since).
+fn banner<S: Store>(
+    state: &AppState<S>,
+    c: &CustomerRecord,
+    notice: Notice,
+    refusal_limit: u32,
+) -> Result<Option<Banner>, crate::store::StoreError> {
+    let ok = |text: String| Some(Banner { class: "ok", text });
+    Ok(match notice {
+        Notice::Created => ok(format!("Client créé, avec l'IdClient {}.", c.id_client)),
+        Notice::Saved => ok("Modifications enregistrées.".into()),
+        Notice::Unchanged => ok("Aucun champ n'a changé : rien n'a été enregistré.".into()),
+        Notice::Card => c
+            .carte_fid
+            .and_then(|n| ok(format!("Carte de fidélité n° {n} attribuée."))),
+        Notice::Reset if c.nb_refus == 0 => {
+            ok("Refus de paiement remis à zéro : le client peut de nouveau obtenir un crédit.".into())
+        }
+        Notice::Reset => None,
+        Notice::CreditAllowed(id) => {
+            let payments = state.store.customer_payments(c.id_client, id.checked_sub(1), 1)?;
+            payments.items.into_iter().find(|p| p.id == id).and_then(|p| {
+                ok(format!(
+                    "Crédit accordé : un paiement différé de {} est programmé le {}.",
+                    p.montant.to_euros(),
+                    format::date(p.date)
+                ))
+            })
+        }
+        Notice::CreditRefused if !credit_allowed(c.nb_refus, refusal_limit) => Some(Banner {
+            class: "bad",
+            text: format!(
+                "Crédit refusé : ce client a {} (limite : {refusal_limit}). Rien n'a été programmé. \
+                 Remettez les refus à zéro pour l'autoriser de nouveau.",
+                format::counted(c.nb_refus.into(), "refus de paiement", "refus de paiement")
+            ),
+        }),
+        Notice::CreditRefused => None,
+    })
 }
 
 /// Most tickets, ledger entries and payments one page shows (the API pages the rest).
@@ -241,7 +409,10 @@ fn view<S: Store>(state: &AppState<S>, id_client: Uuid) -> Result<Option<Custome
 fn ticket_view(ticket: &crm_model::Ticket) -> TicketView {
     TicketView {
         uid: ticket.uid.clone(),
-        date: ticket.date.format("%d/%m/%Y %H:%M").to_string(),
+        date: ticket.date.map_or_else(
+            || "date inconnue".to_string(),
+            |d| d.format("%d/%m/%Y %H:%M").to_string(),
+        ),
         origin: ticket.origin.clone(),
         prix: ticket.prix,
         mode_paiement: ticket.mode_paiement.clone(),

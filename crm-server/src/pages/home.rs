@@ -31,7 +31,8 @@ struct HomeParams {
     back: Vec<String>,
     /// This page's number, for display and to know whether "previous" is page 1.
     page: u64,
-    import: Option<ImportSummaryView>,
+    /// The import whose result the banner shows.
+    import: Option<uuid::Uuid>,
 }
 
 impl HomeParams {
@@ -57,7 +58,7 @@ impl HomeParams {
                 "cursor" if !value.is_empty() => params.cursor = Some(value),
                 "back" if !value.is_empty() => params.back.push(value),
                 "page" => page = value.parse::<u64>().ok(),
-                "import" => params.import = ImportSummaryView::from_query_value(&value),
+                "import" => params.import = uuid::Uuid::parse_str(&value).ok(),
                 _ => {}
             }
         }
@@ -146,12 +147,13 @@ struct Column {
     arrow: Option<&'static str>,
 }
 
-const COLUMNS: [(&str, Option<SortKey>, bool); 12] = [
+const COLUMNS: [(&str, Option<SortKey>, bool); 13] = [
     ("N°", Some(SortKey::Id), true),
     ("IdClient", None, false),
     ("Nom", Some(SortKey::Nom), false),
     ("Prénom", None, false),
     ("e-mail", None, false),
+    ("Téléphone", None, false),
     ("Crédit", Some(SortKey::Credit), true),
     ("Date de paiement", None, false),
     ("Montant", None, true),
@@ -215,14 +217,19 @@ fn columns(params: &HomeParams) -> Vec<Column> {
         .collect()
 }
 
-/// One customer as a row of the table, every value ready to show.
+/// One customer as a row of the table, every value ready to show. The `IdClient` shows
+/// its first characters only (the full id is the link's `title`, and on the customer's
+/// page), and long texts are cut by the stylesheet with their full value as `title`,
+/// so that every column fits a 1280 px window.
 struct Row {
     id: u64,
     id_client: String,
+    short_id: String,
     href: String,
     nom: String,
     prenom: String,
     email: String,
+    phone: String,
     credit: String,
     date_paiement: String,
     montant: String,
@@ -237,10 +244,12 @@ impl Row {
         Row {
             id: record.id,
             id_client: record.id_client.to_string(),
+            short_id: format::short_id(&record.id_client.to_string()),
             href: format!("/api/customers/{}", record.id_client),
             nom: record.nom.clone(),
             prenom: record.prenom.clone(),
             email: record.email.clone(),
+            phone: record.phone.clone(),
             credit: record.credit.to_euros(),
             date_paiement: record.next_payment.map(format::date).unwrap_or_default(),
             montant: record.pending_payments.to_euros(),
@@ -275,7 +284,7 @@ struct HomePage {
     params(("q" = Option<String>, Query, description = "Search, as in /api/v1/customers"),
         ("sort" = Option<String>, Query, description = "id, Nom, Credit or PanierMoyen; prefix - for descending"),
         ("cursor" = Option<String>, Query, description = "Where this page starts (from the page's links)"),
-        ("import" = Option<String>, Query, description = "`created:N,updated:N,unchanged:N`: the summary banner of an import")),
+        ("import" = Option<String>, Query, description = "The id of an import this server finished (the import form redirects here with it): the page shows its result in a banner, with a warning for the rows that have neither IdClient nor Email. An unknown id shows no banner")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "Unknown sort or stale cursor (HTML page)", content_type = "text/html", body = String)))]
 pub fn page<S: Store>(state: &AppState<S>, raw_query: &str) -> Response {
@@ -324,7 +333,14 @@ fn build<S: Store>(state: &AppState<S>, raw_query: &str) -> Result<HomePage, Pag
         next_href: list.next_cursor.as_deref().map(|c| params.next_href(c)),
         q: params.q.clone(),
         sort: params.sort.to_string(),
-        import: params.import,
+        import: params
+            .import
+            .and_then(|id| state.imports.get(id))
+            .filter(|status| status.state == crate::imports::ImportState::Finished)
+            .and_then(|status| {
+                let report = status.report?;
+                Some(ImportSummaryView::of(&report, status.dry_run))
+            }),
     })
 }
 

@@ -10,11 +10,24 @@
 //!   route; that route answers browsers with [`import_redirect`],
 //!   [`import_result_page`] or [`import_errors_page`];
 //! - `GET /api/customers/<IdClient>`, one customer ([`customer`]);
+//! - the customer forms ([`customer_form`]): `GET /api/customers/new` posted to
+//!   `POST /api/customers`, and `GET /api/customers/<IdClient>/edit` posted to
+//!   `POST /api/customers/<IdClient>/edit`;
+//! - the customer page's actions ([`actions`]): `POST /api/customers/<IdClient>/card`,
+//!   `.../credit` and `.../refusals/reset`;
 //! - `GET /api/assets/crm.css`, the stylesheet.
+//!
+//! The form routes read `application/x-www-form-urlencoded`, answer `303` or an HTML
+//! page (never JSON), and first refuse with `403` what a browser marks as sent from
+//! another site ([`guard`]).
 
+pub(crate) mod actions;
 mod chart;
 pub(crate) mod customer;
+pub(crate) mod customer_form;
 mod format;
+mod forms;
+mod guard;
 pub(crate) mod home;
 pub(crate) mod import;
 
@@ -24,7 +37,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-use crate::http::raw_query;
+use crate::http::{body_limited, raw_query};
 use crate::routes::AppState;
 use crate::store::{Store, StoreError};
 
@@ -40,6 +53,7 @@ const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
+    let limit = state.config.body_limit;
     let with_state = warp::any().map(move || state.clone());
     // `/` is not under `/api`, so it is left out of the OpenAPI document.
     let root = warp::path::end().and(warp::get()).map(|| see_other("/api"));
@@ -48,22 +62,78 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(raw_query())
         .map(|state: AppState<S>, query: String| home::page(&state, &query));
-    let import_form = warp::path!("api" / "update_db").and(warp::get()).map(import::form_page);
+    let import_form = warp::path!("api" / "update_db")
+        .and(warp::get())
+        .and(with_state.clone())
+        .map(|state: AppState<S>| import::form_page(state.imports.current()));
+    // Before the customer page, whose id would take "new".
+    let new_customer = warp::path!("api" / "customers" / "new")
+        .and(warp::get())
+        .map(customer_form::new_page);
     let customer = warp::path!("api" / "customers" / String)
         .and(warp::get())
-        .and(with_state)
-        .map(|id: String, state: AppState<S>| customer::page(&state, &id));
+        .and(with_state.clone())
+        .and(raw_query())
+        .map(|id: String, state: AppState<S>, query: String| customer::page(&state, &id, &query));
+    let edit_form = warp::path!("api" / "customers" / String / "edit")
+        .and(warp::get())
+        .and(with_state.clone())
+        .map(|id: String, state: AppState<S>| customer_form::edit_page(&state, &id));
     let stylesheet = warp::path!("api" / "assets" / "crm.css")
         .and(warp::get())
         .map(stylesheet);
+
+    let headers = warp::header::headers_cloned();
+    let create = warp::path!("api" / "customers")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and(body_limited(limit))
+        .then(customer_form::create);
+    let edit = warp::path!("api" / "customers" / String / "edit")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and(body_limited(limit))
+        .then(customer_form::edit);
+    let card = warp::path!("api" / "customers" / String / "card")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .then(actions::issue_card);
+    let credit = warp::path!("api" / "customers" / String / "credit")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and(body_limited(limit))
+        .then(actions::request_credit);
+    let reset = warp::path!("api" / "customers" / String / "refusals" / "reset")
+        .and(warp::post())
+        .and(with_state)
+        .and(headers)
+        .then(actions::reset_refusals);
 
     root.or(home)
         .unify()
         .or(import_form)
         .unify()
+        .or(new_customer)
+        .unify()
         .or(customer)
         .unify()
+        .or(edit_form)
+        .unify()
         .or(stylesheet)
+        .unify()
+        .or(create)
+        .unify()
+        .or(edit)
+        .unify()
+        .or(card)
+        .unify()
+        .or(credit)
+        .unify()
+        .or(reset)
         .unify()
         .boxed()
 }
