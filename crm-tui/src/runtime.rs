@@ -10,8 +10,9 @@ use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use uuid::Uuid;
 
-use crate::api::{ApiClient, UploadProgress};
+use crate::api::{ApiClient, ImportRequest, UploadProgress};
 use crate::app::{App, Command, Message, SubList};
 use crate::completion::complete_path;
 use crate::ui;
@@ -146,22 +147,74 @@ pub async fn execute(api: ApiClient, command: Command, sender: UnboundedSender<M
                 .unwrap_or_default();
             Message::PathCompleted { typed, candidates }
         }
-        Command::Import { path, mode, dry_run } => {
-            let result = api.import_file(&path, mode, dry_run, progress_reporter(sender)).await;
+        Command::Import {
+            path,
+            mode,
+            dry_run,
+            skip_invalid,
+        } => {
+            let request = ImportRequest {
+                mode,
+                dry_run,
+                skip_invalid,
+            };
+            let upload = api.import_file_with(&path, request, progress_reporter(sender.clone()));
+            let mut upload = std::pin::pin!(upload);
+            // While the file goes up and the server reads, checks and writes it, the
+            // server's own progress is asked for: the upload alone says nothing of
+            // the minutes a large import takes once sent.
+            let mut ticks = tokio::time::interval(SERVER_PROGRESS_EVERY);
+            let result = loop {
+                tokio::select! {
+                    result = &mut upload => break result,
+                    _ = ticks.tick() => {
+                        if let Ok(Some(progress)) = api.current_import().await {
+                            let _ = sender.send(Message::ServerImportProgress(progress));
+                        }
+                    }
+                }
+            };
             Message::ImportAnswered { dry_run, result }
         }
+        // The credit answers name the customer and their balance: once the action is
+        // done, the customer is read as they now are.
         Command::AllowCredit {
             id_client,
             montant,
             date,
-        } => Message::CreditDecided(api.allow_credit(id_client, montant, date).await),
-        Command::CreditBalance(key) => Message::BalanceLoaded(api.credit_balance(&key).await),
+        } => {
+            let result = api.allow_credit(id_client, montant, date).await;
+            let customer = match result {
+                Ok(_) => api.customer(id_client).await.ok(),
+                Err(_) => None,
+            };
+            Message::CreditDecided {
+                id_client,
+                montant,
+                date,
+                result,
+                customer,
+            }
+        }
+        Command::CreditBalance(key) => {
+            let result = api.credit_balance(&key).await;
+            let customer = match result {
+                Ok(_) => api.customer_by_key(key).await.ok().flatten(),
+                Err(_) => None,
+            };
+            Message::BalanceLoaded { key, result, customer }
+        }
         Command::PaymentResult { payment_id, outcome } => {
             let result = api.payment_result(&payment_id, outcome).await;
+            let customer = match result.as_ref().map(|payment| Uuid::parse_str(&payment.id_client)) {
+                Ok(Ok(id_client)) => api.customer(id_client).await.ok(),
+                _ => None,
+            };
             Message::PaymentResultRecorded {
                 payment_id,
                 outcome,
                 result,
+                customer,
             }
         }
         Command::ResetRefusals(id_client) => Message::RefusalsReset {
@@ -171,6 +224,9 @@ pub async fn execute(api: ApiClient, command: Command, sender: UnboundedSender<M
     };
     Some(message)
 }
+
+/// How often the server is asked how far its import is.
+const SERVER_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Passes upload progress on to the screen, once per thousandth of the file at most:
 /// a gigabyte in 64 KiB chunks would otherwise be 16,000 redraws.

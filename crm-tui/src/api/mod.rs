@@ -18,14 +18,18 @@ use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 pub use types::{
-    Article, CreditBalance, CreditDecision, CustomerChanges, CustomerKey, ImportMode, ImportSummary, LedgerEntry,
-    NewCustomerRequest, PaymentOutcome, RowError, ScheduledPayment, Ticket, UploadProgress,
+    Article, CreditBalance, CreditDecision, CustomerChanges, CustomerKey, ImportMode, ImportRequest, ImportSummary,
+    LedgerEntry, NewCustomerRequest, PaymentOutcome, RowError, ScheduledPayment, ServerImportProgress, Ticket,
+    UploadProgress,
 };
 
 /// How long to wait for a TCP connection before calling the server unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Ceiling of an ordinary request; imports have none since a big file takes minutes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Ceiling of `GET /healthz`, which the client asks every few seconds: a server that
+/// does not answer it this fast is shown as unreachable.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Size of the pieces an import file is read and sent in.
 const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -158,7 +162,21 @@ impl ApiClient {
 
     /// `GET /healthz`: `Ok` once the server's store is open.
     pub async fn health(&self) -> Result<(), ApiError> {
-        self.send_ignoring_body(self.request(Method::GET, &["healthz"])).await
+        let request = self.request(Method::GET, &["healthz"]).timeout(HEALTH_TIMEOUT);
+        self.send_ignoring_body(request).await
+    }
+
+    /// `GET /api/v1/imports/current`: the import the server runs now, `None` when it
+    /// runs none.
+    pub async fn current_import(&self) -> Result<Option<ServerImportProgress>, ApiError> {
+        let request = self
+            .request(Method::GET, &["api", "v1", "imports", "current"])
+            .timeout(HEALTH_TIMEOUT);
+        match self.send_json(request).await {
+            Ok(progress) => Ok(Some(progress)),
+            Err(ApiError::Http { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// `GET /api/v1/customers?limit=&cursor=&q=&sort=`
@@ -182,6 +200,27 @@ impl ApiClient {
     pub async fn customer(&self, id_client: Uuid) -> Result<Customer, ApiError> {
         self.send_json(self.customer_request(Method::GET, id_client, None))
             .await
+    }
+
+    /// The customer a card number or `IdClient` names; `None` when no customer has it.
+    /// A card is looked up through the search, which covers card numbers.
+    pub async fn customer_by_key(&self, key: CustomerKey) -> Result<Option<Customer>, ApiError> {
+        match key {
+            CustomerKey::Id(id_client) => match self.customer(id_client).await {
+                Ok(customer) => Ok(Some(customer)),
+                Err(ApiError::Http { status: 404, .. }) => Ok(None),
+                Err(error) => Err(error),
+            },
+            CustomerKey::Card(card) => {
+                let query = ListQuery {
+                    limit: 20,
+                    q: Some(card.to_string()),
+                    ..ListQuery::default()
+                };
+                let page = self.list_customers(&query).await?;
+                Ok(page.items.into_iter().find(|c| c.carte_fid == Some(card)))
+            }
+        }
     }
 
     /// `POST /api/customer/email` `{"email"}`: the customer with this e-mail (any case).
@@ -255,9 +294,8 @@ impl ApiClient {
         self.send_json(self.http.get(url).timeout(REQUEST_TIMEOUT)).await
     }
 
-    /// `POST /api/update_db?dry_run=&mode=` with the file as the raw body. The file is
-    /// streamed in chunks, never held whole in memory; `progress` is called after each
-    /// chunk is handed to the connection.
+    /// `POST /api/update_db?dry_run=&mode=` with the file as the raw body: see
+    /// [`Self::import_file_with`]; a file with an invalid row imports nothing.
     pub async fn import_file(
         &self,
         path: &Path,
@@ -265,6 +303,29 @@ impl ApiClient {
         dry_run: bool,
         progress: impl Fn(UploadProgress) + Send + Sync + 'static,
     ) -> Result<ImportSummary, ApiError> {
+        let request = ImportRequest {
+            mode,
+            dry_run,
+            skip_invalid: false,
+        };
+        self.import_file_with(path, request, progress).await
+    }
+
+    /// `POST /api/update_db?dry_run=&mode=` (and `skip_invalid=true`: the valid rows are
+    /// imported, the invalid ones listed in the summary's `errors`) with the file as the
+    /// raw body. The file is streamed in chunks, never held whole in memory; `progress`
+    /// is called after each chunk is handed to the connection.
+    pub async fn import_file_with(
+        &self,
+        path: &Path,
+        request: ImportRequest,
+        progress: impl Fn(UploadProgress) + Send + Sync + 'static,
+    ) -> Result<ImportSummary, ApiError> {
+        let ImportRequest {
+            mode,
+            dry_run,
+            skip_invalid,
+        } = request;
         let file_error = |error: std::io::Error| ApiError::File {
             path: path.to_path_buf(),
             message: error.to_string(),
@@ -288,6 +349,9 @@ impl ApiClient {
         url.query_pairs_mut()
             .append_pair("dry_run", if dry_run { "true" } else { "false" })
             .append_pair("mode", mode.as_str());
+        if skip_invalid {
+            url.query_pairs_mut().append_pair("skip_invalid", "true");
+        }
         let request = self
             .http
             .post(url)
@@ -316,19 +380,24 @@ impl ApiClient {
             .await
     }
 
-    /// `POST /api/v1/payments/<id>/result` `{"status": "OK"|"ERROR"}`.
-    pub async fn payment_result(&self, payment_id: &str, outcome: PaymentOutcome) -> Result<(), ApiError> {
+    /// `POST /api/v1/payments/<id>/result` `{"status": "OK"|"ERROR"}`: the payment after it.
+    pub async fn payment_result(
+        &self,
+        payment_id: &str,
+        outcome: PaymentOutcome,
+    ) -> Result<ScheduledPayment, ApiError> {
         let request = self
             .request(Method::POST, &["api", "v1", "payments", payment_id, "result"])
             .json(&json!({ "status": outcome.as_str() }));
-        self.send_ignoring_body(request).await
+        self.send_json(request).await
     }
 
-    /// `POST /api/v1/customers/<IdClient>/refusals/reset`: sets `NbRefus` to 0.
-    pub async fn reset_refusals(&self, id_client: Uuid) -> Result<(), ApiError> {
+    /// `POST /api/v1/customers/<IdClient>/refusals/reset`: sets `NbRefus` to 0; the
+    /// customer after it.
+    pub async fn reset_refusals(&self, id_client: Uuid) -> Result<Customer, ApiError> {
         let id = id_client.to_string();
         let request = self.request(Method::POST, &["api", "v1", "customers", &id, "refusals", "reset"]);
-        self.send_ignoring_body(request).await
+        self.send_json(request).await
     }
 
     async fn customer_page<T: DeserializeOwned>(

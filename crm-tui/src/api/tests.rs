@@ -182,6 +182,35 @@ async fn import_streams_the_file_and_reports_progress_and_bad_rows() {
 }
 
 #[tokio::test]
+async fn an_import_skipping_invalid_rows_says_so_and_reads_the_skipped_ones() {
+    let body = r#"{"created":1,"updated":0,"unchanged":0,"erased":0,"error_count":1,"skipped":1,"unmatchable":1,
+        "errors":[{"row":2,"field":"Compte","error":"must be at most 10 characters"}]}"#;
+    let (api, received) = serve_once("200 OK", body).await;
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(b"Nom,Compte\nA,\nB,BKN1CST5300\n").expect("write");
+    let request = ImportRequest {
+        mode: ImportMode::Merge,
+        dry_run: false,
+        skip_invalid: true,
+    };
+    let summary = api.import_file_with(file.path(), request, |_| {}).await.expect("200");
+    assert_eq!((summary.created, summary.skipped, summary.unmatchable), (1, 1, 1));
+    assert_eq!(summary.errors[0].field, "Compte");
+    assert!(summary
+        .unmatchable_warning()
+        .unwrap()
+        .starts_with("1 row has neither IdClient nor Email"));
+    let received = received.await.expect("request");
+    assert!(
+        received
+            .request_line
+            .starts_with("POST /api/update_db?dry_run=false&mode=merge&skip_invalid=true "),
+        "{}",
+        received.request_line
+    );
+}
+
+#[tokio::test]
 async fn a_closed_port_is_unreachable_and_a_bad_body_is_a_decode_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");

@@ -85,6 +85,17 @@ impl ImportMode {
     }
 }
 
+/// How to run one import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ImportRequest {
+    pub mode: ImportMode,
+    /// Check the file and say what would happen; write nothing.
+    pub dry_run: bool,
+    /// Import the valid rows and list the invalid ones (merge only); otherwise any
+    /// invalid row refuses the whole file.
+    pub skip_invalid: bool,
+}
+
 /// Answer of `POST /api/update_db` (also of its dry run).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportSummary {
@@ -97,8 +108,23 @@ pub struct ImportSummary {
     /// Customers erased (`mode=replace`) because absent from the file.
     #[serde(default)]
     pub erased: u64,
+    /// The bad rows; with `skip_invalid`, those left out of the import.
     #[serde(default)]
     pub errors: Vec<RowError>,
+    /// With `skip_invalid`: how many invalid rows were left out.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Rows with neither IdClient nor Email, which importing the file again would
+    /// create again.
+    #[serde(default)]
+    pub unmatchable: u64,
+}
+
+impl ImportSummary {
+    /// The warning for its rows that no import can match to a stored customer.
+    pub fn unmatchable_warning(&self) -> Option<String> {
+        crm_model::import::unmatchable_warning(self.unmatchable)
+    }
 }
 
 /// How far an upload has gone.
@@ -106,6 +132,16 @@ pub struct ImportSummary {
 pub struct UploadProgress {
     pub sent: u64,
     pub total: u64,
+}
+
+/// How far the server is with the import it runs (`GET /api/v1/imports/current`):
+/// the stage (`reading`, `checking`, `writing`, `erasing`) and its rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ServerImportProgress {
+    pub phase: String,
+    pub done: u64,
+    pub total: Option<u64>,
 }
 
 /// Answer of `POST /api/allow_credit`.
@@ -184,6 +220,8 @@ pub struct Ticket {
     #[serde(deserialize_with = "number_or_string")]
     pub id: String,
     pub uid: String,
+    /// RFC 3339; empty when the source's date was unreadable (`null`).
+    #[serde(deserialize_with = "number_or_string")]
     pub date: String,
     pub prix: Cents,
     pub client: String,

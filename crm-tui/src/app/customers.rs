@@ -58,17 +58,43 @@ pub struct CustomersState {
     pub(super) search_generation: u64,
     /// A search is typed but not sent yet.
     pub(super) search_pending: bool,
-    /// Bumped by every fresh load (search, sort, reload); older answers are dropped.
+    /// Bumped by every fresh load (search, sort, reload, jump to an end); older answers
+    /// are dropped.
     pub(super) list_generation: u64,
+    /// The loads of this generation read the list from its end (`G`), in the reversed sort.
+    pub(super) list_from_end: bool,
     /// The search the shown rows answer.
     pub shown_query: Option<String>,
     pub detail: Option<CustomerDetail>,
     pub edit: Option<EditState>,
+    /// The customer whose refusals `z` offers to reset, while the question is asked.
+    pub reset_refusals_of: Option<Customer>,
 }
 
 impl CustomersState {
     pub fn sort(&self) -> Sort {
         SORT_CYCLE[self.sort_index % SORT_CYCLE.len()]
+    }
+
+    /// The order pages are asked in: the sort, reversed when reading from the end.
+    fn request_sort(&self) -> Sort {
+        let sort = self.sort();
+        if !self.list_from_end {
+            return sort;
+        }
+        let direction = match sort.direction {
+            SortDirection::Ascending => SortDirection::Descending,
+            SortDirection::Descending => SortDirection::Ascending,
+        };
+        Sort { direction, ..sort }
+    }
+
+    /// The customer the keys of the table or the detail view act on.
+    pub fn current_customer(&self) -> Option<&Customer> {
+        match &self.detail {
+            Some(detail) => Some(&detail.customer),
+            None => self.list.selected_item(),
+        }
     }
 
     fn typed_query(&self) -> Option<String> {
@@ -130,7 +156,7 @@ pub struct EditState {
 impl EditState {
     fn new(customer: Customer) -> EditState {
         let age = customer.age.map(|a| a.to_string()).unwrap_or_default();
-        let mut form = Form::new(&CUSTOMER_FIELDS, customer_field).with_initial_values(&[
+        let form = Form::new(&CUSTOMER_FIELDS, customer_field).with_initial_values(&[
             ("Nom", customer.nom.clone()),
             ("Prenom", customer.prenom.clone()),
             ("Email", customer.email.clone()),
@@ -139,7 +165,7 @@ impl EditState {
             ("Sexe", customer.sexe.as_str().to_string()),
             ("Compte", customer.compte.clone()),
         ]);
-        form.editing = true;
+        // Like the new customer form, it opens browsing: letters move or start typing.
         EditState {
             customer,
             form,
@@ -171,9 +197,17 @@ impl EditState {
 }
 
 impl App {
+    /// Loads the table afresh from its first row.
     pub(super) fn reload_customers(&mut self) -> Vec<Command> {
+        self.load_first_customers_page(false)
+    }
+
+    /// Asks for the first page of the table, or for its last rows (`from_end`: the
+    /// reversed sort's first page). The rows on screen stay until the answer comes.
+    fn load_first_customers_page(&mut self, from_end: bool) -> Vec<Command> {
         let customers = &mut self.customers;
         customers.list_generation += 1;
+        customers.list_from_end = from_end;
         customers.list.loading = true;
         customers.shown_query = customers.typed_query();
         vec![Command::LoadCustomers {
@@ -182,9 +216,32 @@ impl App {
                 limit: CUSTOMER_PAGE_SIZE,
                 cursor: None,
                 q: customers.shown_query.clone(),
-                sort: customers.sort(),
+                sort: customers.request_sort(),
             },
         }]
+    }
+
+    /// `G`: the last row. When the list's end is not loaded, its last page is asked for
+    /// (the reversed sort) and shown at the end of the table.
+    fn select_last_customer(&mut self) -> Vec<Command> {
+        let rows = self.customer_rows();
+        let list = &mut self.customers.list;
+        if list.from_end || list.is_complete() {
+            list.select_last(rows);
+            return self.load_next_customers_page();
+        }
+        self.load_first_customers_page(true)
+    }
+
+    /// `g`: the first row, loading the first page again when the table holds its end.
+    fn select_first_customer(&mut self) -> Vec<Command> {
+        let rows = self.customer_rows();
+        let list = &mut self.customers.list;
+        if !list.from_end || list.is_complete() {
+            list.select_first(rows);
+            return self.load_next_customers_page();
+        }
+        self.load_first_customers_page(false)
     }
 
     fn load_next_customers_page(&mut self) -> Vec<Command> {
@@ -199,7 +256,7 @@ impl App {
                 limit: CUSTOMER_PAGE_SIZE,
                 cursor: customers.list.next_cursor.clone(),
                 q: customers.shown_query.clone(),
-                sort: customers.sort(),
+                sort: customers.request_sort(),
             },
         }]
     }
@@ -213,6 +270,11 @@ impl App {
         }
         if self.customers.detail.is_some() {
             return self.on_detail_key(key);
+        }
+        match key.code {
+            KeyCode::End | KeyCode::Char('G') => return self.select_last_customer(),
+            KeyCode::Home | KeyCode::Char('g') => return self.select_first_customer(),
+            _ => {}
         }
         let rows = self.customer_rows();
         if navigate(&mut self.customers.list, key, rows) {
@@ -236,6 +298,8 @@ impl App {
             KeyCode::Enter => self.open_selected_customer(),
             KeyCode::Char('e') => self.edit_customer(self.customers.list.selected_item().cloned()),
             KeyCode::Char('c') => self.issue_card(self.customers.list.selected_item().map(|c| c.id_client)),
+            KeyCode::Char('a') => self.credit_for_current_customer(),
+            KeyCode::Char('z') => self.ask_to_reset_refusals(),
             _ => Vec::new(),
         }
     }
@@ -305,7 +369,11 @@ impl App {
         match result {
             Ok(page) => {
                 self.note_answer();
-                self.customers.list.apply_page(page, append);
+                if self.customers.list_from_end {
+                    self.customers.list.apply_page_from_end(page, append);
+                } else {
+                    self.customers.list.apply_page(page, append);
+                }
                 let rows = self.customer_rows();
                 self.customers.list.keep_in_view(rows);
                 self.load_next_customers_page()
@@ -364,6 +432,8 @@ impl App {
                 self.edit_customer(Some(customer))
             }
             KeyCode::Char('c') => self.issue_card(Some(id_client)),
+            KeyCode::Char('a') => self.credit_for_current_customer(),
+            KeyCode::Char('z') => self.ask_to_reset_refusals(),
             KeyCode::Char('r') => {
                 let customer = detail.customer.clone();
                 self.open_customer(customer)
@@ -387,6 +457,15 @@ impl App {
         }
     }
 
+    /// `z`: asks before resetting the current customer's refusals.
+    fn ask_to_reset_refusals(&mut self) -> Vec<Command> {
+        if let Some(customer) = self.customers.current_customer().cloned() {
+            self.customers.reset_refusals_of = Some(customer);
+            self.popup = Some(Popup::ConfirmResetRefusals);
+        }
+        Vec::new()
+    }
+
     pub(super) fn on_customer_loaded(&mut self, result: Result<Customer, ApiError>) -> Vec<Command> {
         match result {
             Ok(customer) => {
@@ -399,7 +478,7 @@ impl App {
     }
 
     /// Shows a fresher copy of a customer wherever it is on screen.
-    fn replace_customer(&mut self, customer: Customer) {
+    pub(super) fn replace_customer(&mut self, customer: Customer) {
         if let Some(detail) = &mut self.customers.detail {
             if detail.customer.id_client == customer.id_client {
                 detail.customer = customer.clone();
@@ -468,15 +547,28 @@ impl App {
         };
         let save = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('s');
         let last_field = edit.form.focus + 1 == edit.form.fields.len();
+        if save {
+            return self.save_edit();
+        }
+        if edit.form.editing {
+            match key.code {
+                KeyCode::Esc => edit.form.editing = false,
+                KeyCode::Enter if last_field => return self.save_edit(),
+                KeyCode::Enter | KeyCode::Down | KeyCode::Tab => edit.form.focus_next(),
+                KeyCode::Up | KeyCode::BackTab => edit.form.focus_previous(),
+                _ if !edit.saving => edit.form.edit(key),
+                _ => {}
+            }
+            return Vec::new();
+        }
         match key.code {
-            _ if save => return self.save_edit(),
             KeyCode::Esc if edit.form.is_dirty() => self.popup = Some(Popup::ConfirmDiscardEdit),
             KeyCode::Esc => self.customers.edit = None,
-            KeyCode::Enter if last_field => return self.save_edit(),
-            KeyCode::Enter | KeyCode::Down | KeyCode::Tab => edit.form.focus_next(),
-            KeyCode::Up | KeyCode::BackTab => edit.form.focus_previous(),
-            _ if !edit.saving => edit.form.edit(key),
-            _ => {}
+            KeyCode::Tab => edit.form.focus_next(),
+            KeyCode::BackTab => edit.form.focus_previous(),
+            code => {
+                edit.form.browse(code);
+            }
         }
         Vec::new()
     }
@@ -554,9 +646,10 @@ impl App {
         match result {
             Ok(customer) => {
                 self.note_answer();
+                let who = super::credit::name_and_balance(&customer);
                 match customer.carte_fid {
-                    Some(card) => self.set_info(format!("{} {} has card {card}", customer.prenom, customer.nom)),
-                    None => self.set_error("The server answered without a card number"),
+                    Some(card) => self.set_info(format!("{who} has card {card}")),
+                    None => self.set_error(format!("{who}: the server answered without a card number")),
                 }
                 self.replace_customer(customer);
                 Vec::new()

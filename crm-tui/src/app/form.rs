@@ -60,6 +60,16 @@ impl Form {
         self
     }
 
+    /// Puts a starting value in one field (it does not count as a change) and clears
+    /// its error.
+    pub fn prefill(&mut self, name: &str, value: &str) {
+        if let Some(field) = self.field_mut(name) {
+            field.input = Input::new(value.to_string());
+            field.initial = value.to_string();
+            field.error = None;
+        }
+    }
+
     pub fn value(&self, name: &str) -> &str {
         self.fields
             .iter()

@@ -13,7 +13,7 @@ const GLOBAL: Keys = &[
 
 const LIST: Keys = &[
     ("j k / ↓ ↑", "move"),
-    ("g G / Home End", "first / last loaded row"),
+    ("g G / Home End", "first / last row (G loads the last ones)"),
     ("PgUp PgDn", "page up / down"),
     ("Enter", "open the customer"),
     ("/", "search (name, e-mail, phone, card, id)"),
@@ -21,6 +21,8 @@ const LIST: Keys = &[
     ("s", "next sort order"),
     ("e", "edit the customer"),
     ("c", "issue a loyalty card"),
+    ("a", "credit screen for the customer (deferred payment)"),
+    ("z", "reset the customer's refusals (asks first)"),
     ("r", "reload"),
 ];
 
@@ -36,13 +38,18 @@ const DETAIL: Keys = &[
     ("j k g G PgUp PgDn", "move in the list"),
     ("e", "edit the customer"),
     ("c", "issue a loyalty card"),
+    ("a", "credit screen for the customer (deferred payment)"),
+    ("z", "reset the customer's refusals (asks first)"),
     ("r", "reload"),
     ("Esc", "back to the table"),
 ];
 
 const EDIT: Keys = &[
-    ("↓ ↑ / Tab Shift-Tab", "next / previous field"),
-    ("Enter", "next field; on the last one, save"),
+    ("Enter / i", "type in the selected field"),
+    ("j k / ↓ ↑ / Tab", "select a field"),
+    ("while typing: ↓ ↑ Tab", "next / previous field"),
+    ("while typing: Enter", "next field; on the last one, save"),
+    ("while typing: Esc", "stop typing"),
     ("Ctrl-S", "save the changed fields"),
     ("Esc", "cancel (asks when something changed)"),
 ];
@@ -63,11 +70,13 @@ const IMPORT: Keys = &[
     ("while typing: Enter", "dry run: check the file, write nothing"),
     ("while typing: Esc", "stop typing"),
     ("m", "switch mode merge / replace"),
+    ("v", "skip invalid rows (merge): import the valid ones, list the others"),
     ("y / Enter", "after the dry run: import for real"),
     ("n / Esc", "after the dry run: cancel"),
 ];
 
 const CREDIT: Keys = &[
+    ("a on a customer", "opens this screen filled in for them"),
     ("Enter / i", "edit the selected field"),
     ("j k / ↓ ↑", "select a field"),
     ("while editing: Enter", "next field; on an action's last field, send it"),

@@ -8,13 +8,26 @@ use tui_input::backend::crossterm::to_input_request;
 use tui_input::Input;
 
 use super::{App, Command};
-use crate::api::{ApiError, ImportMode, ImportSummary, RowError, UploadProgress};
+use crate::api::{ApiError, ImportMode, ImportSummary, RowError, ServerImportProgress, UploadProgress};
 
-/// The file and mode of one import, fixed from its dry run to its upload.
+/// The file and options of one import, fixed from its dry run to its upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRun {
     pub path: PathBuf,
     pub mode: ImportMode,
+    /// Invalid rows are left out and listed instead of refusing the file.
+    pub skip_invalid: bool,
+}
+
+impl ImportRun {
+    fn command(&self, dry_run: bool) -> Command {
+        Command::Import {
+            path: self.path.clone(),
+            mode: self.mode,
+            dry_run,
+            skip_invalid: self.skip_invalid,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -27,7 +40,8 @@ pub enum ImportStage {
         run: ImportRun,
         progress: Option<UploadProgress>,
     },
-    /// The dry run passed: what would happen, awaiting confirmation.
+    /// The dry run passed: what would happen (with `skip_invalid`, the rows it would
+    /// leave out are in the summary's `errors`), awaiting confirmation.
     Reviewed {
         run: ImportRun,
         summary: ImportSummary,
@@ -57,9 +71,13 @@ pub struct ImportState {
     /// Keys go to the path field.
     pub editing: bool,
     pub mode: ImportMode,
+    /// `v`: leave the invalid rows out (merge only) instead of refusing the file.
+    pub skip_invalid: bool,
     pub stage: ImportStage,
     /// Several paths matched the last Tab: shown under the field.
     pub candidates: Vec<String>,
+    /// How far the server is with the running dry run or import.
+    pub server_progress: Option<ServerImportProgress>,
 }
 
 impl ImportState {
@@ -70,6 +88,12 @@ impl ImportState {
     pub(super) fn on_progress(&mut self, update: UploadProgress) {
         if let ImportStage::Checking { progress, .. } | ImportStage::Uploading { progress, .. } = &mut self.stage {
             *progress = Some(update);
+        }
+    }
+
+    pub(super) fn on_server_progress(&mut self, update: ServerImportProgress) {
+        if self.is_running() {
+            self.server_progress = Some(update);
         }
     }
 }
@@ -99,12 +123,9 @@ impl App {
             (ImportStage::Reviewed { run, .. }, KeyCode::Char('y') | KeyCode::Enter) => {
                 let run = run.clone();
                 self.set_info(format!("Importing {}…", run.path.display()));
-                let command = Command::Import {
-                    path: run.path.clone(),
-                    mode: run.mode,
-                    dry_run: false,
-                };
+                let command = run.command(false);
                 self.import.stage = ImportStage::Uploading { run, progress: None };
+                self.import.server_progress = None;
                 vec![command]
             }
             (ImportStage::Reviewed { .. }, KeyCode::Char('n') | KeyCode::Esc) => {
@@ -118,6 +139,20 @@ impl App {
                     ImportMode::Merge => ImportMode::Replace,
                     ImportMode::Replace => ImportMode::Merge,
                 };
+                import.stage = ImportStage::Idle;
+                if import.mode == ImportMode::Replace && import.skip_invalid {
+                    // A replace erases the customer of a row it leaves out.
+                    import.skip_invalid = false;
+                    self.set_info("Replace imports every row or none: invalid rows are no longer skipped");
+                }
+                Vec::new()
+            }
+            (_, KeyCode::Char('v')) => {
+                if import.mode == ImportMode::Replace {
+                    self.set_error("Invalid rows can be skipped in merge mode only (m to switch)");
+                    return Vec::new();
+                }
+                import.skip_invalid = !import.skip_invalid;
                 import.stage = ImportStage::Idle;
                 Vec::new()
             }
@@ -139,16 +174,14 @@ impl App {
         let run = ImportRun {
             path: PathBuf::from(typed),
             mode: self.import.mode,
+            skip_invalid: self.import.skip_invalid && self.import.mode == ImportMode::Merge,
         };
         self.import.editing = false;
         self.import.candidates.clear();
-        let command = Command::Import {
-            path: run.path.clone(),
-            mode: run.mode,
-            dry_run: true,
-        };
+        let command = run.command(true);
         self.set_info(format!("Checking {} (dry run)…", run.path.display()));
         self.import.stage = ImportStage::Checking { run, progress: None };
+        self.import.server_progress = None;
         vec![command]
     }
 
@@ -186,7 +219,7 @@ impl App {
             _ => return Vec::new(),
         };
         match result {
-            Ok(summary) if !summary.errors.is_empty() => {
+            Ok(summary) if !summary.errors.is_empty() && !run.skip_invalid => {
                 self.note_answer();
                 self.set_error(format!("{} has {} bad rows", run.path.display(), summary.errors.len()));
                 let message = "The file has bad rows; nothing was imported".to_string();
@@ -199,14 +232,26 @@ impl App {
             }
             Ok(summary) if dry_run => {
                 self.note_answer();
-                self.set_info("Dry run passed: y to import, n to cancel");
+                if summary.skipped > 0 {
+                    self.set_info(format!(
+                        "Dry run passed, {} invalid rows would be skipped: y to import the others, n to cancel",
+                        summary.skipped
+                    ));
+                } else {
+                    self.set_info("Dry run passed: y to import, n to cancel");
+                }
                 self.import.stage = ImportStage::Reviewed { run, summary };
                 Vec::new()
             }
             Ok(summary) => {
                 self.note_answer();
+                let skipped = if summary.skipped > 0 {
+                    format!(", {} invalid rows skipped", summary.skipped)
+                } else {
+                    String::new()
+                };
                 self.set_info(format!(
-                    "Imported: {} created, {} updated, {} unchanged",
+                    "Imported: {} created, {} updated, {} unchanged{skipped}",
                     summary.created, summary.updated, summary.unchanged
                 ));
                 self.import.stage = ImportStage::Done { run, summary };

@@ -27,7 +27,7 @@ use crate::api::{
 };
 
 pub use create::CreateState;
-pub use credit::{CreditAction, CreditState, Outcome};
+pub use credit::{display_name, name_and_balance, CreditAction, CreditState, Outcome, CUSTOMER_KEY_FIELDS};
 pub use customers::{
     CustomerDetail, CustomersState, DetailPane, EditState, CUSTOMER_PAGE_SIZE, SEARCH_DEBOUNCE, SORT_CYCLE,
     SUB_LIST_PAGE_SIZE,
@@ -36,6 +36,10 @@ pub use import::{ImportRun, ImportStage, ImportState};
 
 /// How often the server is asked whether it is back while it is unreachable.
 pub const HEALTH_RETRY: Duration = Duration::from_secs(3);
+/// How long after each answer of `GET /healthz` the next one is asked while the server
+/// answers, whatever the user does: with the check's own timeout
+/// ([`crate::api::HEALTH_TIMEOUT`]), a server gone quiet shows within 5 s.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The top-level screens, in the order Tab goes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,8 @@ pub enum Popup {
     Help,
     ConfirmQuit,
     ConfirmDiscardEdit,
+    /// `z`: reset the refusals of `CustomersState::reset_refusals_of`?
+    ConfirmResetRefusals,
 }
 
 /// The lists of a customer's detail view.
@@ -146,20 +152,38 @@ pub enum Message {
         candidates: Vec<String>,
     },
     ImportProgress(UploadProgress),
+    /// How far the server is with the import (rows read, checked, written).
+    ServerImportProgress(crate::api::ServerImportProgress),
     ImportAnswered {
         dry_run: bool,
         result: Result<ImportSummary, ApiError>,
     },
-    CreditDecided(Result<CreditDecision, ApiError>),
-    BalanceLoaded(Result<CreditBalance, ApiError>),
+    /// The answer to [`Command::AllowCredit`] and, when it succeeded, the customer as
+    /// they are after it (for their name and balance).
+    CreditDecided {
+        id_client: Uuid,
+        montant: crm_model::Cents,
+        date: chrono::NaiveDate,
+        result: Result<CreditDecision, ApiError>,
+        customer: Option<Customer>,
+    },
+    /// The answer to [`Command::CreditBalance`] and the customer the key names, if found.
+    BalanceLoaded {
+        key: CustomerKey,
+        result: Result<CreditBalance, ApiError>,
+        customer: Option<Customer>,
+    },
+    /// The payment after its result, and its customer.
     PaymentResultRecorded {
         payment_id: String,
         outcome: PaymentOutcome,
-        result: Result<(), ApiError>,
+        result: Result<ScheduledPayment, ApiError>,
+        customer: Option<Customer>,
     },
+    /// The customer after the reset.
     RefusalsReset {
         id_client: Uuid,
-        result: Result<(), ApiError>,
+        result: Result<Customer, ApiError>,
     },
     HealthChecked(Result<(), ApiError>),
 }
@@ -199,6 +223,8 @@ pub enum Command {
         path: PathBuf,
         mode: ImportMode,
         dry_run: bool,
+        /// Leave the invalid rows out instead of refusing the file (merge only).
+        skip_invalid: bool,
     },
     AllowCredit {
         id_client: Uuid,
@@ -248,9 +274,12 @@ impl App {
         }
     }
 
-    /// The commands to run once at start: the first page of customers.
+    /// The commands to run once at start: the first page of customers, and the first
+    /// of the health checks that run as long as the client does.
     pub fn start(&mut self) -> Vec<Command> {
-        self.reload_customers()
+        let mut commands = self.reload_customers();
+        commands.extend(self.schedule_health_check(HEALTH_INTERVAL));
+        commands
     }
 
     /// The only way the state changes.
@@ -295,14 +324,25 @@ impl App {
                 self.import.on_progress(progress);
                 Vec::new()
             }
+            Message::ServerImportProgress(progress) => {
+                self.import.on_server_progress(progress);
+                Vec::new()
+            }
             Message::ImportAnswered { dry_run, result } => self.on_import_answered(dry_run, result),
-            Message::CreditDecided(result) => self.on_credit_decided(result),
-            Message::BalanceLoaded(result) => self.on_balance_loaded(result),
+            Message::CreditDecided {
+                id_client,
+                montant,
+                date,
+                result,
+                customer,
+            } => self.on_credit_decided((id_client, montant, date), result, customer),
+            Message::BalanceLoaded { key, result, customer } => self.on_balance_loaded(key, result, customer),
             Message::PaymentResultRecorded {
                 payment_id,
                 outcome,
                 result,
-            } => self.on_payment_result(payment_id, outcome, result),
+                customer,
+            } => self.on_payment_result(payment_id, outcome, result, customer),
             Message::RefusalsReset { id_client, result } => self.on_refusals_reset(id_client, result),
         }
     }
@@ -322,7 +362,11 @@ impl App {
         if self.is_typing() {
             return self.on_screen_key(key);
         }
+        // The edit popup keeps Tab for its fields; `[` `]` do not leave it either.
+        let in_edit_popup = self.screen == Screen::Customers && self.customers.edit.is_some();
         match key.code {
+            KeyCode::Tab | KeyCode::BackTab if in_edit_popup => self.on_screen_key(key),
+            KeyCode::Char('[') | KeyCode::Char(']') if in_edit_popup => Vec::new(),
             KeyCode::Tab | KeyCode::Char(']') => self.switch_screen(1),
             KeyCode::BackTab | KeyCode::Char('[') => self.switch_screen(-1),
             KeyCode::Char('?') => {
@@ -363,6 +407,20 @@ impl App {
                 self.set_info("Changes discarded");
                 Vec::new()
             }
+            Popup::ConfirmResetRefusals if yes => {
+                self.popup = None;
+                match self.customers.reset_refusals_of.take() {
+                    Some(customer) => self.reset_refusals_of(customer),
+                    None => Vec::new(),
+                }
+            }
+            Popup::ConfirmResetRefusals => {
+                if no {
+                    self.popup = None;
+                    self.customers.reset_refusals_of = None;
+                }
+                Vec::new()
+            }
             Popup::ConfirmQuit | Popup::ConfirmDiscardEdit => {
                 if no {
                     self.popup = None;
@@ -375,7 +433,9 @@ impl App {
     /// Whether keys go to a text field, where letters such as `q` are text.
     pub fn is_typing(&self) -> bool {
         match self.screen {
-            Screen::Customers => self.customers.searching || self.customers.edit.is_some(),
+            Screen::Customers => {
+                self.customers.searching || self.customers.edit.as_ref().is_some_and(|e| e.form.editing)
+            }
             Screen::NewCustomer => self.create.form.editing,
             Screen::Import => self.import.editing,
             Screen::Credit => self.credit.form.editing,
@@ -453,23 +513,29 @@ impl App {
         vec![Command::CheckHealth { after }]
     }
 
+    /// The answer of `GET /healthz`. The checks never stop: every
+    /// [`HEALTH_INTERVAL`] while the server answers, so that an idle client notices it
+    /// is gone, and every [`HEALTH_RETRY`] while it does not.
     fn on_health(&mut self, result: Result<(), ApiError>) -> Vec<Command> {
         self.health_check_scheduled = false;
+        let was_down = matches!(self.connection, Connection::Unreachable(_));
         match result {
             Ok(()) => {
-                let was_down = matches!(self.connection, Connection::Unreachable(_));
                 self.connection = Connection::Connected;
+                let mut commands = self.schedule_health_check(HEALTH_INTERVAL);
                 if was_down {
                     self.set_info("The server answers again");
+                    let list = &self.customers.list;
+                    if (!list.loaded || list.error.is_some()) && !list.loading {
+                        commands.extend(self.reload_customers());
+                    }
                 }
-                let list = &self.customers.list;
-                if (!list.loaded || list.error.is_some()) && !list.loading {
-                    self.reload_customers()
-                } else {
-                    Vec::new()
-                }
+                commands
             }
             Err(error) => {
+                if !was_down {
+                    self.set_error(format!("The server does not answer: {error}"));
+                }
                 self.connection = Connection::Unreachable(error.to_string());
                 self.schedule_health_check(HEALTH_RETRY)
             }

@@ -22,6 +22,9 @@ pub struct PagedList<T> {
     pub loaded: bool,
     /// Why the last request failed.
     pub error: Option<String>,
+    /// The rows are the list's last ones, loaded from its end (in the reverse order, then
+    /// turned round): `items[0]` is row `total - items.len() + 1` until the start is reached.
+    pub from_end: bool,
 }
 
 impl<T> Default for PagedList<T> {
@@ -35,6 +38,7 @@ impl<T> Default for PagedList<T> {
             loading: false,
             loaded: false,
             error: None,
+            from_end: false,
         }
     }
 }
@@ -57,11 +61,51 @@ impl<T> PagedList<T> {
             self.selected = 0;
             self.offset = 0;
         }
-        self.next_cursor = page.next_cursor;
-        self.total = page.total;
+        self.from_end = false;
+        self.took_page(page.next_cursor, page.total);
+    }
+
+    /// Takes in a page of the list read backwards (the reversed sort): a first one holds
+    /// its last rows, the last row selected; the next ones go above, the selection kept.
+    pub fn apply_page_from_end(&mut self, page: Page<T>, append: bool) {
+        let mut items = page.items;
+        items.reverse();
+        let added = items.len();
+        if append && self.from_end {
+            items.append(&mut self.items);
+            self.items = items;
+            self.selected += added;
+            self.offset += added;
+        } else {
+            self.items = items;
+            self.selected = added.saturating_sub(1);
+            self.offset = 0;
+        }
+        self.from_end = true;
+        self.took_page(page.next_cursor, page.total);
+    }
+
+    fn took_page(&mut self, next_cursor: Option<String>, total: u64) {
+        self.next_cursor = next_cursor;
+        self.total = total;
         self.loading = false;
         self.loaded = true;
         self.error = None;
+    }
+
+    /// Every row is loaded: no page is left in the direction the list is read.
+    pub fn is_complete(&self) -> bool {
+        self.next_cursor.is_none()
+    }
+
+    /// The selected row's number in the whole list, from 1.
+    pub fn row_number(&self) -> u64 {
+        let before = if self.from_end && !self.is_complete() {
+            self.total.saturating_sub(self.items.len() as u64)
+        } else {
+            0
+        };
+        before + self.selected as u64 + 1
     }
 
     pub fn apply_error(&mut self, message: String) {
@@ -77,9 +121,15 @@ impl<T> PagedList<T> {
         self.items.get_mut(self.selected)
     }
 
-    /// Whether the next page should be asked for now.
+    /// Whether the next page should be asked for now: the selection nears the last
+    /// loaded row (the first one when the rows were loaded from the end).
     pub fn wants_next_page(&self) -> bool {
-        !self.loading && self.next_cursor.is_some() && self.selected + PREFETCH_ROWS >= self.items.len()
+        let near_the_edge = if self.from_end {
+            self.selected < PREFETCH_ROWS
+        } else {
+            self.selected + PREFETCH_ROWS >= self.items.len()
+        };
+        !self.loading && self.next_cursor.is_some() && near_the_edge
     }
 
     /// Moves the selection by `delta` rows within the loaded rows.
@@ -94,8 +144,8 @@ impl<T> PagedList<T> {
         self.keep_in_view(visible_rows);
     }
 
-    /// Selects the last loaded row; with cursor paging the true end is reached by
-    /// loading the pages in between, which `wants_next_page` then asks for.
+    /// Selects the last loaded row (the customers table loads the true last rows first,
+    /// from the end, when they are not loaded).
     pub fn select_last(&mut self, visible_rows: usize) {
         self.selected = self.items.len().saturating_sub(1);
         self.keep_in_view(visible_rows);

@@ -82,7 +82,7 @@ pub(crate) fn loaded_app() -> App {
     app
 }
 
-fn load_query(commands: &[Command]) -> (u64, ListQuery) {
+pub(crate) fn load_query(commands: &[Command]) -> (u64, ListQuery) {
     match commands {
         [Command::LoadCustomers { generation, query }] => (*generation, query.clone()),
         other => panic!("expected one LoadCustomers, got {other:?}"),
@@ -90,9 +90,11 @@ fn load_query(commands: &[Command]) -> (u64, ListQuery) {
 }
 
 #[test]
-fn start_asks_for_the_first_page_sorted_by_id() {
+fn start_asks_for_the_first_page_sorted_by_id_and_schedules_the_first_health_check() {
     let mut app = App::new("http://x");
-    let (_, query) = load_query(&app.start());
+    let start = app.start();
+    assert_eq!(start[1..], [Command::CheckHealth { after: HEALTH_INTERVAL }]);
+    let (_, query) = load_query(&start[..1]);
     assert_eq!(
         query,
         ListQuery {
@@ -209,15 +211,22 @@ fn the_next_page_is_fetched_once_as_the_selection_nears_the_end() {
 }
 
 #[test]
-fn jumping_to_the_end_and_paging_move_within_loaded_rows() {
+fn paging_moves_within_loaded_rows_and_a_complete_list_jumps_to_its_ends_without_loading() {
     let mut app = loaded_app();
     let rows = app.customer_rows();
     app.update(key(KeyCode::PageDown));
     assert_eq!(app.customers.list.selected, rows);
-    let (_, query) = load_query(&app.update(key(KeyCode::Char('G'))));
-    assert_eq!(app.customers.list.selected, 99);
-    assert_eq!(query.cursor.as_deref(), Some("cursor-2"));
-    app.update(key(KeyCode::Char('g')));
+    app.update(key(KeyCode::Char('r')));
+    let (generation, _) = load_query(&app.update(key(KeyCode::Char('r'))));
+    app.update(Message::CustomersLoaded {
+        generation,
+        append: false,
+        result: Ok(page_of(1..31, None, 30)),
+    });
+    assert!(app.update(key(KeyCode::Char('G'))).is_empty());
+    assert_eq!(app.customers.list.selected, 29);
+    assert_eq!(app.customers.list.row_number(), 30);
+    assert!(app.update(key(KeyCode::Home)).is_empty());
     assert_eq!((app.customers.list.selected, app.customers.list.offset), (0, 0));
 }
 
@@ -358,6 +367,7 @@ fn editing_sends_only_changed_fields_and_shows_server_errors_on_them() {
     assert!(!edit.form.is_dirty());
     app.update(key(KeyCode::Down));
     app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::Enter));
     app.update(ctrl('u'));
     type_text(&mut app, "new@mimi.com");
     let id_client = Uuid::from_u128(1);
@@ -398,7 +408,10 @@ fn editing_sends_only_changed_fields_and_shows_server_errors_on_them() {
 fn esc_on_a_changed_edit_asks_before_discarding() {
     let mut app = loaded_app();
     app.update(key(KeyCode::Char('e')));
+    app.update(key(KeyCode::Enter));
     type_text(&mut app, "x");
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.popup, None, "the first Esc stops typing");
     app.update(key(KeyCode::Esc));
     assert_eq!(app.popup, Some(Popup::ConfirmDiscardEdit));
     app.update(key(KeyCode::Char('y')));
@@ -478,7 +491,8 @@ fn import_runs_a_dry_run_then_uploads_after_confirmation() {
         [Command::Import {
             path: path.clone(),
             mode: ImportMode::Replace,
-            dry_run: true
+            dry_run: true,
+            skip_invalid: false,
         }]
     );
     assert!(!app.unsaved_work().is_empty(), "quitting asks during an import");
@@ -501,6 +515,7 @@ fn import_runs_a_dry_run_then_uploads_after_confirmation() {
         unchanged: 1,
         erased: 0,
         errors: Vec::new(),
+        ..ImportSummary::default()
     };
     app.update(Message::ImportAnswered {
         dry_run: true,
@@ -512,7 +527,8 @@ fn import_runs_a_dry_run_then_uploads_after_confirmation() {
         [Command::Import {
             path,
             mode: ImportMode::Replace,
-            dry_run: false
+            dry_run: false,
+            skip_invalid: false,
         }]
     );
     assert!(matches!(app.import.stage, ImportStage::Uploading { .. }));
@@ -549,6 +565,78 @@ fn a_dry_run_with_bad_rows_cannot_be_confirmed() {
 }
 
 #[test]
+fn v_skips_invalid_rows_in_merge_only_and_a_dry_run_that_skips_some_can_be_confirmed() {
+    let mut app = loaded_app();
+    app.screen = Screen::Import;
+    app.update(key(KeyCode::Char('v')));
+    assert!(app.import.skip_invalid);
+    app.update(key(KeyCode::Char('m')));
+    assert_eq!(
+        (app.import.mode, app.import.skip_invalid),
+        (ImportMode::Replace, false),
+        "replace imports every row or none"
+    );
+    app.update(key(KeyCode::Char('v')));
+    assert!(!app.import.skip_invalid);
+    assert!(app
+        .status
+        .as_ref()
+        .is_some_and(|s| s.kind == StatusKind::Error && s.text.contains("merge mode only")));
+    app.update(key(KeyCode::Char('m')));
+    app.update(key(KeyCode::Char('v')));
+    app.update(key(KeyCode::Enter));
+    type_text(&mut app, "some-bad.csv");
+    let path = PathBuf::from("some-bad.csv");
+    assert_eq!(
+        app.update(key(KeyCode::Enter)),
+        [Command::Import {
+            path: path.clone(),
+            mode: ImportMode::Merge,
+            dry_run: true,
+            skip_invalid: true,
+        }]
+    );
+    let summary = ImportSummary {
+        created: 2,
+        errors: vec![RowError {
+            row: 3,
+            field: "Compte".into(),
+            error: "must be at most 10 characters".into(),
+        }],
+        skipped: 1,
+        unmatchable: 1,
+        ..ImportSummary::default()
+    };
+    app.update(Message::ImportAnswered {
+        dry_run: true,
+        result: Ok(summary.clone()),
+    });
+    assert!(
+        matches!(&app.import.stage, ImportStage::Reviewed { summary: s, .. } if *s == summary),
+        "skipped rows do not refuse the file: {:?}",
+        app.import.stage
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Char('y'))),
+        [Command::Import {
+            path,
+            mode: ImportMode::Merge,
+            dry_run: false,
+            skip_invalid: true,
+        }]
+    );
+    app.update(Message::ImportAnswered {
+        dry_run: false,
+        result: Ok(summary),
+    });
+    assert!(matches!(app.import.stage, ImportStage::Done { .. }));
+    assert!(app
+        .status
+        .as_ref()
+        .is_some_and(|s| s.text.contains("1 invalid rows skipped")));
+}
+
+#[test]
 fn a_stale_path_completion_is_ignored_and_several_candidates_extend_the_common_prefix() {
     let mut app = loaded_app();
     app.screen = Screen::Import;
@@ -573,13 +661,16 @@ fn a_stale_path_completion_is_ignored_and_several_candidates_extend_the_common_p
 #[test]
 fn an_unreachable_server_goes_to_the_status_line_and_is_polled_until_back() {
     let mut app = App::new("http://127.0.0.1:8000");
-    let (generation, _) = load_query(&app.start());
+    let (generation, _) = load_query(&app.start()[..1]);
     let commands = app.update(Message::CustomersLoaded {
         generation,
         append: false,
         result: Err(ApiError::Unreachable("Connection refused".into())),
     });
-    assert_eq!(commands, [Command::CheckHealth { after: Duration::ZERO }]);
+    assert!(
+        commands.is_empty(),
+        "the health check of start is still to come: {commands:?}"
+    );
     assert_eq!(app.connection, Connection::Unreachable("Connection refused".into()));
     let status = app.status.clone().expect("status");
     assert_eq!(status.kind, StatusKind::Error);
@@ -590,7 +681,9 @@ fn an_unreachable_server_goes_to_the_status_line_and_is_polled_until_back() {
         .is_empty());
     let commands = app.update(Message::HealthChecked(Err(ApiError::Unreachable("down".into()))));
     assert_eq!(commands, [Command::CheckHealth { after: HEALTH_RETRY }]);
-    let (_, query) = load_query(&app.update(Message::HealthChecked(Ok(()))));
+    let commands = app.update(Message::HealthChecked(Ok(())));
+    assert_eq!(commands[0], Command::CheckHealth { after: HEALTH_INTERVAL });
+    let (_, query) = load_query(&commands[1..]);
     assert_eq!(query.cursor, None, "the table loads once the server is back");
     assert_eq!(app.connection, Connection::Connected);
 }
@@ -613,10 +706,16 @@ fn credit_amounts_are_typed_in_euros_and_sent_in_cents() {
             date: NaiveDate::from_ymd_opt(2019, 12, 6).expect("date"),
         }]
     );
-    app.update(Message::CreditDecided(Ok(CreditDecision {
-        id_client: Uuid::from_u128(5).to_string(),
-        allowed: false,
-    })));
+    app.update(Message::CreditDecided {
+        id_client: Uuid::from_u128(5),
+        montant: Cents(36050),
+        date: NaiveDate::from_ymd_opt(2019, 12, 6).expect("date"),
+        result: Ok(CreditDecision {
+            id_client: Uuid::from_u128(5).to_string(),
+            allowed: false,
+        }),
+        customer: None,
+    });
     let outcome = app.credit.outcomes.get(&CreditAction::Allow).expect("outcome");
     assert!(!outcome.success);
     assert!(app.status.as_ref().is_some_and(|s| s.kind == StatusKind::Error));

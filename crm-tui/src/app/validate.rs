@@ -2,7 +2,7 @@
 //! what the server would refuse, and reading of amounts typed in euros.
 
 use crm_model::input::{parse_date, MAX_TEXT_CHARS};
-use crm_model::money::MAX_CENTS;
+use crm_model::money::{parse_typed_euros, TypedEurosError};
 use crm_model::validation::is_valid_email;
 use crm_model::{Cents, Sexe};
 use uuid::Uuid;
@@ -73,42 +73,15 @@ pub fn parse_id_client(text: &str) -> Result<Uuid, String> {
     Uuid::parse_str(text.trim()).map_err(|_| "is not an IdClient (a UUID)".into())
 }
 
-/// Reads an amount typed in euros: `360`, `360,00`, `360.5`, `1 234,56 €`. At most two
-/// decimals: a third would be a typing mistake, not a fraction of a cent.
+/// Reads an amount typed in euros ([`crm_model::money::parse_typed_euros`]): `360`,
+/// `360,00`, `360.5`, `1 234,56 €`, at most two decimals.
 pub fn parse_euros(text: &str) -> Result<Cents, String> {
-    let cleaned: String = text
-        .trim()
-        .trim_end_matches('€')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
-        .collect();
-    let invalid = || format!("{text:?} is not an amount in euros (like 360,00)");
-    if cleaned.is_empty() {
-        return Err("is required".into());
-    }
-    let (whole, fraction) = match cleaned.split_once([',', '.']) {
-        Some((whole, fraction)) => (whole, fraction),
-        None => (cleaned.as_str(), ""),
-    };
-    let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if whole.is_empty() && fraction.is_empty() || !digits_only(whole) || !digits_only(fraction) {
-        return Err(invalid());
-    }
-    if fraction.len() > 2 {
-        return Err("at most two decimals".into());
-    }
-    let euros: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| invalid())?
-    };
-    let cents: u64 = format!("{fraction:0<2}").parse().map_err(|_| invalid())?;
-    euros
-        .checked_mul(100)
-        .and_then(|c| c.checked_add(cents))
-        .filter(|&c| c <= MAX_CENTS)
-        .map(Cents)
-        .ok_or_else(|| "is too large".into())
+    parse_typed_euros(text).map_err(|error| match error {
+        TypedEurosError::Empty => "is required".into(),
+        TypedEurosError::NotAnAmount => format!("{text:?} is not an amount in euros (like 360,00)"),
+        TypedEurosError::TooManyDecimals => "at most two decimals".into(),
+        TypedEurosError::TooLarge => "is too large".into(),
+    })
 }
 
 #[cfg(test)]

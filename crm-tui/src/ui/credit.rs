@@ -7,7 +7,8 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use super::form::FieldLines;
-use crate::app::{App, CreditAction};
+use crate::api::CustomerKey;
+use crate::app::{name_and_balance, App, CreditAction, CUSTOMER_KEY_FIELDS};
 
 pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     let credit = &app.credit;
@@ -29,14 +30,24 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
             .push(Line::from(format!("{}{busy}", action.title())).fg(super::ACCENT).bold());
         for name in action.fields() {
             if let Some(index) = credit.form.fields.iter().position(|f| f.name == *name) {
-                lines.push_field(&credit.form, index, inner.width);
+                let note = CUSTOMER_KEY_FIELDS
+                    .contains(name)
+                    .then(|| CustomerKey::parse(credit.form.value(name)))
+                    .flatten()
+                    .and_then(|key| app.known_customer(key))
+                    .map(name_and_balance);
+                lines.push_field_with_note(&credit.form, index, inner.width, note.as_deref());
             }
         }
         if let Some(outcome) = credit.outcomes.get(&action) {
             let color = if outcome.success { Color::Green } else { Color::Red };
-            lines
-                .lines
-                .push(Line::styled(format!("  → {}", outcome.text), Style::new().fg(color)));
+            // Wrapped by hand: the cursor's line is counted in `lines`.
+            let width = (inner.width as usize).saturating_sub(2);
+            for line in super::wrap(&format!("→ {}", outcome.text), width, "    ") {
+                lines
+                    .lines
+                    .push(Line::styled(format!("  {line}"), Style::new().fg(color)));
+            }
         }
     }
     lines.place_cursor(frame, inner);

@@ -1,12 +1,13 @@
 //! The customers table with its search line, or the detail view of one customer.
 
-use crm_model::Customer;
+use crm_model::{Cents, Customer};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, HighlightSpacing, Paragraph, Table, TableState, Wrap};
 use ratatui::Frame;
 
+use super::columns::{self, Column};
 use crate::app::App;
 
 pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -28,7 +29,7 @@ fn render_search_line(app: &App, frame: &mut Frame, area: Rect) {
     let position = if list.items.is_empty() {
         "no rows".to_string()
     } else {
-        format!("row {} of {}", list.selected + 1, list.total)
+        format!("row {} of {}", list.row_number(), list.total)
     };
     let right = format!("sort {}  {position} ", customers.sort());
     let [left_area, right_area] =
@@ -67,54 +68,61 @@ fn render_table(app: &App, frame: &mut Frame, area: Rect) {
             (None, true, false) => Line::from("No customer matches."),
             (None, false, false) => Line::from(""),
         };
-        frame.render_widget(Paragraph::new(message).block(block), area);
+        frame.render_widget(Paragraph::new(message).wrap(Wrap { trim: true }).block(block), area);
         return;
     }
     let (rows, selected) = list.window(app.customer_rows());
-    let header = super::header_row(
-        [
-            "Nom",
-            "Prénom",
-            "E-mail",
-            "Phone",
-            "Card",
-            "Credit",
-            "Avg basket",
-            "Next payment",
-        ],
-        |column| (5..7).contains(&column),
-    );
-    let widths = [
-        Constraint::Fill(2),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
-        Constraint::Length(14),
-        Constraint::Length(7),
-        Constraint::Length(15),
-        Constraint::Length(12),
-        Constraint::Length(12),
-    ];
+    let columns = customer_columns(&list.items);
+    // Inside the borders, less the selection marker's column.
+    let available = area.width.saturating_sub(3);
+    let planned = columns::plan(&columns, available, 1);
+    let header = columns::header(&columns, &planned).style(Style::new().fg(super::ACCENT).bold());
     // The marker shows the selection where colours are lost (tmux capture-pane, logs).
-    let table = Table::new(rows.iter().map(customer_row), widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(super::selected_style())
-        .highlight_symbol("▸")
-        .highlight_spacing(HighlightSpacing::Always);
+    let table = Table::new(
+        rows.iter().map(|c| columns::row(&columns, &planned, customer_cells(c))),
+        columns::constraints(&planned),
+    )
+    .header(header)
+    .block(block)
+    .row_highlight_style(super::selected_style())
+    .highlight_symbol("▸")
+    .highlight_spacing(HighlightSpacing::Always);
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn customer_row(customer: &Customer) -> Row<'static> {
-    let right = |text: String| Cell::from(Line::from(text).right_aligned());
-    Row::new([
-        Cell::from(customer.nom.clone()),
-        Cell::from(customer.prenom.clone()),
-        Cell::from(customer.email.clone()),
-        Cell::from(customer.phone.clone()),
-        Cell::from(customer.carte_fid.map(|c| c.to_string()).unwrap_or_default()),
-        right(customer.credit.to_euros()),
-        right(customer.panier_moyen.to_euros()),
-        Cell::from(customer.date_paiement.map(|d| d.to_string()).unwrap_or_default()),
-    ])
+/// The table's columns, in the order shown, with their priorities: the name, first name
+/// and credit stay longest. Text columns are sized on the loaded rows (within bounds);
+/// the amount columns are as wide as the largest loaded amount.
+fn customer_columns(customers: &[Customer]) -> [Column; 8] {
+    let widest = |amount: fn(&Customer) -> Cents| customers.iter().map(amount).max().map(Cents::to_euros);
+    let widest_card = customers
+        .iter()
+        .filter_map(|c| c.carte_fid)
+        .max()
+        .map_or(0, |card| card.to_string().len() as u16);
+    let texts = |text: fn(&Customer) -> &str| customers.iter().map(text);
+    [
+        Column::text_fitting("Nom", texts(|c| &c.nom), (10, 24), 0, 2),
+        Column::text_fitting("Prénom", texts(|c| &c.prenom), (8, 20), 1, 2),
+        Column::text_fitting("E-mail", texts(|c| &c.email), (12, 30), 4, 3),
+        Column::text_fitting("Phone", texts(|c| &c.phone), (10, 16), 5, 0),
+        Column::fitted("Card", widest_card, 3, false),
+        Column::amount("Credit", widest(|c| c.credit), 2),
+        Column::amount("Avg basket", widest(|c| c.panier_moyen), 7),
+        Column::fitted("Next payment", 10, 6, false),
+    ]
+}
+
+fn customer_cells(customer: &Customer) -> Vec<String> {
+    vec![
+        customer.nom.clone(),
+        customer.prenom.clone(),
+        customer.email.clone(),
+        customer.phone.clone(),
+        customer.carte_fid.map(|c| c.to_string()).unwrap_or_default(),
+        customer.credit.to_euros(),
+        customer.panier_moyen.to_euros(),
+        customer.date_paiement.map(|d| d.to_string()).unwrap_or_default(),
+    ]
 }

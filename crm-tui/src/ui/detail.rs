@@ -4,9 +4,11 @@ use crm_model::{Cents, Customer, Sexe};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, HighlightSpacing, Paragraph, Row, Table, TableState, Tabs};
+use ratatui::widgets::{Block, HighlightSpacing, Paragraph, Table, TableState, Tabs};
 use ratatui::Frame;
 
+use super::columns::{self, Column};
+use crate::api::{LedgerEntry, ScheduledPayment, Ticket};
 use crate::app::paged::PagedList;
 use crate::app::{App, CustomerDetail, DetailPane};
 
@@ -27,12 +29,20 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     render_pane(app, detail, frame, list_area);
 }
 
+/// Width of a label in the customer card.
+const CARD_LABEL_WIDTH: usize = 15;
+
+/// The customer's fields in two columns (each half of the card), values cut to their
+/// column with `…`, except amounts, which always fit (2^53-1 cents is 23 columns).
 fn render_card(customer: &Customer, frame: &mut Frame, area: Rect) {
     let title = format!(" {} {} ", customer.prenom, customer.nom);
-    let field = |label: &'static str, value: String| {
+    let half = (area.width.saturating_sub(2) / 2) as usize;
+    // Each field: its label, its value, one column before the next field.
+    let value_width = half.saturating_sub(CARD_LABEL_WIDTH + 1).max(8);
+    let field = |label: &'static str, value: String, width: usize| {
         vec![
-            Span::styled(format!("{label:<16}"), Style::new().dark_gray()),
-            Span::raw(format!("{value:<38}")),
+            Span::styled(format!("{label:<CARD_LABEL_WIDTH$}"), Style::new().dark_gray()),
+            Span::raw(format!("{:<width$} ", cut(&value, width))),
         ]
     };
     let pair = |a: Vec<Span<'static>>, b: Vec<Span<'static>>| Line::from([a, b].concat());
@@ -45,92 +55,121 @@ fn render_card(customer: &Customer, frame: &mut Frame, area: Rect) {
         Sexe::F => "f",
         Sexe::Unspecified => "-",
     };
+    let left = |label, value| field(label, value, value_width);
+    let right = |label, value| field(label, value, value_width);
     let lines = vec![
+        // The IdClient is never cut: on a narrow card it pushes the id along.
         pair(
-            field("IdClient", customer.id_client.to_string()),
-            field("id", customer.id.to_string()),
+            field("IdClient", customer.id_client.to_string(), value_width.max(37)),
+            right("id", customer.id.to_string()),
         ),
         pair(
-            field("E-mail", customer.email.clone()),
-            field("Phone", customer.phone.clone()),
+            left("E-mail", customer.email.clone()),
+            right("Phone", customer.phone.clone()),
         ),
-        pair(field("Card", card), field("Credit", customer.credit.to_euros())),
+        pair(left("Card", card), right("Credit", customer.credit.to_euros())),
         pair(
-            field("Avg basket", customer.panier_moyen.to_euros()),
-            field("Refusals", customer.nb_refus.to_string()),
+            left("Avg basket", customer.panier_moyen.to_euros()),
+            right("Refusals", customer.nb_refus.to_string()),
         ),
         pair(
-            field(
+            left(
                 "Next payment",
                 customer
                     .date_paiement
                     .map(|d| d.to_string())
                     .unwrap_or_else(|| "-".into()),
             ),
-            field("Pending", customer.montant.to_euros()),
+            right("Pending", customer.montant.to_euros()),
         ),
         pair(
-            field("Age", customer.age.map(|a| a.to_string()).unwrap_or_else(|| "-".into())),
-            field("Sexe / Account", format!("{sexe} / {}", customer.compte)),
+            left("Age", customer.age.map(|a| a.to_string()).unwrap_or_else(|| "-".into())),
+            right("Sexe / Account", format!("{sexe} / {}", customer.compte)),
         ),
     ];
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title.bold())), area);
 }
 
+/// `text` in at most `width` columns, its end replaced by `…` when cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    kept.push('…');
+    kept
+}
+
 fn render_pane(app: &App, detail: &CustomerDetail, frame: &mut Frame, area: Rect) {
     let rows = app.detail_rows();
+    let date_time = |text: &str| text.chars().take(16).collect::<String>().replace('T', " ");
     match detail.pane {
-        DetailPane::Tickets => render_list(
-            &detail.tickets,
-            rows,
-            ["Date", "Ticket", "Origin", "Payment", "Amount", "Articles"],
-            |t| {
+        DetailPane::Tickets => {
+            let tickets = &detail.tickets.items;
+            let columns = [
+                Column::fitted("Date", 16, 0, false),
+                Column::text_fitting("Ticket", tickets.iter().map(|t| t.uid.as_str()), (10, 24), 1, 2),
+                Column::text_fitting("Origin", tickets.iter().map(|t| t.origin.as_str()), (7, 12), 4, 1),
+                Column::text_fitting(
+                    "Payment",
+                    tickets.iter().map(|t| t.mode_paiement.as_str()),
+                    (7, 10),
+                    3,
+                    1,
+                ),
+                Column::amount("Amount", tickets.iter().map(|t| t.prix.to_euros()), 2),
+                Column::fitted("Articles", 0, 5, true),
+            ];
+            let cells = |t: &Ticket| {
                 vec![
-                    t.date.chars().take(16).collect::<String>().replace('T', " "),
+                    date_time(&t.date),
                     t.uid.clone(),
                     t.origin.clone(),
                     t.mode_paiement.clone(),
                     t.prix.to_euros(),
                     t.articles.len().to_string(),
                 ]
-            },
-            frame,
-            area,
-        ),
-        DetailPane::Ledger => render_list(
-            &detail.ledger,
-            rows,
-            ["Date", "Cause", "", "", "Movement", "Balance"],
-            |e| {
+            };
+            render_list(&detail.tickets, rows, &columns, cells, frame, area)
+        }
+        DetailPane::Ledger => {
+            let ledger = &detail.ledger.items;
+            let columns = [
+                Column::fitted("Date", 16, 0, false),
+                Column::text_fitting("Cause", ledger.iter().map(|e| e.cause.as_str()), (10, 18), 3, 1),
+                Column::amount("Movement", ledger.iter().map(|e| signed_euros(e.amount)), 1),
+                Column::amount("Balance", ledger.iter().filter_map(|e| e.balance).map(signed_euros), 2),
+            ];
+            let cells = |e: &LedgerEntry| {
                 vec![
-                    e.at.chars().take(16).collect::<String>().replace('T', " "),
+                    date_time(&e.at),
                     e.cause.clone(),
-                    String::new(),
-                    String::new(),
                     signed_euros(e.amount),
                     e.balance.map(signed_euros).unwrap_or_default(),
                 ]
-            },
-            frame,
-            area,
-        ),
-        DetailPane::Payments => render_list(
-            &detail.payments,
-            rows,
-            ["Due", "Payment", "Status", "Attempts", "Amount", ""],
-            |p| {
+            };
+            render_list(&detail.ledger, rows, &columns, cells, frame, area)
+        }
+        DetailPane::Payments => {
+            let payments = &detail.payments.items;
+            let columns = [
+                Column::fitted("Due", 10, 0, false),
+                Column::text_fitting("Payment", payments.iter().map(|p| p.id.as_str()), (7, 12), 3, 1),
+                Column::text_fitting("Status", payments.iter().map(|p| p.status.as_str()), (7, 10), 2, 1),
+                Column::fitted("Attempts", 0, 4, true),
+                Column::amount("Amount", payments.iter().map(|p| p.montant.to_euros()), 1),
+            ];
+            let cells = |p: &ScheduledPayment| {
                 vec![
                     p.date.map(|d| d.to_string()).unwrap_or_default(),
                     p.id.clone(),
                     p.status.clone(),
                     p.attempts.to_string(),
                     p.montant.to_euros(),
-                    String::new(),
                 ]
-            },
-            frame,
-            area,
-        ),
+            };
+            render_list(&detail.payments, rows, &columns, cells, frame, area)
+        }
     }
 }
 
@@ -139,11 +178,11 @@ fn signed_euros(cents: i64) -> String {
     format!("{sign}{}", Cents(cents.unsigned_abs()).to_euros())
 }
 
-/// A paged list as a six-column table; the fifth column is an amount.
+/// A paged list as a table of `columns`, those that fit the width.
 fn render_list<T>(
     list: &PagedList<T>,
     visible_rows: usize,
-    titles: [&'static str; 6],
+    columns: &[Column],
     cells: impl Fn(&T) -> Vec<String>,
     frame: &mut Frame,
     area: Rect,
@@ -164,25 +203,11 @@ fn render_list<T>(
         return;
     }
     let (window, selected) = list.window(visible_rows);
-    let amount = |text: String| Cell::from(Line::from(text).right_aligned());
-    let rows = window.iter().map(|item| {
-        let row = cells(item);
-        Row::new(
-            row.into_iter()
-                .enumerate()
-                .map(|(i, text)| if i >= 4 { amount(text) } else { Cell::from(text) }),
-        )
-    });
-    let header = super::header_row(titles, |column| column >= 4);
-    let widths = [
-        Constraint::Length(17),
-        Constraint::Fill(2),
-        Constraint::Fill(1),
-        Constraint::Length(9),
-        Constraint::Length(14),
-        Constraint::Length(12),
-    ];
-    let table = Table::new(rows, widths)
+    // Inside the borders, less the selection marker's column.
+    let planned = columns::plan(columns, area.width.saturating_sub(3), 1);
+    let rows = window.iter().map(|item| columns::row(columns, &planned, cells(item)));
+    let header = columns::header(columns, &planned).style(Style::new().fg(super::ACCENT).bold());
+    let table = Table::new(rows, columns::constraints(&planned))
         .header(header)
         .block(block)
         .row_highlight_style(super::selected_style())

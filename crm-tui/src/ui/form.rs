@@ -27,9 +27,21 @@ impl FieldLines {
 
     /// Adds one field of `form` (at `index`), `width` columns wide.
     pub fn push_field(&mut self, form: &Form, index: usize, width: u16) {
+        self.push_field_with_note(form, index, width, None);
+    }
+
+    /// Adds one field with a dim note after its value (who a typed id names), when the
+    /// line has room for both.
+    pub fn push_field_with_note(&mut self, form: &Form, index: usize, width: u16, note: Option<&str>) {
         let field = &form.fields[index];
         let focused = form.focus == index;
-        let value_width = (width as usize).saturating_sub(LABEL_WIDTH + 4).max(1);
+        let mut value_width = (width as usize).saturating_sub(LABEL_WIDTH + 4).max(1);
+        let note = note
+            .map(|note| format!("  {note}"))
+            .filter(|note| field.input.value().chars().count() + note.chars().count() < value_width);
+        if let Some(note) = &note {
+            value_width -= note.chars().count();
+        }
         let (shown, cursor_column) = visible_value(field, value_width);
         let marker = if focused { "▸ " } else { "  " };
         let label_style = if focused {
@@ -42,15 +54,24 @@ impl FieldLines {
             (true, false) => super::selected_style(),
             _ => Style::new(),
         };
-        let padded = format!("{shown:<value_width$}");
         if focused && form.editing {
             self.cursor = Some((self.lines.len(), (2 + LABEL_WIDTH + cursor_column) as u16));
         }
-        self.lines.push(Line::from(vec![
+        let mut spans = vec![
             Span::raw(marker),
             Span::styled(format!("{:<LABEL_WIDTH$}", field.label), label_style),
-            Span::styled(padded, value_style),
-        ]));
+        ];
+        match note {
+            // The note right after the value, the line padded after it.
+            Some(note) => {
+                let rest = value_width.saturating_sub(shown.chars().count());
+                spans.push(Span::styled(shown, value_style));
+                spans.push(Span::styled(note, Style::new().fg(Color::DarkGray)));
+                spans.push(Span::raw(" ".repeat(rest)));
+            }
+            None => spans.push(Span::styled(format!("{shown:<value_width$}"), value_style)),
+        }
+        self.lines.push(Line::from(spans));
         if let Some(error) = &field.error {
             self.lines.push(Line::styled(
                 format!("{:width$}✗ {error}", "", width = 2 + LABEL_WIDTH),

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::api::{ImportMode, ImportSummary, UploadProgress};
+use crate::api::{ImportMode, ImportSummary, RowError, ServerImportProgress, UploadProgress};
 use crate::app::{App, ImportStage};
 
 /// Bad rows listed on screen; the count says how many more there are.
@@ -17,7 +17,7 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
     let candidate_rows = import.candidates.len().min(5) as u16;
     let [path_area, mode_area, stage_area] = Layout::vertical([
         Constraint::Length(3 + candidate_rows),
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Min(0),
     ])
     .areas(area);
@@ -69,11 +69,28 @@ pub(super) fn render(app: &App, frame: &mut Frame, area: Rect) {
             ),
         ]),
     };
-    frame.render_widget(Paragraph::new(mode), mode_area);
-    render_stage(&import.stage, frame, stage_area);
+    let rows = match (import.mode, import.skip_invalid) {
+        (ImportMode::Replace, _) => Line::from(vec![
+            Span::from(" Invalid rows: "),
+            Span::from("refuse the file").bold(),
+            Span::from(" — replace imports every row or none"),
+        ]),
+        (ImportMode::Merge, false) => Line::from(vec![
+            Span::from(" Invalid rows: "),
+            Span::from("refuse the file").bold(),
+            Span::from(" (v to skip them and import the others)"),
+        ]),
+        (ImportMode::Merge, true) => Line::from(vec![
+            Span::from(" Invalid rows: "),
+            Span::from("skipped").bold().fg(Color::Yellow),
+            Span::from(" — the valid rows are imported, the others listed (v to refuse the file)"),
+        ]),
+    };
+    frame.render_widget(Paragraph::new(vec![mode, rows]), mode_area);
+    render_stage(&import.stage, import.server_progress.as_ref(), frame, stage_area);
 }
 
-fn render_stage(stage: &ImportStage, frame: &mut Frame, area: Rect) {
+fn render_stage(stage: &ImportStage, server: Option<&ServerImportProgress>, frame: &mut Frame, area: Rect) {
     let [text_area, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
     match stage {
         ImportStage::Idle => {
@@ -85,23 +102,26 @@ fn render_stage(stage: &ImportStage, frame: &mut Frame, area: Rect) {
                 Paragraph::new(format!(" Dry run of {}…", run.path.display())),
                 text_area,
             );
-            render_progress(*progress, frame, rest);
+            render_progress(*progress, server, frame, rest);
         }
         ImportStage::Reviewed { run, summary } => {
             let mut lines = vec![
                 Line::from(format!(" Dry run of {} passed. The import would:", run.path.display())),
                 summary_line(summary),
+            ];
+            lines.extend(warnings(summary));
+            lines.push(
                 Line::from(" y / Enter: import for real    n / Esc: cancel")
                     .bold()
                     .fg(Color::Yellow),
-            ];
+            );
             if run.mode == ImportMode::Replace {
                 lines.push(Line::styled(
                     " Replace mode: customers absent from the file will be erased.",
                     Style::new().fg(Color::Red).bold(),
                 ));
             }
-            frame.render_widget(Paragraph::new(lines), area);
+            render_with_skipped_rows(lines, &summary.errors, frame, area);
         }
         ImportStage::Rejected { run, message, rows } => {
             let heading = vec![
@@ -112,29 +132,22 @@ fn render_stage(stage: &ImportStage, frame: &mut Frame, area: Rect) {
                 Line::from(format!(" {} bad rows; fix the file and try again (Enter).", rows.len())),
             ];
             frame.render_widget(Paragraph::new(heading), text_area);
-            let table = Table::new(
-                rows.iter()
-                    .take(SHOWN_BAD_ROWS)
-                    .map(|r| Row::new([r.row.to_string(), r.field.clone(), r.error.clone()])),
-                [Constraint::Length(8), Constraint::Length(16), Constraint::Fill(1)],
-            )
-            .header(Row::new(["Row", "Field", "Error"]).style(Style::new().fg(super::ACCENT).bold()))
-            .block(Block::bordered().title(" Bad rows "));
-            frame.render_widget(table, rest);
+            frame.render_widget(bad_rows_table(rows, " Bad rows "), rest);
         }
         ImportStage::Uploading { run, progress } => {
             frame.render_widget(Paragraph::new(format!(" Importing {}…", run.path.display())), text_area);
-            render_progress(*progress, frame, rest);
+            render_progress(*progress, server, frame, rest);
         }
         ImportStage::Done { run, summary } => {
-            let lines = vec![
+            let mut lines = vec![
                 Line::styled(
                     format!(" Imported {}:", run.path.display()),
                     Style::new().fg(Color::Green).bold(),
                 ),
                 summary_line(summary),
             ];
-            frame.render_widget(Paragraph::new(lines), area);
+            lines.extend(warnings(summary));
+            render_with_skipped_rows(lines, &summary.errors, frame, area);
         }
         ImportStage::Failed { message } => {
             let lines = vec![
@@ -146,11 +159,57 @@ fn render_stage(stage: &ImportStage, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// The lines above a stage's table, then the table of the rows an import leaves out
+/// (`skip_invalid`), if any, below them.
+fn render_with_skipped_rows(lines: Vec<Line<'static>>, skipped: &[RowError], frame: &mut Frame, area: Rect) {
+    if skipped.is_empty() {
+        frame.render_widget(Paragraph::new(lines), area);
+        return;
+    }
+    let [text_area, table_area] =
+        Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(lines), text_area);
+    frame.render_widget(bad_rows_table(skipped, " Invalid rows, skipped "), table_area);
+}
+
+fn bad_rows_table<'a>(rows: &'a [RowError], title: &'a str) -> Table<'a> {
+    Table::new(
+        rows.iter()
+            .take(SHOWN_BAD_ROWS)
+            .map(|r| Row::new([r.row.to_string(), r.field.clone(), r.error.clone()])),
+        [Constraint::Length(8), Constraint::Length(16), Constraint::Fill(1)],
+    )
+    .header(Row::new(["Row", "Field", "Error"]).style(Style::new().fg(super::ACCENT).bold()))
+    .block(Block::bordered().title(title))
+}
+
+/// What staff must know before importing the file again: rows skipped, and rows that
+/// no import can match (a second import creates them again).
+fn warnings(summary: &ImportSummary) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if summary.skipped > 0 {
+        lines.push(Line::styled(
+            format!(
+                "   {} invalid rows are left out (listed below); fix them and import them again",
+                summary.skipped
+            ),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    if let Some(warning) = summary.unmatchable_warning() {
+        lines.push(Line::styled(format!("   ⚠ {warning}"), Style::new().fg(Color::Yellow)));
+    }
+    lines
+}
+
 fn summary_line(summary: &ImportSummary) -> Line<'static> {
-    let line = format!(
+    let mut line = format!(
         "   {} created, {} updated, {} unchanged",
         summary.created, summary.updated, summary.unchanged
     );
+    if summary.skipped > 0 {
+        line.push_str(&format!(", {} skipped", summary.skipped));
+    }
     if summary.erased == 0 {
         return Line::from(line);
     }
@@ -164,8 +223,17 @@ fn summary_line(summary: &ImportSummary) -> Line<'static> {
     ])
 }
 
-fn render_progress(progress: Option<UploadProgress>, frame: &mut Frame, area: Rect) {
-    let [gauge_area, _] = Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
+fn render_progress(
+    progress: Option<UploadProgress>,
+    server: Option<&ServerImportProgress>,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let [gauge_area, server_area, _] =
+        Layout::vertical([Constraint::Length(3), Constraint::Length(3), Constraint::Min(0)]).areas(area);
+    if let Some(server) = server {
+        render_server_progress(server, frame, server_area);
+    }
     let (ratio, label) = match progress {
         Some(UploadProgress { sent, total }) if total > 0 => (
             (sent as f64 / total as f64).clamp(0.0, 1.0),
@@ -180,6 +248,43 @@ fn render_progress(progress: Option<UploadProgress>, frame: &mut Frame, area: Re
         .ratio(ratio)
         .label(label);
     frame.render_widget(gauge, gauge_area);
+}
+
+/// The server's stage and rows: the minutes of a large import after its upload.
+fn render_server_progress(server: &ServerImportProgress, frame: &mut Frame, area: Rect) {
+    let stage = match server.phase.as_str() {
+        "reading" => "reading the file",
+        "checking" => "checking rows",
+        "writing" => "writing rows",
+        "erasing" => "erasing customers absent from the file",
+        other => other,
+    };
+    let (ratio, label) = match server.total {
+        Some(total) if total > 0 => (
+            (server.done as f64 / total as f64).clamp(0.0, 1.0),
+            format!("{stage}: {} of {}", grouped(server.done), grouped(total)),
+        ),
+        _ => (0.0, format!("{stage}: {} rows", grouped(server.done))),
+    };
+    let gauge = Gauge::default()
+        .block(Block::bordered().title(" Server "))
+        .gauge_style(Style::new().fg(Color::Green))
+        .ratio(ratio)
+        .label(label);
+    frame.render_widget(gauge, area);
+}
+
+/// A count with thousands separated: `12,000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A byte count as people read it.

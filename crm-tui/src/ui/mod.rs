@@ -1,5 +1,6 @@
 //! Rendering only: draws an [`App`] and changes nothing. One module per screen or pane.
 
+mod columns;
 mod create;
 mod credit;
 mod customers;
@@ -31,23 +32,6 @@ pub(crate) const ACCENT: Color = Color::Cyan;
 
 pub(crate) fn selected_style() -> Style {
     Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
-}
-
-/// A table's header row in the accent colour; the columns `is_amount` picks are
-/// right-aligned, like the amounts below them.
-pub(crate) fn header_row(
-    titles: impl IntoIterator<Item = &'static str>,
-    is_amount: impl Fn(usize) -> bool,
-) -> ratatui::widgets::Row<'static> {
-    use ratatui::widgets::{Cell, Row};
-    Row::new(titles.into_iter().enumerate().map(move |(column, title)| {
-        if is_amount(column) {
-            Cell::from(Line::from(title).right_aligned())
-        } else {
-            Cell::from(title)
-        }
-    }))
-    .style(Style::new().fg(ACCENT).bold())
 }
 
 pub fn render(app: &App, frame: &mut Frame) {
@@ -126,4 +110,32 @@ pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
         width,
         height,
     }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces where it can be
+/// (amounts, whose spaces do not break, stay whole), the lines after the first starting
+/// with `indent`.
+pub(crate) fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
+    let width = width.max(indent.chars().count() + 8);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let taken = line.chars().count();
+        let starts_line = line.trim().is_empty();
+        if !starts_line && taken + 1 + word.chars().count() > width {
+            lines.push(std::mem::replace(&mut line, indent.to_string()));
+        } else if !starts_line {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > width {
+            let rest: String = line.chars().skip(width).collect();
+            lines.push(line.chars().take(width).collect());
+            line = format!("{indent}{rest}");
+        }
+    }
+    if !line.trim().is_empty() {
+        lines.push(line);
+    }
+    lines
 }

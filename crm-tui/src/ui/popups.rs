@@ -3,11 +3,11 @@
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::form::FieldLines;
-use crate::app::{App, Popup};
+use crate::app::{name_and_balance, App, Popup};
 
 pub(super) fn render(app: &App, frame: &mut Frame) {
     match app.popup {
@@ -27,6 +27,21 @@ pub(super) fn render(app: &App, frame: &mut Frame) {
                 " Discard changes? ",
                 "The customer has unsaved changes.",
                 "y: discard    n / Esc: keep editing",
+            );
+        }
+        Some(Popup::ConfirmResetRefusals) => {
+            let Some(customer) = &app.customers.reset_refusals_of else {
+                return;
+            };
+            render_question(
+                frame,
+                " Reset refusals? ",
+                &format!(
+                    "{} has {} refused payments on record. Reset them to 0? Credit is then allowed again.",
+                    name_and_balance(customer),
+                    customer.nb_refus
+                ),
+                "y: reset    n / Esc: keep",
             );
         }
         None => {}
@@ -53,17 +68,20 @@ fn render_help(app: &App, frame: &mut Frame) {
 }
 
 fn render_question(frame: &mut Frame, title: &str, question: &str, answers: &str) {
-    let area = super::centered(frame.area(), 56, 6);
-    let text = vec![
-        Line::from(question.to_string()),
-        Line::default(),
-        Line::from(answers.to_string()).bold(),
-    ];
+    // The question on as many lines as it takes, a blank line, the answers.
+    let inner_width = 54u16;
+    let mut text: Vec<Line> = super::wrap(question, inner_width as usize, "")
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    text.push(Line::default());
+    text.push(Line::from(answers.to_string()).bold());
+    let area = super::centered(frame.area(), inner_width + 2, text.len() as u16 + 3);
     let block = Block::bordered()
         .title(title.to_string().bold())
         .border_style(Style::new().fg(Color::Yellow));
     frame.render_widget(Clear, area);
-    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block), area);
+    frame.render_widget(Paragraph::new(text).block(block), area);
 }
 
 /// The edit form of a customer, over the customers screen.
@@ -73,10 +91,10 @@ pub(super) fn render_edit(app: &App, frame: &mut Frame, area: Rect) {
     let height = edit.form.fields.len() as u16 + errors + 4;
     let area = super::centered(area, 90, height);
     let title = format!(" Edit {} {} ", edit.customer.prenom, edit.customer.nom);
-    let hint = if edit.saving {
-        " saving… "
-    } else {
-        " Ctrl-S save · Esc cancel "
+    let hint = match (edit.saving, edit.form.editing) {
+        (true, _) => " saving… ",
+        (false, true) => " Enter next field · Ctrl-S save · Esc stop typing ",
+        (false, false) => " Enter/i type in the field · Ctrl-S save · Esc cancel ",
     };
     let block = Block::bordered()
         .title(title.bold())

@@ -11,7 +11,7 @@ use crm_tests::{spawn_app, TestApp};
 use crm_tui::api::{
     ApiClient, ApiError, CustomerChanges, CustomerKey, ImportMode, LedgerEntry, NewCustomerRequest, PaymentOutcome,
 };
-use crm_tui::app::{App, Command, CreditAction, DetailPane, ImportStage, Message, Screen};
+use crm_tui::app::{App, Command, Connection, CreditAction, DetailPane, ImportStage, Message, Screen};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -79,6 +79,9 @@ struct Tui {
     /// Where the executor sends what comes while a command runs (upload progress).
     sender: UnboundedSender<Message>,
     receiver: UnboundedReceiver<Message>,
+    /// The health checks the client keeps scheduled (every few seconds, for ever): kept
+    /// here rather than run, so that `run` ends; `check_health` runs them.
+    health_checks: Vec<Command>,
 }
 
 impl Tui {
@@ -90,6 +93,7 @@ impl Tui {
             api: api_of(server),
             sender,
             receiver,
+            health_checks: Vec::new(),
         };
         tui.app.update(Message::Resize {
             width: WIDTH,
@@ -110,13 +114,13 @@ impl Tui {
             executed += commands.len();
             assert!(executed <= MAX_COMMANDS, "commands keep coming: {commands:?}");
             for command in &commands {
-                // A health check is scheduled only when a request got no answer.
-                assert!(
-                    !matches!(command, Command::CheckHealth { .. } | Command::Quit),
-                    "unexpected {command:?}; status {:?}",
-                    self.app.status
-                );
+                assert!(!matches!(command, Command::Quit), "unexpected quit");
             }
+            let (health_checks, others): (Vec<Command>, Vec<Command>) = commands
+                .drain(..)
+                .partition(|command| matches!(command, Command::CheckHealth { .. }));
+            self.health_checks.extend(health_checks);
+            commands = others;
             let answers = futures::future::join_all(
                 commands
                     .drain(..)
@@ -129,6 +133,24 @@ impl Tui {
             for message in answers.into_iter().flatten() {
                 commands.extend(self.app.update(message));
             }
+            // Every request of these scenarios gets an answer.
+            assert!(
+                !matches!(self.app.connection, Connection::Unreachable(_)),
+                "the server did not answer; status {:?}",
+                self.app.status
+            );
+        }
+    }
+
+    /// Carries out the scheduled health check (its wait included), as the runtime would.
+    async fn check_health(&mut self) {
+        let [check] = std::mem::take(&mut self.health_checks)
+            .try_into()
+            .expect("exactly one health check scheduled");
+        let answer = crm_tui::runtime::execute(self.api.clone(), check, self.sender.clone()).await;
+        if let Some(message) = answer {
+            let commands = self.app.update(message);
+            self.health_checks.extend(commands);
         }
     }
 
@@ -479,8 +501,13 @@ async fn allow_credit_from_the_credit_screen_schedules_refuses_then_allows_after
 
     let allowed = &tui.app.credit.outcomes[&CreditAction::Allow];
     assert!(allowed.success, "{allowed:?}");
-    assert_eq!(allowed.text, format!("allowed and scheduled for {id}"));
-    tui.assert_on_screen(&[&format!("→ allowed and scheduled for {id}")]);
+    let scheduled = format!(
+        "Bloggs (credit {}): allowed, {} due 2030-01-15 scheduled",
+        euros(420),
+        euros(36000)
+    );
+    assert_eq!(allowed.text, scheduled);
+    tui.assert_on_screen(&[&format!("→ {scheduled}")]);
     let (_, customer) = server.customer(&id).await;
     assert_eq!(
         (&customer["Montant"], &customer["Date_paiement"]),
@@ -493,7 +520,10 @@ async fn allow_credit_from_the_credit_screen_schedules_refuses_then_allows_after
     tui.key(KeyCode::Enter).await;
     let refused = &tui.app.credit.outcomes[&CreditAction::Allow];
     assert!(!refused.success);
-    assert_eq!(refused.text, format!("refused for {id} (too many refused payments)"));
+    assert_eq!(
+        refused.text,
+        format!("Bloggs (credit {}): refused, too many refused payments (1)", euros(420))
+    );
     tui.assert_on_screen(&["too many refused payments"]);
 
     // The balance, by IdClient.
@@ -501,7 +531,7 @@ async fn allow_credit_from_the_credit_screen_schedules_refuses_then_allows_after
     tui.type_text(&id).await;
     tui.key(KeyCode::Enter).await;
     let balance = &tui.app.credit.outcomes[&CreditAction::Balance];
-    assert_eq!(balance.text, format!("card {id} has {}", euros(420)));
+    assert_eq!(balance.text, format!("Bloggs: credit {}", euros(420)));
 
     // Reset the refusals (the last field of the screen), then credit is allowed again.
     for _ in 0..3 {
@@ -522,9 +552,9 @@ async fn allow_credit_from_the_credit_screen_schedules_refuses_then_allows_after
     let (_, payments) = server.customer_payments(&id, "").await;
     assert_eq!(payments["total"], 2, "{payments}");
     tui.assert_on_screen(&[
-        &format!("→ allowed and scheduled for {id}"),
-        &format!("→ card {id} has {}", euros(420)),
-        &format!("→ refusals of {id} set to 0"),
+        &format!("→ {scheduled}"),
+        &format!("→ Bloggs: credit {}", euros(420)),
+        &format!("→ Bloggs (credit {}): refusals set to 0", euros(420)),
     ]);
 }
 
@@ -834,4 +864,219 @@ async fn client_import_works_against_the_server() {
         .await
         .expect_err("no such file");
     assert!(matches!(missing, ApiError::File { .. }), "{missing:?}");
+}
+
+#[tokio::test]
+async fn the_edit_popup_opens_browsing_so_j_selects_a_field_instead_of_typing_into_the_name() {
+    let server = spawn_app().await;
+    let id = server
+        .create_customer_ok(&json!({"Nom": "Martin", "Prenom": "Léa"}))
+        .await;
+    let mut tui = Tui::start(&server).await;
+    // The keys of the bug report: e, j j j, Enter, a phone number, Ctrl-S.
+    tui.key(KeyCode::Char('e')).await;
+    tui.assert_on_screen(&["Edit Léa Martin", "Enter/i type in the field"]);
+    tui.type_text("jjj").await;
+    tui.key(KeyCode::Enter).await;
+    tui.type_text("0611223344").await;
+    tui.key_with(KeyCode::Char('s'), KeyModifiers::CONTROL).await;
+    assert!(tui.app.customers.edit.is_none(), "saved; status {}", tui.status());
+    let (status, stored) = server.customer(&id).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(
+        (&stored["Nom"], &stored["Phone"]),
+        (&json!("Martin"), &json!("0611223344"))
+    );
+    assert_eq!(tui.status(), "Saved Léa Martin");
+    tui.assert_on_screen(&["▸Martin ", "0611223344"]);
+}
+
+#[tokio::test]
+async fn an_idle_client_shows_within_5_s_that_the_server_has_stopped() {
+    let server = spawn_app().await;
+    server.create_customer_ok(&json!({"Nom": "Bloggs"})).await;
+    let mut tui = Tui::start(&server).await;
+    tui.assert_on_screen(&["● Connected"]);
+    // Checks go on while the server answers, whatever the user does (here: typing).
+    tui.check_health().await;
+    tui.key(KeyCode::Char('e')).await;
+    tui.key(KeyCode::Enter).await;
+    assert!(tui.app.is_typing());
+    tui.assert_on_screen(&["● Connected"]);
+
+    server.stop().await;
+    let stopped = std::time::Instant::now();
+    while !matches!(tui.app.connection, Connection::Unreachable(_)) {
+        assert!(
+            stopped.elapsed() < std::time::Duration::from_secs(5),
+            "not noticed in 5 s"
+        );
+        tui.check_health().await;
+    }
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        stopped.elapsed()
+    );
+    tui.assert_on_screen(&["✗ Unreachable, retrying every 3 s", "The server does not answer"]);
+    assert!(tui.app.is_typing(), "the edit popup is still open");
+}
+
+#[tokio::test]
+async fn shift_g_shows_the_real_last_customers_and_g_the_first() {
+    let server = spawn_app().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clients: Vec<Value> = (1..=250)
+        .map(|n| json!({"Nom": format!("Client{n:03}"), "Prenom": "Anne"}))
+        .collect();
+    let path = write_file(&dir, "clients.json", &json!({ "clients": clients }));
+    let api = api_of(&server);
+    let summary = api
+        .import_file(&path, ImportMode::Merge, false, |_| {})
+        .await
+        .expect("import");
+    assert_eq!(summary.created, 250);
+    let mut tui = Tui::start(&server).await;
+    tui.key(KeyCode::Char('s')).await; // by name
+    assert_eq!(tui.app.customers.list.items.len(), 100);
+    tui.assert_on_screen(&["row 1 of 250"]);
+
+    tui.key(KeyCode::Char('G')).await;
+    let list = &tui.app.customers.list;
+    assert_eq!(list.selected_item().map(|c| c.nom.as_str()), Some("Client250"));
+    assert_eq!(list.row_number(), 250);
+    let screen = tui.screen();
+    let lines: Vec<&str> = screen.lines().collect();
+    let selected = lines.iter().position(|l| l.contains('▸')).expect("selection");
+    assert!(lines[selected].contains("▸Client250 "), "{screen}");
+    assert!(lines[selected - 1].contains(" Client249 "), "{screen}");
+    assert!(lines[selected + 1].contains('└'), "the last row of the table: {screen}");
+    tui.assert_on_screen(&["row 250 of 250"]);
+
+    // Up past the loaded rows' top: the rows above come in, the counter follows.
+    for _ in 0..120 {
+        tui.key(KeyCode::Char('k')).await;
+    }
+    let list = &tui.app.customers.list;
+    assert_eq!(list.selected_item().map(|c| c.nom.as_str()), Some("Client130"));
+    assert_eq!(list.row_number(), 130);
+    tui.assert_on_screen(&["row 130 of 250", "▸Client130 "]);
+
+    tui.key(KeyCode::Char('g')).await;
+    tui.assert_on_screen(&["row 1 of 250", "▸Client001 "]);
+    tui.key(KeyCode::End).await;
+    tui.assert_on_screen(&["row 250 of 250", "▸Client250 "]);
+}
+
+#[tokio::test]
+async fn credit_a_card_and_a_refusal_reset_start_from_the_selected_customer_and_name_them() {
+    let server = spawn_app().await;
+    let id = server
+        .create_customer_ok(&json!({"Nom": "Bloggs", "Prenom": "Jacquie", "Credit": 420}))
+        .await;
+    let mut tui = Tui::start(&server).await;
+    let who = format!("Jacquie Bloggs (credit {})", euros(420));
+
+    // a: the credit screen, the customer filled in; only the amount and date to type.
+    tui.key(KeyCode::Char('a')).await;
+    assert_eq!(tui.app.screen, Screen::Credit);
+    tui.assert_on_screen(&[&format!("{id}  {who}")]);
+    tui.key(KeyCode::Enter).await;
+    tui.fill("360").await;
+    tui.type_text("2030-01-15").await;
+    tui.key(KeyCode::Enter).await;
+    let allowed = format!("{who}: allowed, {} due 2030-01-15 scheduled", euros(36000));
+    assert_eq!(tui.app.credit.outcomes[&CreditAction::Allow].text, allowed);
+    tui.assert_on_screen(&[&format!("→ {allowed}")]);
+    let (_, customer) = server.customer(&id).await;
+    assert_eq!(customer["Montant"], 36000);
+
+    // A refused payment, then z on the customer resets the refusals.
+    let (status, _) = server.payment_result("1", &json!({"status": "ERROR"})).await;
+    assert_eq!(status, 200);
+    tui.key(KeyCode::Esc).await; // stops typing
+    tui.key(KeyCode::Esc).await; // back to the customers
+    assert_eq!(tui.app.screen, Screen::Customers);
+    tui.key(KeyCode::Char('r')).await;
+    tui.key(KeyCode::Char('z')).await;
+    tui.assert_on_screen(&["Reset refusals?", &format!("{who} has 1 refused payments")]);
+    tui.key(KeyCode::Char('y')).await;
+    let (_, customer) = server.customer(&id).await;
+    assert_eq!(customer["NbRefus"], 0);
+    assert_eq!(tui.status(), format!("Reset refusals: {who}: refusals set to 0"));
+    tui.assert_on_screen(&[&format!("Reset refusals: {who}: refusals set to 0")]);
+
+    // c from the detail view: the card, with the name and balance.
+    tui.key(KeyCode::Enter).await;
+    tui.key(KeyCode::Char('c')).await;
+    let (_, customer) = server.customer(&id).await;
+    let card = customer["CarteFid"].as_u64().expect("a card");
+    assert_eq!(tui.status(), format!("{who} has card {card}"));
+    tui.assert_on_screen(&[&format!("{who} has card {card}")]);
+}
+
+#[tokio::test]
+async fn a_running_import_shows_its_progress_to_the_client_and_the_import_page() {
+    let app = spawn_app().await;
+    let api = api_of(&app);
+    assert_eq!(api.current_import().await.unwrap(), None, "no import runs yet");
+
+    // An upload that sends 10,500 rows, then waits until the server has said how far
+    // it read, then sends the rest: the import is seen running, deterministically.
+    let (more, rest) = tokio::sync::oneshot::channel::<()>();
+    let head: String = std::iter::once("Nom,Email\n".to_string())
+        .chain((0..10_500).map(|n| format!("N{n},n{n}@x.fr\n")))
+        .collect();
+    let tail: String = (10_500..12_000).map(|n| format!("N{n},n{n}@x.fr\n")).collect();
+    let body = futures::StreamExt::chain(
+        futures::stream::once(async move { Ok::<_, std::io::Error>(head) }),
+        futures::stream::once(async move {
+            let _ = rest.await;
+            Ok(tail)
+        }),
+    );
+    let upload = app
+        .client
+        .post(app.url("/api/update_db"))
+        .header("content-type", "text/csv")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let upload = tokio::spawn(upload);
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let seen = loop {
+        if let Some(progress) = api.current_import().await.unwrap() {
+            if progress.done >= 10_000 {
+                break progress;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import never showed its progress"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!((seen.phase.as_str(), seen.total), ("reading", None), "{seen:?}");
+    let (status, _, page) = app.page("/api/update_db").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Un import est en cours (merge) : lecture du fichier, 10"),
+        "{page}"
+    );
+    let refresh = app.get("/api/update_db").await.headers().get("refresh").cloned();
+    assert_eq!(refresh.as_ref().and_then(|v| v.to_str().ok()), Some("2"));
+
+    more.send(()).unwrap();
+    let answer: Value = upload.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(answer["created"], 12_000, "{answer}");
+    assert_eq!(api.current_import().await.unwrap(), None, "finished");
+    let id = answer["import_id"].as_str().unwrap();
+    let (status, finished) = crm_tests::status_and_json(app.get(&format!("/api/v1/imports/{id}")).await).await;
+    assert_eq!(status, 200, "{finished}");
+    assert_eq!(
+        (&finished["state"], &finished["report"]["created"]),
+        (&json!("finished"), &json!(12_000))
+    );
+    let (_, _, page) = app.page("/api/update_db").await;
+    assert!(!page.contains("en cours"), "{page}");
 }
