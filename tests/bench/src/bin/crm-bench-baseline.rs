@@ -1,0 +1,273 @@
+//! The baselines of `crm-bench`, each run by the harness as its own process:
+//!
+//! - `http`: a warp server answering a constant 300-byte JSON on every path (the HTTP
+//!   ceiling: what warp and the load generator reach on this machine);
+//! - `store --records FILE --dir DIR`: raw sled batch insert of the records (one
+//!   `apply_batch` and one flush per batch, the import's ceiling), then a warp server
+//!   answering `GET /api/data/<IdClient>` with one `get` by key and `GET /api/data` with
+//!   one scan (the store's ceiling);
+//! - `open --dir DIR`: how long sled takes to open a data directory and its trees;
+//! - `writes --dir DIR --batch N --seconds S`: raw sled, N inserts then one flush, in a
+//!   loop (`--batch 1`: one insert plus one flush).
+//!
+//! Servers print `crm-bench-baseline listening on http://ADDR` once they listen; every
+//! measure is one JSON line on standard output.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use warp::Filter;
+
+// The allocator crm-server ships with, so that sled costs the same here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    command: Baseline,
+}
+
+#[derive(Subcommand)]
+enum Baseline {
+    /// Constant 300-byte JSON on every path and method.
+    Http {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: String,
+    },
+    /// Batch insert of the records, then get by key over warp.
+    Store {
+        /// One record a line: `IdClient<TAB>customer JSON`.
+        #[arg(long)]
+        records: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Records per `apply_batch` and flush.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// sled's page cache, MiB (crm-server's default).
+        #[arg(long, default_value_t = 16)]
+        cache_mb: u64,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: String,
+    },
+    /// Opens a sled directory and every tree in it.
+    Open {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        cache_mb: u64,
+    },
+    /// `batch` inserts of `value_bytes`, then one flush, for `seconds`.
+    Writes {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 400)]
+        value_bytes: usize,
+    },
+}
+
+fn main() {
+    match Args::parse().command {
+        Baseline::Http { addr } => serve(addr, None),
+        Baseline::Store {
+            records,
+            dir,
+            batch,
+            cache_mb,
+            addr,
+        } => {
+            let (db, tree) = open(&dir, cache_mb);
+            let (rows, seconds) = load(&db, &tree, &records, batch);
+            println!(
+                "{}",
+                json!({"measure": "batch_insert", "rows": rows, "batch": batch, "seconds": seconds,
+                       "rows_per_s": rows as f64 / seconds})
+            );
+            serve(addr, Some((db, tree)));
+        }
+        Baseline::Open { dir, cache_mb } => {
+            let started = Instant::now();
+            let db = sled::Config::new()
+                .path(&dir)
+                .cache_capacity(cache_mb * 1024 * 1024)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+                .expect("open sled");
+            let names = db.tree_names();
+            for name in &names {
+                db.open_tree(name).expect("open tree");
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"measure": "open", "trees": names.len(), "seconds": seconds})
+            );
+        }
+        Baseline::Writes {
+            dir,
+            batch,
+            seconds,
+            value_bytes,
+        } => writes(&dir, batch, Duration::from_secs_f64(seconds), value_bytes),
+    }
+}
+
+/// sled as crm-server opens it.
+fn open(dir: &Path, cache_mb: u64) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_mb * 1024 * 1024)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .expect("open sled");
+    let tree = db.open_tree("customers").expect("open tree");
+    (db, tree)
+}
+
+/// Inserts every record of `records`, `batch` a batch, one flush per batch; answers the
+/// rows and the seconds the inserts and flushes took (reading the file included: the
+/// import reads its file too).
+fn load(db: &sled::Db, tree: &sled::Tree, records: &Path, batch: usize) -> (u64, f64) {
+    let file = std::fs::File::open(records).expect("open records");
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut pending = sled::Batch::default();
+    let mut in_batch = 0;
+    for line in std::io::BufReader::with_capacity(1 << 20, file).lines() {
+        let line = line.expect("read records");
+        let Some((key, value)) = line.split_once('\t') else {
+            continue;
+        };
+        pending.insert(key.as_bytes(), value.as_bytes());
+        rows += 1;
+        in_batch += 1;
+        if in_batch == batch {
+            tree.apply_batch(std::mem::take(&mut pending)).expect("apply batch");
+            db.flush().expect("flush");
+            in_batch = 0;
+        }
+    }
+    if in_batch > 0 {
+        tree.apply_batch(pending).expect("apply batch");
+        db.flush().expect("flush");
+    }
+    (rows, started.elapsed().as_secs_f64())
+}
+
+/// Serves until killed: the constant JSON, or (with a store) get by key and full scan.
+fn serve(addr: String, store: Option<(sled::Db, sled::Tree)>) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+        let local = listener.local_addr().expect("local address");
+        println!("crm-bench-baseline listening on http://{local}");
+        match store {
+            None => {
+                let constant = Bytes::from(format!("{{\"payload\":\"{}\"}}", "x".repeat(286)));
+                assert_eq!(constant.len(), 300);
+                let route = warp::any().map(move || {
+                    warp::reply::with_header(constant.clone().to_vec(), "content-type", "application/json")
+                });
+                warp::serve(route).incoming(listener).run().await;
+            }
+            Some((_db, tree)) => {
+                let by_key = {
+                    let tree = tree.clone();
+                    warp::path!("api" / "data" / String)
+                        .and(warp::get())
+                        .map(move |key: String| get(&tree, &key))
+                };
+                let all = warp::path!("api" / "data")
+                    .and(warp::get())
+                    .map(move || scan(tree.clone()));
+                warp::serve(by_key.or(all)).incoming(listener).run().await;
+            }
+        }
+    });
+}
+
+/// One `get`, answered as `[record]` the way `GET /api/data/<IdClient>` answers.
+fn get(tree: &sled::Tree, key: &str) -> warp::reply::Response {
+    use warp::Reply;
+    match tree.get(key.as_bytes()) {
+        Ok(Some(value)) => {
+            let mut body = Vec::with_capacity(value.len() + 2);
+            body.push(b'[');
+            body.extend_from_slice(&value);
+            body.push(b']');
+            warp::reply::with_header(body, "content-type", "application/json").into_response()
+        }
+        _ => warp::reply::with_status("[]", warp::http::StatusCode::NOT_FOUND).into_response(),
+    }
+}
+
+/// Every record as one JSON array, streamed in chunks of 256 records from a blocking
+/// thread (as crm-server streams `GET /api/data`).
+fn scan(tree: sled::Tree) -> warp::reply::Response {
+    use warp::Reply;
+    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        buf.push(b'[');
+        let mut first = true;
+        let mut in_chunk = 0;
+        for item in tree.iter() {
+            let Ok((_, value)) = item else { break };
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            buf.extend_from_slice(&value);
+            in_chunk += 1;
+            if in_chunk == 256 {
+                in_chunk = 0;
+                if chunks.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_err() {
+                    return;
+                }
+            }
+        }
+        buf.push(b']');
+        let _ = chunks.blocking_send(Ok(Bytes::from(buf)));
+    });
+    let body = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    warp::reply::with_header(warp::reply::stream(body), "content-type", "application/json").into_response()
+}
+
+/// `batch` inserts of `value_bytes` bytes under increasing keys, then one flush, for
+/// `phase`; prints records/s and the latency of one batch plus its flush.
+fn writes(dir: &Path, batch: usize, phase: Duration, value_bytes: usize) {
+    let (db, tree) = open(dir, 16);
+    let value = vec![b'x'; value_bytes];
+    let mut latencies = Vec::new();
+    let mut key = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < phase {
+        let one = Instant::now();
+        let mut pending = sled::Batch::default();
+        for _ in 0..batch {
+            key += 1;
+            pending.insert(&key.to_be_bytes(), value.as_slice());
+        }
+        tree.apply_batch(pending).expect("apply batch");
+        db.flush().expect("flush");
+        latencies.push(one.elapsed().as_secs_f64() * 1e3);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{}",
+        json!({"measure": "writes", "batch": batch, "records": key, "seconds": seconds,
+               "records_per_s": key as f64 / seconds, "flushes_per_s": latencies.len() as f64 / seconds,
+               "p50_ms": at(0.5), "p99_ms": at(0.99)})
+    );
+}
