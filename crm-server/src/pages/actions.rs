@@ -56,12 +56,10 @@ fn failed(error: StoreError) -> PageError {
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String),
         (status = 503, description = "An import is being written (HTML page)", content_type = "text/html", body = String)))]
 pub async fn issue_card<S: Store>(id: String, state: AppState<S>, headers: HeaderMap) -> Response {
-    let outcome = async {
-        let record = target(&state, &headers, &id)?;
-        state.store.issue_card(record.id_client).await.map_err(failed)?;
-        Ok::<_, PageError>(back_to(record.id_client, &Notice::Card.query()))
-    };
-    outcome.await.unwrap_or_else(PageError::into_response)
+    button(&state, &headers, &id, Notice::Card, |id_client| {
+        state.store.issue_card(id_client)
+    })
+    .await
 }
 
 /// Sets the customer's refusals to 0, then back to its page.
@@ -72,10 +70,29 @@ pub async fn issue_card<S: Store>(id: String, state: AppState<S>, headers: Heade
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String),
         (status = 503, description = "An import is being written (HTML page)", content_type = "text/html", body = String)))]
 pub async fn reset_refusals<S: Store>(id: String, state: AppState<S>, headers: HeaderMap) -> Response {
+    button(&state, &headers, &id, Notice::Reset, |id_client| {
+        state.store.reset_refusals(id_client)
+    })
+    .await
+}
+
+/// What a button of the customer page does: `action` on the customer, then back to its
+/// page saying `notice`.
+async fn button<S, Done, T>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    id: &str,
+    notice: Notice,
+    action: impl FnOnce(uuid::Uuid) -> Done,
+) -> Response
+where
+    S: Store,
+    Done: std::future::Future<Output = Result<T, StoreError>>,
+{
     let outcome = async {
-        let record = target(&state, &headers, &id)?;
-        state.store.reset_refusals(record.id_client).await.map_err(failed)?;
-        Ok::<_, PageError>(back_to(record.id_client, &Notice::Reset.query()))
+        let record = target(state, headers, id)?;
+        action(record.id_client).await.map_err(failed)?;
+        Ok::<_, PageError>(back_to(record.id_client, &notice.query()))
     };
     outcome.await.unwrap_or_else(PageError::into_response)
 }

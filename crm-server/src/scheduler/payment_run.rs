@@ -20,7 +20,7 @@ use crm_model::Payment;
 use serde::{Deserialize, Serialize};
 
 use super::gateway::Gateway;
-use super::pulls::MAX_LISTED;
+use super::pulls::push_listed;
 use crate::config::Clock;
 use crate::routes::AppState;
 use crate::store::{Store, StoreError};
@@ -71,10 +71,7 @@ pub struct PaymentRunSummary {
 impl PaymentRunSummary {
     fn push_error(&mut self, error: String) {
         tracing::warn!(%error, "payment run");
-        self.error_count += 1;
-        if self.errors.len() < MAX_LISTED {
-            self.errors.push(error);
-        }
+        push_listed(&mut self.errors, &mut self.error_count, error);
     }
 
     fn failed(mut self, message: String) -> PaymentRunSummary {

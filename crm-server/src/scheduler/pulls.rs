@@ -16,6 +16,15 @@ const INGEST_CHUNK: usize = 1_000;
 /// Most errors and unmatched `uid`s a summary lists; the counts count them all.
 pub const MAX_LISTED: usize = 1_000;
 
+/// Adds `item` to a list answered at most [`MAX_LISTED`] long, counting it in `count`
+/// whether it is listed or not.
+pub(super) fn push_listed<T>(list: &mut Vec<T>, count: &mut u64, item: T) {
+    *count += 1;
+    if list.len() < MAX_LISTED {
+        list.push(item);
+    }
+}
+
 /// A service the CRM pulls tickets from.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
@@ -111,10 +120,7 @@ impl PullSummary {
     }
 
     fn push_error(&mut self, error: PullError) {
-        self.error_count += 1;
-        if self.errors.len() < MAX_LISTED {
-            self.errors.push(error);
-        }
+        push_listed(&mut self.errors, &mut self.error_count, error);
     }
 
     /// Nothing could be pulled: said in `message` and listed as an error.
