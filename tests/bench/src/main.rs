@@ -219,19 +219,21 @@ fn run(args: Args) -> Result<(), String> {
     .map_err(|e| format!("temporary directory: {e}"))?;
     let work = work_dir.path().to_path_buf();
     let wrk = Wrk::find(&work)?;
+    // `cargo run -p crm-bench` builds only this binary: the baselines and (unless
+    // --server names one) crm-server are built here, so that a clean clone runs.
+    build_release(args.server.is_none())?;
     let server_bin = match &args.server {
         Some(path) => path.clone(),
-        None => build_server()?,
+        None => procs::sibling("crm-server"),
     };
-    // The run's clock starts once crm-server is built.
-    let run_started = Instant::now();
     let baseline_bin = procs::sibling("crm-bench-baseline");
-    if !baseline_bin.exists() {
-        return Err(format!(
-            "{} is missing: build with `cargo build --release -p crm-bench`",
-            baseline_bin.display()
-        ));
+    for binary in [&server_bin, &baseline_bin] {
+        if !binary.exists() {
+            return Err(format!("{} is missing after the build", binary.display()));
+        }
     }
+    // The run's clock starts once the binaries are built.
+    let run_started = Instant::now();
     let logs = work.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("create logs: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -299,26 +301,26 @@ fn run(args: Args) -> Result<(), String> {
     outcome
 }
 
-/// `cargo build --release -p crm-server --bin crm-server`, so that the binary measured
-/// is the current code; answers target/release/crm-server.
-fn build_server() -> Result<PathBuf, String> {
+/// `cargo build --release` of the baselines and, when `with_server`, of crm-server, so
+/// that the binaries measured are the current code (target/release, beside this one).
+fn build_release(with_server: bool) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    println!("crm-bench: cargo build --release -p crm-server --bin crm-server");
+    let mut args = vec!["build", "--release", "-p", "crm-bench", "--bin", "crm-bench-baseline"];
+    if with_server {
+        args.extend(["-p", "crm-server", "--bin", "crm-server"]);
+    }
+    println!("crm-bench: cargo {}", args.join(" "));
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "crm-server", "--bin", "crm-server"])
+        .args(&args)
         .current_dir(&workspace)
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("run cargo: {e}"))?;
     if !status.success() {
-        return Err("building crm-server failed".into());
+        return Err("the release build failed".into());
     }
-    let binary = procs::sibling("crm-server");
-    if !binary.exists() {
-        return Err(format!("{} is missing after the build", binary.display()));
-    }
-    Ok(binary)
+    Ok(())
 }
 
 /// What the full listing taught the harness about the stored customers.
