@@ -328,8 +328,9 @@ pub fn unmatchable_warning(count: u64) -> Option<String> {
     }
 }
 
-/// Most row errors an answer lists; `error_count` still counts them all.
-pub const MAX_LISTED_ERRORS: usize = 10_000;
+/// Most row errors an answer lists; `error_count` still counts them all (the cap of
+/// every error list, see [`crate::validation::MAX_LISTED_ERRORS`]).
+pub const MAX_LISTED_ERRORS: usize = crate::validation::MAX_LISTED_ERRORS;
 
 impl ImportReport {
     /// Records a row error, keeping at most [`MAX_LISTED_ERRORS`] of the earliest rows.
@@ -606,7 +607,7 @@ impl<R: Read> Iterator for ImportRows<R> {
 fn unreadable(e: InputError) -> ImportError {
     match e {
         InputError::Unreadable(m) => ImportError::Unreadable(m),
-        InputError::Invalid(errors) => {
+        InputError::Invalid(errors) | InputError::TooManyInvalid { listed: errors, .. } => {
             ImportError::Unreadable(errors.into_iter().map(|e| e.error).collect::<Vec<_>>().join("; "))
         }
     }
@@ -628,7 +629,7 @@ pub fn validate_row(row: u64, input: &CustomerInput) -> RowOutcome {
             };
             RowOutcome::Valid(ImportRow { row, customer, given })
         }
-        Err(InputError::Invalid(errors)) => RowOutcome::Invalid(
+        Err(InputError::Invalid(errors) | InputError::TooManyInvalid { listed: errors, .. }) => RowOutcome::Invalid(
             errors
                 .into_iter()
                 .map(|e| RowError {

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use crate::customer::{CustomerRecord, Sexe};
 use crate::money::{Cents, MAX_CENTS};
-use crate::validation::{is_valid_email, json_type_name, parse_json_object, FieldError, InputError};
+use crate::validation::{
+    is_valid_email, json_type_name, name_excerpt, parse_json_object, quoted, ErrorList, FieldError, InputError,
+};
 
 /// Longest text accepted in a name, e-mail, phone or account field.
 pub const MAX_TEXT_CHARS: usize = 200;
@@ -127,13 +129,13 @@ impl CustomerInput {
     /// extra keys.
     pub fn from_body_strict(body: &[u8]) -> Result<CustomerInput, InputError> {
         let map = parse_json_object(body)?;
-        let unknown: Vec<FieldError> = map
-            .keys()
-            .filter(|key| !CUSTOMER_KEYS.contains(&key.as_str()))
-            .map(|key| FieldError::new(key.clone(), "is not a customer field"))
-            .collect();
+        // A body of a million unknown keys lists a thousand, each name cut short.
+        let mut unknown = ErrorList::new();
+        for key in map.keys().filter(|key| !CUSTOMER_KEYS.contains(&key.as_str())) {
+            unknown.push(FieldError::new(name_excerpt(key), "is not a customer field"));
+        }
         if !unknown.is_empty() {
-            return Err(InputError::Invalid(unknown));
+            return Err(unknown.into_input_error());
         }
         Self::from_object(map)
     }
@@ -367,7 +369,10 @@ fn text(field: &str, value: &Value) -> Result<Option<String>, FieldError> {
 fn email(value: &Value) -> Result<String, FieldError> {
     let email = text("Email", value)?.unwrap_or_default();
     if !email.is_empty() && !is_valid_email(&email) {
-        return Err(FieldError::new("Email", format!("{email:?} is not an e-mail address")));
+        return Err(FieldError::new(
+            "Email",
+            format!("{} is not an e-mail address", quoted(&email)),
+        ));
     }
     Ok(email)
 }
@@ -439,7 +444,7 @@ fn id_client(value: &Value) -> Result<Option<Uuid>, FieldError> {
         Value::String(s) if s.trim().is_empty() => Ok(None),
         Value::String(s) => Uuid::parse_str(s.trim())
             .map(Some)
-            .map_err(|_| FieldError::new("IdClient", format!("{s:?} is not a UUID"))),
+            .map_err(|_| FieldError::new("IdClient", format!("{} is not a UUID", quoted(s)))),
         other => Err(FieldError::new(
             "IdClient",
             format!("must be a UUID string, not {}", json_type_name(other)),
@@ -466,7 +471,7 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     let shaped = t.len() == 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-';
     match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         Ok(d) if shaped => Ok(d),
-        _ => Err(format!("{text:?} is not a real YYYY-MM-DD date")),
+        _ => Err(format!("{} is not a real YYYY-MM-DD date", quoted(text))),
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::money::{Cents, MAX_CENTS};
-use crate::validation::{json_type_name, parse_json_object, FieldError, InputError};
+use crate::validation::{json_type_name, parse_json_object, quoted, ErrorList, FieldError, InputError};
 
 /// Why a customer's credit moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ impl CardRef {
                 }
                 Uuid::parse_str(s)
                     .map(CardRef::IdClient)
-                    .map_err(|_| format!("{s:?} is neither a card number nor an IdClient"))
+                    .map_err(|_| format!("{} is neither a card number nor an IdClient", quoted(s)))
             }
             other => Err(format!(
                 "must be a card number or an IdClient, not {}",
@@ -138,7 +138,8 @@ pub fn parse_credit_request(body: &[u8], batch_key: Option<&str>) -> Result<Cred
         }
         None => return Ok(CreditRequest::Pull),
     };
-    let mut errors = Vec::new();
+    // Counted past the cap, not listed: a megabyte of bad items lists a thousand.
+    let mut errors = ErrorList::new();
     let mut batch = CreditBatch {
         items: Vec::with_capacity(items.len()),
         anonymous: 0,
@@ -200,7 +201,7 @@ pub fn parse_credit_request(body: &[u8], batch_key: Option<&str>) -> Result<Cred
     if errors.is_empty() {
         Ok(CreditRequest::Batch(batch))
     } else {
-        Err(InputError::Invalid(errors))
+        Err(errors.into_input_error())
     }
 }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::validation::quoted;
+
 /// The largest amount accepted: 2^53 - 1 cents, the largest integer every JSON client
 /// (JavaScript included) reads exactly.
 pub const MAX_CENTS: u64 = (1 << 53) - 1;
@@ -46,7 +48,7 @@ impl Cents {
         let is_decimal = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.');
         match t.parse::<f64>() {
             Ok(f) if is_decimal(t.strip_prefix('-').unwrap_or(t)) => Self::from_f64(f),
-            _ => Err(format!("must be an amount in cents, not {text:?}")),
+            _ => Err(format!("must be an amount in cents, not {}", quoted(text))),
         }
     }
 
@@ -98,7 +100,7 @@ impl Cents {
         // Exponents (`1e3`) and the like: read as a float.
         match text.parse::<f64>() {
             Ok(f) => Self::from_f64(f * 100.0),
-            Err(_) => Err(format!("must be an amount in euros, not {text:?}")),
+            Err(_) => Err(format!("must be an amount in euros, not {}", quoted(&text))),
         }
     }
 

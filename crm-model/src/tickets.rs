@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::customer::email_key;
 use crate::money::Cents;
-use crate::validation::{is_valid_email, json_type_name, parse_json_object, InputError};
+use crate::validation::{is_valid_email, json_type_name, parse_json_object, quoted, ErrorList, InputError};
 
 /// The origin of web-shop tickets, whose `client` is an e-mail.
 pub const ORIGIN_ECOMMERCE: &str = "e-commerce";
@@ -181,15 +181,21 @@ pub struct TicketError {
 pub enum BatchError {
     /// Not a JSON object with a `tickets` array (400).
     Unreadable(String),
-    /// Some tickets are invalid; every one is listed (422).
-    Invalid(Vec<TicketError>),
+    /// Some tickets are invalid: the first errors listed, all counted (422).
+    Invalid {
+        errors: ErrorList<TicketError>,
+        /// How many tickets have at least one error.
+        invalid_tickets: u64,
+    },
 }
 
 /// Reads `{"tickets": [...], "origin": "magasin"}` (a per-ticket `origin` wins).
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Ticket>, BatchError> {
     let mut object = parse_json_object(body).map_err(|e| match e {
         InputError::Unreadable(m) => BatchError::Unreadable(m),
-        InputError::Invalid(errors) => BatchError::Unreadable(format!("{errors:?}")),
+        InputError::Invalid(errors) | InputError::TooManyInvalid { listed: errors, .. } => {
+            BatchError::Unreadable(format!("{errors:?}"))
+        }
     })?;
     let origin = match object.get("origin") {
         None | Some(Value::Null) => None,
@@ -212,21 +218,32 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Ticket>, BatchError> {
         None => return Err(BatchError::Unreadable("the body has no tickets array".into())),
     };
     let mut out = Vec::with_capacity(tickets.len());
-    let mut errors = Vec::new();
+    // Counted past the cap, not listed: a megabyte of bad tickets lists a thousand.
+    let mut errors = ErrorList::new();
+    let mut invalid_tickets = 0;
     for (index, value) in tickets.into_iter().enumerate() {
         match parse_ticket(value, origin.as_deref(), TicketSource::Api) {
-            Ok(ticket) => out.push(ticket),
-            Err(fields) => errors.extend(
-                fields
-                    .into_iter()
-                    .map(|(field, error)| TicketError { index, field, error }),
-            ),
+            Ok(ticket) if errors.is_empty() => out.push(ticket),
+            // The batch is refused already: the valid tickets after are not kept.
+            Ok(_) => {}
+            Err(fields) => {
+                out = Vec::new();
+                invalid_tickets += 1;
+                let unlisted = fields.total - fields.listed.len() as u64;
+                for (field, error) in fields.listed {
+                    errors.push(TicketError { index, field, error });
+                }
+                errors.count_unlisted(unlisted);
+            }
         }
     }
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(BatchError::Invalid(errors))
+        Err(BatchError::Invalid {
+            errors,
+            invalid_tickets,
+        })
     }
 }
 
@@ -290,7 +307,7 @@ pub fn parse_source_answer(body: &[u8], source: TicketSource, origin: &str) -> R
             }
             Err(fields) => batch
                 .rejected
-                .extend(fields.into_iter().map(|(field, error)| RejectedTicket {
+                .extend(fields.listed.into_iter().map(|(field, error)| RejectedTicket {
                     uid: uid.clone(),
                     error: TicketError { index, field, error },
                 })),
@@ -299,15 +316,19 @@ pub fn parse_source_answer(body: &[u8], source: TicketSource, origin: &str) -> R
     Ok(batch)
 }
 
-type FieldErrors = Vec<(String, String)>;
+/// The invalid fields of one ticket: a ticket of a million bad articles lists the first.
+type FieldErrors = ErrorList<(String, String)>;
+
+/// The invalid fields of one article (a few at most).
+type ArticleErrors = Vec<(String, String)>;
 
 /// Reads one ticket, listing every invalid field.
 pub fn parse_ticket(value: Value, default_origin: Option<&str>, source: TicketSource) -> Result<Ticket, FieldErrors> {
     let Value::Object(mut map) = value else {
-        return Err(vec![(
+        return Err(ErrorList::one((
             "ticket".into(),
             format!("must be an object, not {}", json_type_name(&value)),
-        )]);
+        )));
     };
     let mut errors = FieldErrors::new();
     let mut err = |field: &str, error: String| errors.push((field.to_string(), error));
@@ -422,7 +443,7 @@ pub fn parse_ticket(value: Value, default_origin: Option<&str>, source: TicketSo
     }
 }
 
-fn errors_extend(err: &mut impl FnMut(&str, String), errors: FieldErrors) {
+fn errors_extend(err: &mut impl FnMut(&str, String), errors: ArticleErrors) {
     for (field, error) in errors {
         err(&field, error);
     }
@@ -448,7 +469,7 @@ fn count(value: &Value) -> Option<u64> {
     }
 }
 
-fn parse_article(value: Value, index: usize, source: TicketSource) -> Result<Article, FieldErrors> {
+fn parse_article(value: Value, index: usize, source: TicketSource) -> Result<Article, ArticleErrors> {
     let field = |name: &str| format!("articles[{index}].{name}");
     let Value::Object(mut map) = value else {
         return Err(vec![(
@@ -456,7 +477,7 @@ fn parse_article(value: Value, index: usize, source: TicketSource) -> Result<Art
             format!("must be an object, not {}", json_type_name(&value)),
         )]);
     };
-    let mut errors = FieldErrors::new();
+    let mut errors = ArticleErrors::new();
     let mut money = |map: &mut Map<String, Value>, keys: &[&str], in_euros: bool| -> Cents {
         let Some(value) = keys.iter().find_map(|k| map.remove(*k)) else {
             return Cents::ZERO;
@@ -523,7 +544,7 @@ pub fn parse_date_time(text: &str) -> Result<DateTime<Utc>, String> {
     }
     match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         Ok(d) if t.len() == 10 => Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()),
-        _ => Err(format!("{text:?} is not an RFC 3339 date-time")),
+        _ => Err(format!("{} is not an RFC 3339 date-time", quoted(text))),
     }
 }
 
@@ -632,7 +653,7 @@ mod tests {
     }
 
     fn fields(errors: FieldErrors) -> Vec<String> {
-        let mut f: Vec<String> = errors.into_iter().map(|(f, _)| f).collect();
+        let mut f: Vec<String> = errors.listed.into_iter().map(|(f, _)| f).collect();
         f.sort();
         f
     }
@@ -710,9 +731,13 @@ mod tests {
             {"id": 3, "date": "2020-01-01", "prix": "x"}
         ]});
         match parse_batch(body.to_string().as_bytes()) {
-            Err(BatchError::Invalid(errors)) => {
-                let got: Vec<_> = errors.iter().map(|e| (e.index, e.field.as_str())).collect();
+            Err(BatchError::Invalid {
+                errors,
+                invalid_tickets,
+            }) => {
+                let got: Vec<_> = errors.listed.iter().map(|e| (e.index, e.field.as_str())).collect();
                 assert_eq!(got, [(1, "date"), (2, "prix")]);
+                assert_eq!((errors.total, invalid_tickets), (2, 2));
             }
             other => panic!("{other:?}"),
         }
@@ -723,6 +748,26 @@ mod tests {
         ));
         let ok = parse_batch(br#"{"tickets": [{"id": 1, "date": "2020-01-01", "prix": 5, "origin": "e-commerce"}]}"#);
         assert_eq!(ok.unwrap()[0].uid, "e-commerce1");
+    }
+
+    #[test]
+    fn a_batch_of_many_errors_lists_the_first_and_counts_them_all() {
+        use crate::validation::MAX_LISTED_ERRORS;
+        // 1,500 bad tickets, then one ticket of 2,000 bad articles.
+        let mut tickets: Vec<Value> = (0..1_500).map(|_| json!(1)).collect();
+        let articles: Vec<Value> = (0..2_000).map(|_| json!(1)).collect();
+        tickets.push(json!({"id": 1, "date": "2020-01-01", "prix": 5, "articles": articles}));
+        let body = json!({ "tickets": tickets }).to_string();
+        let Err(BatchError::Invalid {
+            errors,
+            invalid_tickets,
+        }) = parse_batch(body.as_bytes())
+        else {
+            panic!("not refused");
+        };
+        assert_eq!(errors.listed.len(), MAX_LISTED_ERRORS);
+        assert_eq!((errors.total, invalid_tickets), (3_500, 1_501));
+        assert_eq!(errors.listed[0].index, 0);
     }
 
     #[test]

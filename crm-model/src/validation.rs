@@ -30,11 +30,109 @@ pub enum InputError {
     /// The body is readable but some fields are invalid; every one is listed.
     #[error("invalid fields: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.error)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
+    /// More invalid fields than an answer lists: the first [`MAX_LISTED_ERRORS`] and
+    /// the count of all of them.
+    #[error("{total} invalid fields, among them: {}", .listed.iter().take(10).map(|e| format!("{}: {}", e.field, e.error)).collect::<Vec<_>>().join("; "))]
+    TooManyInvalid { listed: Vec<FieldError>, total: u64 },
 }
 
 impl InputError {
     pub fn field(field: impl Into<String>, error: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError::new(field, error)])
+    }
+}
+
+/// Most errors an answer lists; past it, errors are only counted.
+pub const MAX_LISTED_ERRORS: usize = 1_000;
+
+/// Errors listed up to [`MAX_LISTED_ERRORS`] and counted past it, so that a body of
+/// a million bad items costs a thousand errors of memory, not a million.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorList<T> {
+    /// The first errors, in the order they were found.
+    pub listed: Vec<T>,
+    /// Every error, listed or not.
+    pub total: u64,
+}
+
+impl<T> Default for ErrorList<T> {
+    fn default() -> Self {
+        ErrorList {
+            listed: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<T> ErrorList<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts `error`, and keeps it while fewer than [`MAX_LISTED_ERRORS`] are listed.
+    pub fn push(&mut self, error: T) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED_ERRORS {
+            self.listed.push(error);
+        }
+    }
+
+    /// A list of one error.
+    pub fn one(error: T) -> Self {
+        let mut list = Self::new();
+        list.push(error);
+        list
+    }
+
+    /// Counts `n` more errors that are not listed (errors of a part that listed only
+    /// its first ones).
+    pub fn count_unlisted(&mut self, n: u64) {
+        self.total += n;
+    }
+
+    /// Whether some errors were counted but not listed.
+    pub fn is_truncated(&self) -> bool {
+        self.total > self.listed.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl ErrorList<FieldError> {
+    /// The refusal of a body with these errors ([`InputError::Invalid`] while they are
+    /// all listed).
+    pub fn into_input_error(self) -> InputError {
+        if self.is_truncated() {
+            InputError::TooManyInvalid {
+                listed: self.listed,
+                total: self.total,
+            }
+        } else {
+            InputError::Invalid(self.listed)
+        }
+    }
+}
+
+/// Longest piece of client input quoted in an error message, characters.
+pub const MAX_QUOTED_CHARS: usize = 40;
+
+/// `text` quoted for an error message (`"abc"`), cut after [`MAX_QUOTED_CHARS`]
+/// characters (`"abc…"`): a message never repeats an unbounded value.
+pub fn quoted(text: &str) -> String {
+    let mut chars = text.char_indices();
+    match chars.nth(MAX_QUOTED_CHARS) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+    }
+}
+
+/// A client-chosen name (an unknown key) cut after [`MAX_QUOTED_CHARS`] characters.
+pub fn name_excerpt(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
     }
 }
 
@@ -100,6 +198,36 @@ mod tests {
         ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn error_lists_count_past_the_cap_and_keep_the_first() {
+        let mut list = ErrorList::new();
+        for i in 0..MAX_LISTED_ERRORS + 5 {
+            list.push(FieldError::new(format!("f{i}"), "bad"));
+        }
+        assert_eq!(
+            (list.listed.len(), list.total),
+            (MAX_LISTED_ERRORS, MAX_LISTED_ERRORS as u64 + 5)
+        );
+        assert!(list.is_truncated());
+        assert_eq!(list.listed[0].field, "f0");
+        assert!(matches!(list.into_input_error(), InputError::TooManyInvalid { total, .. } if total == 1005));
+        let mut short = ErrorList::new();
+        short.push(FieldError::new("a", "bad"));
+        assert!(!short.is_truncated());
+        assert!(matches!(short.into_input_error(), InputError::Invalid(e) if e.len() == 1));
+    }
+
+    #[test]
+    fn quoted_input_is_cut() {
+        assert_eq!(quoted("abc"), "\"abc\"");
+        let long = "é".repeat(10_000);
+        let q = quoted(&long);
+        assert!(q.chars().count() < MAX_QUOTED_CHARS + 4, "{q}");
+        assert!(q.ends_with('…'));
+        assert_eq!(name_excerpt(&"k".repeat(100)).chars().count(), MAX_QUOTED_CHARS + 1);
+        assert_eq!(name_excerpt("Nom"), "Nom");
     }
 
     #[test]

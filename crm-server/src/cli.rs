@@ -55,6 +55,21 @@ pub struct Cli {
     /// Bound of each call to another service (`10s`, `500ms`).
     #[arg(long, env = "CRM_UPSTREAM_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub upstream_timeout: Duration,
+    /// Longest time a client may take to send a request head once it began (`10s`).
+    #[arg(long, env = "CRM_HEADER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub header_timeout: Duration,
+    /// Longest time a request body may send nothing before the request is answered
+    /// `408` (`60s`).
+    #[arg(long, env = "CRM_BODY_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub body_timeout: Duration,
+    /// Longest time a connection may stay open without a request (`60s`).
+    #[arg(long, env = "CRM_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; past it, new ones are answered `503` and closed.
+    /// Default: the open-file limit (raised to its hard limit at start) less 128, at
+    /// least half of it.
+    #[arg(long, env = "CRM_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -113,6 +128,10 @@ impl Cli {
             pull_every: self.pull_every,
             clock: self.clock,
             upstream_timeout: self.upstream_timeout,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections.map(|n| n as usize),
             ..Config::new(&self.data)
         }
     }

@@ -28,6 +28,17 @@ pub struct Config {
     pub clock: Clock,
     /// Bound of each call to another service.
     pub upstream_timeout: Duration,
+    /// Longest time from the first byte of a request head to its end; past it the
+    /// connection is closed.
+    pub header_timeout: Duration,
+    /// Longest time a request body may send nothing; past it the request is answered
+    /// `408` (or its connection closed).
+    pub body_timeout: Duration,
+    /// Longest time a connection may stay open without a request.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; past it new ones are answered `503` and closed.
+    /// `None`: derived from the open-file limit (see `connections::max_connections_for`).
+    pub max_connections: Option<usize>,
 }
 
 /// Where the date of a payment run comes from.
@@ -45,6 +56,9 @@ impl Config {
     pub const DEFAULT_STREAM_LIMIT: u64 = 1024 * 1024 * 1024;
     pub const DEFAULT_REFUSAL_LIMIT: u32 = 1;
     pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -57,6 +71,10 @@ impl Config {
             pull_every: None,
             clock: Clock::System,
             upstream_timeout: Self::DEFAULT_UPSTREAM_TIMEOUT,
+            header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_connections: None,
         }
     }
 }

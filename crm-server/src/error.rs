@@ -17,9 +17,15 @@ pub struct ErrorBody {
     pub error: String,
     /// A stable snake_case code for programs.
     pub code: String,
-    /// Every invalid field, on `422` answers.
+    /// The invalid fields (the first 1,000), on `422` answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// How many errors there were in all, listed or not, on `422` answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_count: Option<u64>,
+    /// Whether `errors` lists fewer than `error_count`, on `422` answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_truncated: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,12 +68,32 @@ impl ApiError {
     }
 
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
-        let message = errors
+        let total = errors.len() as u64;
+        Self::invalid_fields_counted(errors, total)
+    }
+
+    /// `422 invalid_fields` listing `listed`, the first of `total` errors. The message
+    /// names the first few only: the list is in `errors`.
+    pub fn invalid_fields_counted(listed: Vec<FieldError>, total: u64) -> Self {
+        let mut message = listed
             .iter()
+            .take(MESSAGE_ERRORS)
             .map(|e| format!("{}: {}", e.field, e.error))
             .collect::<Vec<_>>()
             .join("; ");
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message).with("errors", json!(errors))
+        if total > MESSAGE_ERRORS as u64 {
+            message.push_str(&format!("; and {} more", total - MESSAGE_ERRORS as u64));
+        }
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message).with_error_list(json!(listed), total)
+    }
+
+    /// Adds an error list, the first [`crm_model::validation::MAX_LISTED_ERRORS`] of
+    /// `total`: `errors`, `error_count` and `errors_truncated`.
+    pub fn with_error_list(self, listed: Value, total: u64) -> Self {
+        let truncated = listed.as_array().map_or(0, Vec::len) as u64 != total;
+        self.with("errors", listed)
+            .with("error_count", json!(total))
+            .with("errors_truncated", json!(truncated))
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -108,6 +134,7 @@ impl From<InputError> for ApiError {
         match error {
             InputError::Unreadable(message) => ApiError::bad_request(message),
             InputError::Invalid(errors) => ApiError::invalid_fields(errors),
+            InputError::TooManyInvalid { listed, total } => ApiError::invalid_fields_counted(listed, total),
         }
     }
 }
@@ -154,6 +181,9 @@ impl From<ImportFailure> for ApiError {
         }
     }
 }
+
+/// Errors named in the message of a `422`; all the listed ones are in `errors`.
+const MESSAGE_ERRORS: usize = 10;
 
 /// Seconds a client is asked to wait before retrying a `503`.
 const RETRY_AFTER_SECONDS: &str = "1";

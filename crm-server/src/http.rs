@@ -36,7 +36,7 @@ where
     let mut body = std::pin::pin!(body);
     let mut out = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;
+        let mut chunk = chunk.map_err(|e| body_error(&e))?;
         if out.len() as u64 + chunk.remaining() as u64 > limit {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -48,6 +48,20 @@ where
         }
     }
     Ok(out.freeze())
+}
+
+/// The answer to a body that could not be read: `408` when it stalled past the body
+/// timeout, `400` otherwise.
+pub fn body_error(error: &warp::Error) -> ApiError {
+    if crate::connections::is_body_stalled(error) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the body could not be read: {error}"),
+        )
+    } else {
+        ApiError::bad_request(format!("the body could not be read: {error}"))
+    }
 }
 
 /// Turns a handler's outcome into the answer: the error's JSON on failure.

@@ -257,8 +257,7 @@ fn invalid_rows(report: ImportReport, id: uuid::Uuid) -> ApiError {
         report.error_count
     );
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
-        .with("errors", json!(report.errors))
-        .with("error_count", json!(report.error_count))
+        .with_error_list(json!(report.errors), report.error_count)
         .with("unmatchable", json!(report.unmatchable))
         .with("import_id", json!(id))
 }

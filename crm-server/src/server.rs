@@ -4,12 +4,15 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tower_service::Service;
 
 use crate::config::Config;
+use crate::connections::{Activity, TimedBody, Timeouts, Watched};
 use crate::http::normalize_uri;
 use crate::routes::{routes, AppState};
 use crate::store::{SledStore, Store, StoreError};
@@ -47,6 +50,29 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let pull_every = config.pull_every;
+    let open_files = crate::connections::raise_open_file_limit();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| open_files.map_or(1024, crate::connections::max_connections_for));
+    tracing::info!(
+        ?open_files,
+        max_connections,
+        "open-file limit and most open connections"
+    );
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let timeouts = Timeouts {
+        header: config.header_timeout,
+        idle: config.idle_timeout,
+    };
+    let body_timeout = config.body_timeout;
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    // hyper's clock runs from when it waits for a request, idle time included: the
+    // watchdog of `connections` keeps the precise header and idle timeouts, this one
+    // is the backstop.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header + timeouts.idle);
     let state = AppState::new(store.clone(), config);
     let schedule = pull_every.map(|every| crate::scheduler::spawn_schedule(state.clone(), every));
     let upstream = state.upstream.clone();
@@ -54,7 +80,7 @@ pub async fn serve<S: Store>(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -66,21 +92,39 @@ pub async fn serve<S: Store>(
             },
             () = &mut shutdown => break,
         };
+        // Past the maximum a connection is refused at once, not queued unanswered.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max_connections, "too many open connections: refused");
+            tokio::spawn(crate::connections::refuse(stream));
+            continue;
+        };
         let service = service.clone();
+        let activity = Activity::default();
+        let requests = activity.clone();
         let normalizing = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             if let Some(uri) = normalize_uri(request.uri()) {
                 *request.uri_mut() = uri;
             }
-            service.clone().call(request)
+            let handling = requests.request();
+            let request = request.map(|body| TimedBody::new(body, body_timeout));
+            let answer = service.clone().call(request);
+            async move {
+                let answer = answer.await;
+                drop(handling);
+                answer
+            }
         });
-        let connection = auto::Builder::new(TokioExecutor::new())
-            .http1_only()
-            .serve_connection_with_upgrades(TokioIo::new(stream), normalizing)
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(Watched::new(stream, activity.clone())), normalizing)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let _permit = permit;
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                reason = activity.expired(timeouts) => tracing::debug!(%peer, reason, "connection closed"),
             }
         });
     }

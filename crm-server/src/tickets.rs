@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use crm_model::tickets::{parse_batch, BatchError, TicketError};
+use crm_model::validation::ErrorList;
 use crm_model::{LegacyTicket, Page, Ticket};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -102,7 +103,10 @@ async fn ingest<S: Store>(state: AppState<S>, body: Result<Bytes, ApiError>) -> 
     let body = body?;
     let tickets = parse_batch(&body).map_err(|e| match e {
         BatchError::Unreadable(message) => ApiError::bad_request(message),
-        BatchError::Invalid(errors) => invalid_tickets(errors),
+        BatchError::Invalid {
+            errors,
+            invalid_tickets: bad,
+        } => invalid_tickets(errors, bad),
     })?;
     drop(body);
     let outcome = state.store.ingest_tickets(tickets).await?;
@@ -115,14 +119,13 @@ async fn ingest<S: Store>(state: AppState<S>, body: Result<Bytes, ApiError>) -> 
     }))
 }
 
-fn invalid_tickets(errors: Vec<TicketError>) -> ApiError {
-    let bad: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
+fn invalid_tickets(errors: ErrorList<TicketError>, bad: u64) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_tickets",
-        format!("{} invalid ticket(s); nothing was stored", bad.len()),
+        format!("{bad} invalid ticket(s); nothing was stored"),
     )
-    .with("errors", json!(errors))
+    .with_error_list(json!(errors.listed), errors.total)
 }
 
 /// Every ticket, oldest first, a page at a time.

@@ -308,7 +308,9 @@ fn taken_email<S: Store>(state: &AppState<S>, error: StoreError) -> Result<Probl
 
 fn invalid(error: InputError) -> Result<Problems, PageError> {
     match error {
-        InputError::Invalid(errors) => Ok(Problems { errors, holder: None }),
+        InputError::Invalid(errors) | InputError::TooManyInvalid { listed: errors, .. } => {
+            Ok(Problems { errors, holder: None })
+        }
         InputError::Unreadable(_) => Err(PageError::bad_request(
             "Le formulaire envoyé ne peut pas être lu. Rouvrez la page et recommencez.",
         )),

@@ -10,6 +10,7 @@ mod customers;
 mod drop_in;
 mod durability;
 mod import;
+mod limits;
 mod loyalty;
 mod openapi;
 mod pages;
