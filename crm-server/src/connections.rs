@@ -242,12 +242,16 @@ pub fn is_body_stalled(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A request body that fails with [`BodyStalled`] when no frame comes for `timeout`,
-/// so that a stalled upload frees its memory and its connection.
+/// A request body that fails with [`BodyStalled`] when no frame comes for `timeout`
+/// while the handler waits for one, so that a stalled upload frees its memory and its
+/// connection. Time the handler spends elsewhere (an import writing a batch) does not
+/// count.
 pub struct TimedBody<B> {
     inner: B,
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// Whether `sleep` runs for the current wait.
+    waiting: bool,
 }
 
 impl<B> TimedBody<B> {
@@ -256,6 +260,7 @@ impl<B> TimedBody<B> {
             inner,
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
+            waiting: false,
         }
     }
 }
@@ -272,14 +277,19 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(deadline);
+                this.waiting = false;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(this.timeout))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if !this.waiting {
+                    this.waiting = true;
+                    this.sleep.as_mut().reset(Instant::now() + this.timeout);
+                }
+                match this.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(this.timeout))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -320,6 +330,34 @@ pub async fn refuse<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_stalls_only_while_its_handler_waits_for_it() {
+        use http_body_util::BodyExt;
+        let timeout = Duration::from_millis(100);
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
+            let chunk = receiver.recv().await?;
+            Some((Ok::<_, std::convert::Infallible>(Frame::data(chunk)), receiver))
+        });
+        let mut body = TimedBody::new(http_body_util::StreamBody::new(Box::pin(chunks)), timeout);
+        sender.send(Bytes::from_static(b"a")).await.unwrap();
+        // The handler is busy elsewhere for longer than the timeout: not a stall.
+        tokio::time::sleep(timeout * 3).await;
+        assert!(body.frame().await.unwrap().is_ok());
+        let late = sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout / 2).await;
+            late.send(Bytes::from_static(b"b")).await.unwrap();
+        });
+        assert!(body.frame().await.unwrap().is_ok());
+        // Nothing comes while it waits: stalled.
+        let started = std::time::Instant::now();
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(is_body_stalled(error.as_ref()), "{error}");
+        assert!(started.elapsed() >= timeout);
+        drop(sender);
+    }
 
     #[test]
     fn the_default_maximum_leaves_descriptors_for_the_rest() {
