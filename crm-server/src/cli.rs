@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Clock, Config};
 use crate::store::sled::DEFAULT_CACHE_MB;
-use crate::store::{ImportStore, SledStore};
+use crate::store::{GuardedStore, ImportStore};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +55,11 @@ pub struct Cli {
     /// Bound of each call to another service (`10s`, `500ms`).
     #[arg(long, env = "CRM_UPSTREAM_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub upstream_timeout: Duration,
+    /// Space kept in reserve in the data directory, MiB: released on a full disk so
+    /// that the server still opens, reads and shuts down cleanly; writes stop (`507`)
+    /// while less than this is free, and resume once twice this is. 0: no reserve.
+    #[arg(long, env = "CRM_DISK_RESERVE_MB", default_value_t = Config::DEFAULT_DISK_RESERVE_MB, global = true)]
+    pub disk_reserve_mb: u64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -113,6 +118,7 @@ impl Cli {
             pull_every: self.pull_every,
             clock: self.clock,
             upstream_timeout: self.upstream_timeout,
+            disk_reserve: self.disk_reserve_mb * 1024 * 1024,
             ..Config::new(&self.data)
         }
     }
@@ -176,8 +182,8 @@ pub fn main() -> std::process::ExitCode {
 }
 
 /// Opens the store of `config`, or says why not on standard error.
-fn open_store(config: &Config) -> Result<SledStore, ExitCode> {
-    SledStore::open(&config.data_dir, config.cache_bytes).map_err(|e| {
+fn open_store(config: &Config) -> Result<GuardedStore, ExitCode> {
+    GuardedStore::open(config).map_err(|e| {
         eprintln!(
             "crm-server: cannot open the data directory {}: {e}",
             config.data_dir.display()

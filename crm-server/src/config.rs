@@ -28,6 +28,10 @@ pub struct Config {
     pub clock: Clock,
     /// Bound of each call to another service.
     pub upstream_timeout: Duration,
+    /// Bytes of the reserve file kept in the data directory, released when the disk
+    /// fills so that the store can still be opened, read and flushed (see
+    /// [`crate::store::guarded`]); writes stop while less than this is free. 0: none.
+    pub disk_reserve: u64,
 }
 
 /// Where the date of a payment run comes from.
@@ -45,6 +49,7 @@ impl Config {
     pub const DEFAULT_STREAM_LIMIT: u64 = 1024 * 1024 * 1024;
     pub const DEFAULT_REFUSAL_LIMIT: u32 = 1;
     pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_DISK_RESERVE_MB: u64 = 32;
 
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -57,6 +62,7 @@ impl Config {
             pull_every: None,
             clock: Clock::System,
             upstream_timeout: Self::DEFAULT_UPSTREAM_TIMEOUT,
+            disk_reserve: Self::DEFAULT_DISK_RESERVE_MB * 1024 * 1024,
         }
     }
 }

@@ -8,6 +8,7 @@
 mod browser;
 mod customers;
 mod drop_in;
+mod disk_full;
 mod durability;
 mod import;
 mod loyalty;
