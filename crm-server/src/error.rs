@@ -233,11 +233,17 @@ mod tests {
             (StatusCode::INSUFFICIENT_STORAGE, "storage_full")
         );
         assert_eq!(refused.body()["maybeWritten"], false);
-        assert!(refused.body()["error"].as_str().unwrap().contains("nothing was written"));
+        assert!(refused.body()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written"));
         let uncertain = ApiError::from(StoreError::StorageFull { nothing_written: false });
         assert_eq!(uncertain.status_code(), StatusCode::INSUFFICIENT_STORAGE);
         assert_eq!(uncertain.body()["maybeWritten"], true);
-        assert!(!uncertain.body()["error"].as_str().unwrap().contains("nothing was written"));
+        assert!(!uncertain.body()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written"));
     }
 
     #[test]

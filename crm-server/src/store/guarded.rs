@@ -135,7 +135,8 @@ impl GuardedStore {
     /// space is back.
     pub fn open(config: &Config) -> Result<GuardedStore, StoreError> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
         let guard = Guard {
             reserve: Reserve {
                 path: dir.join(RESERVE_FILE),
@@ -434,7 +435,8 @@ impl TicketStore for GuardedStore {
 
     async fn advance_consumer(&self, name: &str, seq: u64) -> Result<(), StoreError> {
         let name = name.to_string();
-        self.write(|s| async move { s.advance_consumer(&name, seq).await }).await
+        self.write(|s| async move { s.advance_consumer(&name, seq).await })
+            .await
     }
 }
 

@@ -7,8 +7,8 @@
 
 mod browser;
 mod customers;
-mod drop_in;
 mod disk_full;
+mod drop_in;
 mod durability;
 mod import;
 mod loyalty;
