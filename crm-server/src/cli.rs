@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Clock, Config};
 use crate::store::sled::DEFAULT_CACHE_MB;
-use crate::store::{ImportStore, SledStore};
+use crate::store::{GuardedStore, ImportStore};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +70,11 @@ pub struct Cli {
     /// least half of it.
     #[arg(long, env = "CRM_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
+    /// Space kept in reserve in the data directory, MiB: released on a full disk so
+    /// that the server still opens, reads and shuts down cleanly; writes stop (`507`)
+    /// while less than this is free, and resume once twice this is. 0: no reserve.
+    #[arg(long, env = "CRM_DISK_RESERVE_MB", default_value_t = Config::DEFAULT_DISK_RESERVE_MB, global = true)]
+    pub disk_reserve_mb: u64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -132,6 +137,7 @@ impl Cli {
             body_timeout: self.body_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections.map(|n| n as usize),
+            disk_reserve: self.disk_reserve_mb * 1024 * 1024,
             ..Config::new(&self.data)
         }
     }
@@ -195,8 +201,8 @@ pub fn main() -> std::process::ExitCode {
 }
 
 /// Opens the store of `config`, or says why not on standard error.
-fn open_store(config: &Config) -> Result<SledStore, ExitCode> {
-    SledStore::open(&config.data_dir, config.cache_bytes).map_err(|e| {
+fn open_store(config: &Config) -> Result<GuardedStore, ExitCode> {
+    GuardedStore::open(config).map_err(|e| {
         eprintln!(
             "crm-server: cannot open the data directory {}: {e}",
             config.data_dir.display()

@@ -39,6 +39,10 @@ pub struct Config {
     /// Most connections open at once; past it new ones are answered `503` and closed.
     /// `None`: derived from the open-file limit (see `connections::max_connections_for`).
     pub max_connections: Option<usize>,
+    /// Bytes of the reserve file kept in the data directory, released when the disk
+    /// fills so that the store can still be opened, read and flushed (see
+    /// [`crate::store::guarded`]); writes stop while less than this is free. 0: none.
+    pub disk_reserve: u64,
 }
 
 /// Where the date of a payment run comes from.
@@ -59,6 +63,7 @@ impl Config {
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_DISK_RESERVE_MB: u64 = 32;
 
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -75,6 +80,7 @@ impl Config {
             body_timeout: Self::DEFAULT_BODY_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
+            disk_reserve: Self::DEFAULT_DISK_RESERVE_MB * 1024 * 1024,
         }
     }
 }

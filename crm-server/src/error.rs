@@ -161,6 +161,26 @@ impl From<StoreError> for ApiError {
             }
             StoreError::ImportRunning => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "import_running", message),
             StoreError::BadCursor(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", message),
+            // Refused before the write began: nothing was written. Failed during it: the
+            // store was reopened from its disk (see store::guarded), so that reads now
+            // show exactly what a restart would; whether the write is there is unknown
+            // to the server at this point, and the answer says so.
+            StoreError::StorageFull { nothing_written: true } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the disk of the data directory is full: nothing was written; retry once space is freed",
+            )
+            .with("maybeWritten", json!(false)),
+            StoreError::StorageFull { nothing_written: false } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the disk of the data directory filled up during this write: it may have been written; read it \
+                 back before retrying",
+            )
+            .with("maybeWritten", json!(true)),
+            StoreError::Unavailable(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+            }
             StoreError::Storage(message) => {
                 tracing::error!(%message, "storage failure");
                 ApiError::internal("the store failed; nothing was written")
@@ -233,6 +253,27 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "1");
         let response = ApiError::customer_not_found().into_response();
         assert!(response.headers().get("retry-after").is_none());
+    }
+
+    #[test]
+    fn a_full_disk_is_a_507_that_says_whether_the_write_may_have_happened() {
+        let refused = ApiError::from(StoreError::StorageFull { nothing_written: true });
+        assert_eq!(
+            (refused.status_code(), refused.code()),
+            (StatusCode::INSUFFICIENT_STORAGE, "storage_full")
+        );
+        assert_eq!(refused.body()["maybeWritten"], false);
+        assert!(refused.body()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written"));
+        let uncertain = ApiError::from(StoreError::StorageFull { nothing_written: false });
+        assert_eq!(uncertain.status_code(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(uncertain.body()["maybeWritten"], true);
+        assert!(!uncertain.body()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written"));
     }
 
     #[test]

@@ -72,19 +72,31 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// `GET /healthz`: `200` once the store is open.
+/// `GET /healthz`: `200` once the store is open, `"status": "ok"`; `"degraded"` with a
+/// `reason` while the store takes no writes (a full disk) but still serves reads, which
+/// is why it stays a `200`: a balancer should keep sending reads.
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The store is open; counts for operators")))]
+    responses((status = 200, description = "The store is open (status ok, or degraded with a reason); counts for operators")))]
 fn health<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     warp::path!("healthz")
         .and(warp::get())
-        .map(move || match state.store.customer_count() {
-            Ok(customers) => json(&json!({
-                "status": "ok",
-                "customers": customers,
-                "flushes": state.store.flush_count(),
-            })),
-            Err(e) => warp::Reply::into_response(crate::error::ApiError::from(e)),
+        .map(move || {
+            let degraded = state.store.degraded();
+            match state.store.customer_count() {
+                Ok(customers) => {
+                    let mut body = json!({
+                        "status": "ok",
+                        "customers": customers,
+                        "flushes": state.store.flush_count(),
+                    });
+                    if let Some(reason) = degraded {
+                        body["status"] = json!("degraded");
+                        body["reason"] = json!(reason);
+                    }
+                    json(&body)
+                }
+                Err(e) => warp::Reply::into_response(crate::error::ApiError::from(e)),
+            }
         })
         .boxed()
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::connections::{Activity, TimedBody, Timeouts, Watched};
 use crate::http::normalize_uri;
 use crate::routes::{routes, AppState};
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{GuardedStore, Store, StoreError};
 
 /// How long shutdown waits for requests in flight before closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,13 +28,13 @@ pub enum ServerError {
     Flush(StoreError),
 }
 
-/// Opens the sled store of `config` and serves on `listener` until `shutdown` resolves.
+/// Opens the sled store of `config` (guarded against a full disk) and serves on `listener` until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = SledStore::open(&config.data_dir, config.cache_bytes).map_err(|source| ServerError::Open {
+    let store = GuardedStore::open(&config).map_err(|source| ServerError::Open {
         dir: config.data_dir.display().to_string(),
         source,
     })?;

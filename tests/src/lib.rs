@@ -482,3 +482,44 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+impl ServerProcess {
+    /// [`ServerProcess::start`] with more command-line arguments, standard error
+    /// inherited (its log shows in the test's output on failure).
+    pub fn start_with_args(binary: &Path, data_dir: &Path, args: &[&str]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(binary)
+            .args(["--addr", "127.0.0.1:0", "--data"])
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start crm-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read URL line");
+        let address = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("the server did not start (it printed {line:?})"))
+            .to_string();
+        ServerProcess { child, address }
+    }
+
+    /// SIGTERM, then the exit status (within 30 s).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "no exit 30 s after SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

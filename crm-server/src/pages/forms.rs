@@ -56,6 +56,16 @@ pub fn write_failed(error: StoreError) -> PageError {
             "Import en cours",
             "Un import de clients est en cours d'écriture : rien n'a été enregistré. Réessayez dans un instant.",
         ),
+        StoreError::StorageFull { nothing_written } => PageError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "Disque plein",
+            if nothing_written {
+                "Le disque du serveur est plein : rien n'a été enregistré. Réessayez une fois de la place libérée."
+            } else {
+                "Le disque du serveur s'est rempli pendant l'enregistrement : il a peut-être été fait. Rouvrez la \
+                 fiche pour le savoir avant de recommencer."
+            },
+        ),
         StoreError::Storage(message) => {
             tracing::error!(%message, "a page's write failed");
             PageError::new(

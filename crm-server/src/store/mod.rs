@@ -14,8 +14,10 @@ use crm_model::{
 };
 use uuid::Uuid;
 
+pub mod guarded;
 pub mod sled;
 
+pub use self::guarded::GuardedStore;
 pub use self::sled::SledStore;
 
 /// Why a store operation failed. Conflicts on unique keys are told apart here and
@@ -47,6 +49,14 @@ pub enum StoreError {
     /// The storage itself failed (disk, corruption): a server fault, not the client's.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The disk of the data directory is full. `nothing_written`: refused before the
+    /// write began; otherwise the disk filled up during it and it may have been stored
+    /// (see [`guarded`] for why the answer cannot be surer).
+    #[error("the disk of the data directory is full")]
+    StorageFull { nothing_written: bool },
+    /// The store is closed for a moment (being reopened after a failure of its disk).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Customers: the register and its indexes (IdClient, e-mail, card, search, sorts).
@@ -227,6 +237,12 @@ pub trait StoreAdmin {
     /// How many disk flushes the store has made: with group commit, far fewer than
     /// concurrent writes.
     fn flush_count(&self) -> u64;
+
+    /// Why the store cannot take writes for now (a full disk), if it cannot; reads
+    /// still work. Checked by `/healthz`.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Everything the server needs of its storage.

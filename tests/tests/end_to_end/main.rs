@@ -7,6 +7,7 @@
 
 mod browser;
 mod customers;
+mod disk_full;
 mod drop_in;
 mod durability;
 mod import;

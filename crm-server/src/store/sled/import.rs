@@ -401,7 +401,7 @@ impl SledStore {
             }
         }
         plan.into_inner()
-            .map_err(|e| storage(e.error()))?
+            .map_err(|e| storage(e.into_error()))?
             .sync_all()
             .map_err(storage)?;
         // Only a replace defers: its rows are all written or none.
@@ -929,7 +929,7 @@ fn read_pass(
         }
     }
     out.into_inner()
-        .map_err(|e| storage(e.error()))?
+        .map_err(|e| storage(e.into_error()))?
         .sync_all()
         .map_err(storage)?;
     Ok((count, census.shared()))

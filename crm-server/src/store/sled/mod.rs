@@ -225,8 +225,27 @@ pub(crate) fn add_cents(
     }
 }
 
-fn storage(error: impl std::fmt::Display) -> StoreError {
+/// A sled (or spool file) failure as a [`StoreError`]: a full disk is told apart, so that
+/// it is answered `507` and the store is reopened (see [`super::guarded`]). sled keeps
+/// the kind of an I/O error when it hands a stored failure out again.
+fn storage(error: impl std::fmt::Display + 'static) -> StoreError {
+    let error_ref: &dyn std::any::Any = &error;
+    let io = match error_ref.downcast_ref::<sled::Error>() {
+        Some(sled::Error::Io(io)) => Some(io),
+        _ => error_ref.downcast_ref::<std::io::Error>(),
+    };
+    if io.is_some_and(is_disk_full) {
+        return StoreError::StorageFull { nothing_written: false };
+    }
     StoreError::Storage(error.to_string())
+}
+
+/// Whether an I/O failure says the disk (or the user's quota on it) is full.
+pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl SledStore {
