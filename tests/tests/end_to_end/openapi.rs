@@ -149,6 +149,13 @@ impl Conformance {
         self.checked.insert((method.to_string(), template.to_string()));
         (status, body)
     }
+
+    /// The errors of `value` under the document's component `name`.
+    fn errors_under(&self, name: &str, value: &Value) -> Vec<String> {
+        let root = json!({"$ref": format!("#/components/schemas/{name}"), "components": self.doc["components"]});
+        let validator = jsonschema::draft202012::new(&root).unwrap();
+        validator.iter_errors(value).map(|e| e.to_string()).collect()
+    }
 }
 
 fn ticket_body(id: u64, client: &str) -> Value {
@@ -168,6 +175,25 @@ async fn every_json_answer_matches_the_documented_schema() {
     let c = &app.client;
     let u = |p: &str| app.url(p);
     let unknown = "a14e39ce-e29e-11e9-a8cb-08002751d198";
+
+    // The validation bites: a Sexe outside its enum, a card number as text, are refused.
+    let (_, sample) = doc
+        .check("get", "/api/v1/customers", c.get(u("/api/v1/customers")))
+        .await;
+    assert_eq!(sample["items"], json!([]));
+    let served = json!({"id": 1, "IdClient": "a14e39ce-e29e-11e9-a8cb-08002751d198", "Nom": "A", "Prenom": "",
+        "Credit": 0, "Date_paiement": null, "Montant": 0, "NbRefus": 0, "Compte": "", "Age": null, "Sexe": "",
+        "Email": "", "Phone": "", "PanierMoyen": 0, "CarteFid": null});
+    assert_eq!(doc.errors_under("Customer", &served), Vec::<String>::new());
+    let mut wrong = served.clone();
+    wrong["Sexe"] = json!("x");
+    wrong["CarteFid"] = json!("33");
+    assert_eq!(
+        doc.errors_under("Customer", &wrong).len(),
+        2,
+        "{:?}",
+        doc.errors_under("Customer", &wrong)
+    );
 
     // Customers: the document's shape (Sexe ""), the API's, and every error.
     let (status, created) = doc
