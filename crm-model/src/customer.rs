@@ -8,7 +8,6 @@ use crate::money::Cents;
 
 /// `h`, `f` or unspecified (empty string in JSON).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Sexe {
     #[serde(rename = "h")]
     H,
@@ -38,6 +37,22 @@ impl Sexe {
         }
     }
 }
+
+/// Written by hand: the derive would list the variant's name `Unspecified` where the
+/// JSON has `""`.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Sexe {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("`h`, `f`, or the empty string when unspecified."))
+            .enum_values(Some([Sexe::H, Sexe::F, Sexe::Unspecified].map(Sexe::as_str)))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Sexe {}
 
 /// The customer object of the API, with exactly the keys and JSON types older clients
 /// read (see docs/api.md). Every route that returns a customer returns this.

@@ -682,6 +682,8 @@ struct JsonRows<B: BufRead> {
     buf: Vec<u8>,
     /// Whether the `clients` key has been seen.
     found_clients: bool,
+    /// JSON lines: the lines read so far, so that an unreadable one can be named.
+    line: u64,
 }
 
 impl<B: BufRead> JsonRows<B> {
@@ -693,6 +695,7 @@ impl<B: BufRead> JsonRows<B> {
             row: 0,
             buf: Vec::new(),
             found_clients: false,
+            line: 0,
         }
     }
 
@@ -807,6 +810,46 @@ impl<B: BufRead> JsonRows<B> {
         }
     }
 
+    /// JSON lines: copies the next line that is not blank into `self.buf`; `false` at
+    /// the end of the file. Each line is one value, so a line cut off stays on its line
+    /// instead of swallowing the next ones.
+    fn capture_line(&mut self) -> Result<bool, ImportError> {
+        loop {
+            self.buf.clear();
+            let mut ended = false;
+            loop {
+                let chunk = self.source.fill_buf()?;
+                if chunk.is_empty() {
+                    ended = true;
+                    break;
+                }
+                let end = chunk.iter().position(|&b| b == b'\n');
+                let n = end.map_or(chunk.len(), |i| i + 1);
+                self.buf.extend_from_slice(&chunk[..end.unwrap_or(n)]);
+                self.source.consume(n);
+                if self.buf.len() > MAX_ROW_BYTES {
+                    return Err(ImportError::Unreadable(format!(
+                        "line {} is longer than {MAX_ROW_BYTES} bytes",
+                        self.line + 1
+                    )));
+                }
+                if end.is_some() {
+                    break;
+                }
+            }
+            if ended && self.buf.is_empty() {
+                return Ok(false);
+            }
+            self.line += 1;
+            if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                return Ok(true);
+            }
+            if ended {
+                return Ok(false);
+            }
+        }
+    }
+
     /// The captured value as a row.
     fn row(&mut self) -> Result<RowOutcome, ImportError> {
         self.row += 1;
@@ -828,6 +871,14 @@ impl<B: BufRead> JsonRows<B> {
                     crate::validation::json_type_name(&other)
                 ),
             ),
+            // A JSON line cut off (or otherwise not JSON) leaves the rest of the file in
+            // doubt: the file is unreadable (a 400) at the line it names.
+            Err(e) if self.format == ImportFormat::JsonLines => {
+                return Err(ImportError::Unreadable(format!(
+                    "line {} is not valid JSON (cut off?): {e}",
+                    self.line
+                )))
+            }
             Err(e) => row_error(self.row, format!("is not valid JSON: {e}")),
         })
     }
@@ -906,11 +957,10 @@ impl<B: BufRead> JsonRows<B> {
                     }
                 }
                 Stage::Lines => {
-                    if self.peek()?.is_none() {
+                    if !self.capture_line()? {
                         self.stage = Stage::Done;
                         return Ok(None);
                     }
-                    self.capture()?;
                     return self.row().map(Some);
                 }
                 Stage::Trailer => {
@@ -1130,6 +1180,22 @@ mod tests {
         }
         assert_eq!(valid(&all[0][0]).customer.opening_credit, Cents(12));
         assert_eq!(valid(&all[0][1]).customer.age, Some(40));
+    }
+
+    #[test]
+    fn a_json_line_cut_off_is_unreadable_at_its_line() {
+        for (body, line) in [
+            ("{\"Nom\":\"A\"}\n\n{\"Nom\":\"B\n{\"Nom\":\"C\"}\n", 3),
+            ("{\"Nom\":\"A\"}\n{\"Nom\": x}", 2),
+            ("{\"Nom\":\"A\"", 1),
+        ] {
+            match read(body, None) {
+                Err(ImportError::Unreadable(message)) => {
+                    assert!(message.starts_with(&format!("line {line} ")), "{message}")
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -45,9 +45,9 @@ pub struct Article {
     #[serde(rename = "prixApres")]
     pub prix_apres: Cents,
     /// Discount as the source gives it (a percentage), or null.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub promo: Value,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub promo_client_produit: Value,
     pub quantity: u64,
 }
@@ -75,7 +75,7 @@ pub struct Ticket {
     pub mode_paiement: String,
     pub origin: String,
     #[serde(rename = "Promo_client")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub promo_client: Value,
     pub articles: Vec<Article>,
     /// Its client (or card) is not a customer yet: stored, credited nothing so far.

@@ -159,10 +159,11 @@ fn customer_by_email<S: Store>(state: &AppState<S>, body: Result<Bytes, ApiError
 }
 
 /// Documents the legacy by-e-mail route, which shares [`customer_by_email`].
-#[utoipa::path(post, path = "/api/data/{slug}", tag = "customers", request_body = EmailLookup,
-    params(("slug" = String, Path, description = "Anything; older clients put the IdClient here")),
+#[utoipa::path(post, path = "/api/data/{IdClient}", tag = "customers", request_body = EmailLookup,
+    params(("IdClient" = String, Path, description = "Anything (not read); older clients put the IdClient here")),
     responses((status = 200, description = "The customer, in a one-element array", body = [Customer]),
-        (status = 404, description = "No customer has this e-mail", body = ErrorBody)))]
+        (status = 404, description = "No customer has this e-mail", body = ErrorBody),
+        (status = 422, description = "No e-mail in the body", body = ErrorBody)))]
 #[allow(dead_code)]
 fn customer_by_email_legacy_doc() {}
 
@@ -187,7 +188,7 @@ fn new_customer(body: Result<Bytes, ApiError>, strict: bool) -> Result<NewCustom
 /// Creates a customer from `{name, last_name, sexe, age, mail, phone}` (`name` is the
 /// first name, `last_name` the last name) or the older clients' `{Nom, Prenom, email,
 /// Credit, Paiement, Compte}`.
-#[utoipa::path(post, path = "/api/create_customer", tag = "customers", request_body = Object,
+#[utoipa::path(post, path = "/api/create_customer", tag = "customers", request_body = crate::openapi::CustomerBody,
     responses((status = 200, description = "The new customer's id", body = CreatedId),
         (status = 409, description = "The e-mail (or card) is taken; `idClient` names the holder", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody)))]
@@ -203,7 +204,7 @@ async fn create_customer_legacy<S: Store>(
 
 /// Creates a customer (same bodies as `/api/create_customer`) and answers it whole. A
 /// key that is not a customer field is a `422` naming it.
-#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = crate::openapi::CustomerBody,
     responses((status = 201, description = "The new customer", body = Customer),
         (status = 409, description = "The e-mail (or card) is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody)))]
@@ -246,7 +247,7 @@ fn get_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, Api
 
 /// Changes the given fields (validated like create; e-mail and card stay unique). A key
 /// that is not a customer field is a `422` naming it.
-#[utoipa::path(patch, path = "/api/v1/customers/{IdClient}", tag = "customers", request_body = Object,
+#[utoipa::path(patch, path = "/api/v1/customers/{IdClient}", tag = "customers", request_body = crate::openapi::CustomerBody,
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The updated customer", body = Customer),
         (status = 404, description = "Unknown or erased customer", body = ErrorBody),

@@ -242,6 +242,18 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     Ok(error.into_response())
 }
 
+/// Adds to a `405` answer the `Allow` header its path calls for: the methods the OpenAPI
+/// document lists for every route template the path matches.
+pub fn allow_on_405(path: warp::path::FullPath, mut response: Response) -> Response {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allowed = crate::openapi::allowed_methods(path.as_str()).join(", ");
+        if let Ok(value) = warp::http::HeaderValue::from_str(&allowed) {
+            response.headers_mut().insert(warp::http::header::ALLOW, value);
+        }
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

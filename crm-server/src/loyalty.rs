@@ -56,7 +56,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
 pub struct Credited {
     /// The card as sent (number, or IdClient).
     #[serde(rename = "carteFid")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::CardAsSent)]
     pub carte_fid: Value,
     /// The holder's new balance, cents.
     #[serde(rename = "Credit")]
@@ -67,8 +67,9 @@ pub struct Credited {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreditItemError {
     pub index: usize,
+    /// The card as sent, whatever it was.
     #[serde(rename = "carteFid")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub carte_fid: Value,
     pub error: String,
 }
@@ -88,9 +89,9 @@ pub struct CreditAnswer {
 /// skipped and counted. A body without `Tickets` (the scheduler's `{}`, or none) pulls
 /// the shops' tickets instead, as `GET /api/credit` does, and answers that pull's
 /// summary.
-#[utoipa::path(post, path = "/api/credit", tag = "loyalty", request_body = Object,
+#[utoipa::path(post, path = "/api/credit", tag = "loyalty", request_body = crate::openapi::CreditBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Key of the batch; item `id`s win")),
-    responses((status = 200, description = "Credited holders and unknown cards; for a pull, its summary (PullSummary)", body = CreditAnswer),
+    responses((status = 200, description = "Credited holders and unknown cards; for a pull, its summary (PullSummary)", body = crate::openapi::CreditOrPull),
         (status = 400, description = "Not a JSON object with a Tickets array", body = ErrorBody),
         (status = 422, description = "An invalid item, or a balance that would pass 2^53 - 1 cents: nothing written", body = ErrorBody)))]
 async fn credit<S: Store>(
@@ -138,8 +139,9 @@ async fn credit<S: Store>(
 /// Answer of `GET /api/credit/<carteFid>`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreditBalance {
+    /// The card number, or the IdClient when the holder was asked by it.
     #[serde(rename = "carteFid")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::CardRefSchema)]
     pub carte_fid: Value,
     #[serde(rename = "Credit")]
     pub credit: u64,

@@ -73,7 +73,7 @@ pub struct AllowCreditAnswer {
 /// Whether the customer may take credit; when allowed, a deferred payment of `Montant`
 /// due on `Date` is scheduled (added to those already scheduled). Every answer, errors
 /// included, carries `Allowed` (false on errors) and the `idClient` sent.
-#[utoipa::path(post, path = "/api/allow_credit", tag = "payments", request_body = Object,
+#[utoipa::path(post, path = "/api/allow_credit", tag = "payments", request_body = crate::openapi::AllowCreditBody,
     responses((status = 200, description = "Allowed, or refused for too many refusals", body = AllowCreditAnswer),
         (status = 400, description = "Not a JSON object; `Allowed` false", body = ErrorBody),
         (status = 404, description = "Unknown customer; `Allowed` false", body = ErrorBody),

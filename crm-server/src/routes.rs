@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::config::Config;
-use crate::error::recover;
+use crate::error::{allow_on_405, recover};
 use crate::http::json;
 use crate::imports::ImportTracker;
 use crate::scheduler::Upstream;
@@ -48,7 +48,7 @@ impl<S: Clone> Clone for AppState<S> {
 
 /// Every route of the service; whatever matches none is a JSON error.
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
-    health(state.clone())
+    let served = health(state.clone())
         .or(customers::routes(state.clone()))
         .unify()
         .or(import::routes(state.clone()))
@@ -68,15 +68,17 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .or(pages::routes(state.clone()))
         .unify()
         .recover(recover)
-        .unify()
-        .boxed()
+        .unify();
+    // The path is read beside the routes (not consumed) so that a `405` can name the
+    // methods its path takes.
+    warp::path::full().and(served).map(allow_on_405).boxed()
 }
 
 /// `GET /healthz`: `200` once the store is open, `"status": "ok"`; `"degraded"` with a
 /// `reason` while the store takes no writes (a full disk) but still serves reads, which
 /// is why it stays a `200`: a balancer should keep sending reads.
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The store is open (status ok, or degraded with a reason); counts for operators")))]
+    responses((status = 200, description = "The store is open (status ok, or degraded with a reason); counts for operators", body = crate::openapi::HealthAnswer)))]
 fn health<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     warp::path!("healthz")
         .and(warp::get())

@@ -93,7 +93,7 @@ pub struct IngestAnswer {
 
 /// Stores a batch of tickets `{"tickets": [...], "origin": "magasin"}` in one atomic
 /// write, idempotent on `uid`, crediting each known customer half of each price.
-#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = crate::openapi::TicketBatchBody,
     responses((status = 200, description = "What the batch did", body = IngestAnswer),
         (status = 400, description = "Not a JSON object with a tickets array", body = ErrorBody),
         (status = 413, description = "Larger than the stream limit", body = ErrorBody),
