@@ -59,6 +59,7 @@ use crate::http::json;
         crate::scheduler::pull_shops_doc,
         crate::scheduler::pull_web_shop,
         crate::scheduler::send_payments,
+        crate::backup::export,
         openapi_json,
     ),
     components(schemas(

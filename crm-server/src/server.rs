@@ -54,7 +54,7 @@ pub async fn serve<S: Store>(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -71,6 +71,7 @@ pub async fn serve<S: Store>(
             if let Some(uri) = normalize_uri(request.uri()) {
                 *request.uri_mut() = uri;
             }
+            request.extensions_mut().insert(crate::metrics::Peer(peer));
             service.clone().call(request)
         });
         let connection = auto::Builder::new(TokioExecutor::new())

@@ -5,12 +5,14 @@
 //!
 //! Run one file's tests with `cargo test -p crm-tests --test end_to_end customers::`.
 
+mod backups;
 mod browser;
 mod customers;
 mod drop_in;
 mod durability;
 mod import;
 mod loyalty;
+mod metrics;
 mod openapi;
 mod pages;
 mod paging;
