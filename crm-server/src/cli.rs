@@ -117,6 +117,16 @@ pub enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Writes a dump of the data directory (a versioned JSON-lines backup, see the
+    /// README's Backups section) to standard output (stop the server on that directory
+    /// first, or use `GET /api/v1/export`).
+    Export,
+    /// Restores a dump made by `export` (or `GET /api/v1/export`) into the data
+    /// directory, which must be new: missing or empty.
+    Restore {
+        /// The dump; `-` reads standard input.
+        file: PathBuf,
+    },
 }
 
 fn parse_mode(text: &str) -> Result<ImportMode, String> {
@@ -160,6 +170,11 @@ pub fn main() -> std::process::ExitCode {
             skip_invalid: *skip_invalid,
         };
         return import_file(&cli.config(), file, options);
+    }
+    match &cli.command {
+        Some(Command::Export) => return crate::backup::export_command(&cli.config()),
+        Some(Command::Restore { file }) => return crate::backup::restore_command(&cli.config(), file),
+        _ => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -3,6 +3,7 @@
 //!
 //! Entry point: [`run`] (or [`serve`] with any [`store::Store`]).
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod connections;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod import;
 pub mod imports;
 pub mod loyalty;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod payments;

@@ -68,6 +68,7 @@ pub use bodies::*;
         crate::scheduler::pull_shops_doc,
         crate::scheduler::pull_web_shop,
         crate::scheduler::send_payments,
+        crate::backup::export,
         openapi_json,
     ),
     components(schemas(

@@ -13,7 +13,7 @@ use crate::http::json;
 use crate::imports::ImportTracker;
 use crate::scheduler::Upstream;
 use crate::store::Store;
-use crate::{customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
+use crate::{backup, customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
 
 /// What every handler is given: the store, the settings, the other services and the
 /// imports under way.
@@ -48,6 +48,7 @@ impl<S: Clone> Clone for AppState<S> {
 
 /// Every route of the service; whatever matches none is a JSON error.
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let served = health(state.clone())
         .or(customers::routes(state.clone()))
         .unify()
@@ -65,13 +66,22 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(openapi::routes())
         .unify()
+        .or(backup::routes(state.clone()))
+        .unify()
+        .or(crate::metrics::routes(
+            state.store.clone(),
+            state.imports.clone(),
+            metrics.clone(),
+        ))
+        .unify()
         .or(pages::routes(state.clone()))
         .unify()
         .recover(recover)
         .unify();
     // The path is read beside the routes (not consumed) so that a `405` can name the
     // methods its path takes.
-    warp::path::full().and(served).map(allow_on_405).boxed()
+    let served = warp::path::full().and(served).map(allow_on_405).boxed();
+    crate::metrics::instrument(served, metrics)
 }
 
 /// `GET /healthz`: `200` once the store is open, `"status": "ok"`; `"degraded"` with a

@@ -105,6 +105,7 @@ pub async fn serve<S: Store>(
             if let Some(uri) = normalize_uri(request.uri()) {
                 *request.uri_mut() = uri;
             }
+            request.extensions_mut().insert(crate::metrics::Peer(peer));
             let handling = requests.request();
             let request = request.map(|body| TimedBody::new(body, body_timeout));
             let answer = service.clone().call(request);

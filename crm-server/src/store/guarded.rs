@@ -44,7 +44,7 @@ use crm_model::{
 use uuid::Uuid;
 
 use super::{
-    CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore, SledStore,
+    BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore, SledStore,
     StoreAdmin, StoreError, TicketStore,
 };
 use crate::config::Config;
@@ -493,6 +493,18 @@ impl ImportStore for GuardedStore {
     }
 }
 
+/// An export keeps the before-images of the writes made while it runs in the store,
+/// so it is admitted as a write: refused on a full disk, like an import.
+impl BackupStore for GuardedStore {
+    fn export<E: From<StoreError>>(
+        &self,
+        emit: &mut dyn FnMut(&crm_model::backup::BackupRecord) -> Result<(), E>,
+    ) -> Result<crm_model::backup::BackupCounts, E> {
+        let (store, _) = self.guard.admit_write()?;
+        store.export(emit)
+    }
+}
+
 impl StoreAdmin for GuardedStore {
     /// The final flush at shutdown. On a full disk it has room (the reserve was
     /// released), and nothing acknowledged depends on it: every acknowledged write was
@@ -511,6 +523,10 @@ impl StoreAdmin for GuardedStore {
             .as_ref()
             .map_or(0, |(store, _)| store.flush_count());
         self.guard.earlier_flushes.load(Ordering::Relaxed) + current
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.guard.store().ok().and_then(|(store, _)| store.size_on_disk())
     }
 
     fn degraded(&self) -> Option<String> {

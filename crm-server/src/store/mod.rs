@@ -243,11 +243,39 @@ pub trait StoreAdmin {
     fn degraded(&self) -> Option<String> {
         None
     }
+    /// Bytes the store takes on disk, when it can tell (for `/metrics`).
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Backups (`crm-server export`, `GET /api/v1/export`).
+pub trait BackupStore {
+    /// Hands `emit` every record of a dump of one consistent snapshot of the store,
+    /// header to trailer, one at a time, while other writes go on; an error of `emit`
+    /// (the reader went away) stops it. Refused with [`StoreError::ImportRunning`]
+    /// while an import writes; an import started meanwhile waits for the end.
+    ///
+    /// Blocking and long: call it from a blocking thread, never from async code.
+    fn export<E: From<StoreError>>(
+        &self,
+        emit: &mut dyn FnMut(&crm_model::backup::BackupRecord) -> Result<(), E>,
+    ) -> Result<crm_model::backup::BackupCounts, E>;
 }
 
 /// Everything the server needs of its storage.
 pub trait Store:
-    CustomerStore + ImportStore + LoyaltyStore + TicketStore + PaymentStore + StoreAdmin + Clone + Send + Sync + 'static
+    CustomerStore
+    + ImportStore
+    + LoyaltyStore
+    + TicketStore
+    + PaymentStore
+    + StoreAdmin
+    + BackupStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -258,6 +286,7 @@ impl<T> Store for T where
         + TicketStore
         + PaymentStore
         + StoreAdmin
+        + BackupStore
         + Clone
         + Send
         + Sync

@@ -5,6 +5,7 @@
 //!
 //! Run one file's tests with `cargo test -p crm-tests --test end_to_end customers::`.
 
+mod backups;
 mod browser;
 mod customers;
 mod disk_full;
@@ -13,6 +14,7 @@ mod durability;
 mod import;
 mod limits;
 mod loyalty;
+mod metrics;
 mod openapi;
 mod pages;
 mod paging;

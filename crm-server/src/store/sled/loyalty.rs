@@ -9,10 +9,10 @@ use super::{add_cents, bump_counter, decode, keys, ledger, seq_page, SledStore, 
 use crate::store::{CreditResult, CustomerStore, LoyaltyStore, StoreError};
 
 /// The last card number handed out by [`LoyaltyStore::issue_card`].
-const LAST_ISSUED_CARD: &[u8] = b"last_issued_card";
+pub(crate) const LAST_ISSUED_CARD: &[u8] = b"last_issued_card";
 
 /// The `idempotency` key of a credit item.
-fn credit_key(key: &str) -> Vec<u8> {
+pub(crate) fn credit_key(key: &str) -> Vec<u8> {
     [b"credit:".as_slice(), key.as_bytes()].concat()
 }
 

@@ -24,17 +24,18 @@
 //! Durability: a write is acknowledged only after a flush that started after the
 //! write. Concurrent writers share one flush ([`GroupCommit`]).
 
+pub mod backup;
 mod customers;
 pub mod import;
 pub(crate) mod keys;
-mod ledger;
-mod loyalty;
+pub(crate) mod ledger;
+pub(crate) mod loyalty;
 pub(crate) mod payments;
 pub(crate) mod tickets;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock, TryLockError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -43,6 +44,7 @@ use tokio::sync::oneshot;
 
 use crm_model::CustomerRecord;
 
+use self::backup::SnapshotTree;
 use super::{StoreAdmin, StoreError};
 
 /// Default bound of sled's page cache, MiB. sled's resident memory is several times its
@@ -183,19 +185,26 @@ struct Inner {
     /// Whether a thread clears replaced register generations (see
     /// [`SledStore::clear_replaced_generations`]).
     clearer_running: Mutex<bool>,
+    /// The values that writes replaced since the snapshot of the export running, if
+    /// any, and whether one runs (see [`backup`]).
+    before_images: sled::Tree,
+    export_running: AtomicBool,
+    /// One export at a time.
+    export_lock: Mutex<()>,
 }
 
-/// The trees of one transaction.
+/// The trees of one transaction. Those a backup holds are [`SnapshotTree`]s, which keep
+/// what they replace while an export runs.
 pub(crate) struct Tx<'a> {
-    pub customers: &'a TransactionalTree,
+    pub customers: SnapshotTree<'a>,
     pub index: &'a TransactionalTree,
-    pub ledger: &'a TransactionalTree,
-    pub meta: &'a TransactionalTree,
-    pub tickets: &'a TransactionalTree,
+    pub ledger: SnapshotTree<'a>,
+    pub meta: SnapshotTree<'a>,
+    pub tickets: SnapshotTree<'a>,
     pub ticket_index: &'a TransactionalTree,
-    pub payments: &'a TransactionalTree,
+    pub payments: SnapshotTree<'a>,
     pub payment_index: &'a TransactionalTree,
-    pub idempotency: &'a TransactionalTree,
+    pub idempotency: SnapshotTree<'a>,
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -260,6 +269,7 @@ impl SledStore {
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let meta = tree("meta")?;
         let register = Register::open(&db, read_counter(&meta, keys::REGISTER_GENERATION)?)?;
+        let before_images = tree(backup::BEFORE_IMAGES)?;
         let inner = Inner {
             db: db.clone(),
             register: RwLock::new(Arc::new(register)),
@@ -276,7 +286,12 @@ impl SledStore {
             import_lock: Mutex::new(()),
             writer_turn: tokio::sync::Mutex::new(()),
             clearer_running: Mutex::new(false),
+            before_images,
+            export_running: AtomicBool::new(false),
+            export_lock: Mutex::new(()),
         };
+        // Left by an export that a stop interrupted.
+        inner.before_images.clear().map_err(storage)?;
         let store = SledStore { inner: Arc::new(inner) };
         store.resume_interrupted_import()?;
         store.drop_stale_generations()?;
@@ -397,6 +412,9 @@ impl SledStore {
     /// generation, or one a replace import is writing.
     fn transact_in<T>(&self, register: &Register, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let i = &self.inner;
+        // Read once per transaction: an export turns it on and off while it holds the
+        // writers' turn, so no transaction runs across the change (see [`backup`]).
+        let keep_before_images = i.export_running.load(Ordering::Acquire);
         let trees = (
             &register.customers,
             &register.index,
@@ -407,20 +425,33 @@ impl SledStore {
             &i.payments,
             &i.payment_index,
             &i.idempotency,
+            &i.before_images,
         );
         trees
             .transaction(
-                |(customers, index, ledger, meta, tickets, ticket_index, payments, payment_index, idempotency)| {
+                |(
+                    customers,
+                    index,
+                    ledger,
+                    meta,
+                    tickets,
+                    ticket_index,
+                    payments,
+                    payment_index,
+                    idempotency,
+                    before,
+                )| {
+                    let before = keep_before_images.then_some(before);
                     body(&Tx {
-                        customers,
+                        customers: SnapshotTree::new(customers, before, backup::Tag::Customers),
                         index,
-                        ledger,
-                        meta,
-                        tickets,
+                        ledger: SnapshotTree::new(ledger, before, backup::Tag::Ledger),
+                        meta: SnapshotTree::new(meta, before, backup::Tag::Meta),
+                        tickets: SnapshotTree::new(tickets, before, backup::Tag::Tickets),
                         ticket_index,
-                        payments,
+                        payments: SnapshotTree::new(payments, before, backup::Tag::Payments),
                         payment_index,
-                        idempotency,
+                        idempotency: SnapshotTree::new(idempotency, before, backup::Tag::Idempotency),
                     })
                 },
             )
@@ -448,6 +479,10 @@ impl StoreAdmin for SledStore {
 
     fn flush_count(&self) -> u64 {
         self.inner.group_commit.flushes.load(Ordering::Relaxed)
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.inner.db.size_on_disk().ok()
     }
 }
 
@@ -527,7 +562,7 @@ pub(crate) fn read_counter(meta: &sled::Tree, name: &[u8]) -> Result<u64, StoreE
 }
 
 /// Reads and writes a counter of the `meta` tree inside a transaction.
-pub(crate) fn bump_counter(meta: &TransactionalTree, name: &[u8], delta: i64) -> TxResult<u64> {
+pub(crate) fn bump_counter(meta: SnapshotTree<'_>, name: &[u8], delta: i64) -> TxResult<u64> {
     let current = meta.get(name)?.map(|v| keys::decode_u64(&v)).unwrap_or(0);
     let next = current.saturating_add_signed(delta);
     meta.insert(name, &next.to_be_bytes())?;

@@ -18,13 +18,13 @@ use super::{
 };
 use crate::store::{CustomerStore, PaymentStore, StoreError};
 
-const LAST_PAYMENT_ID: &[u8] = b"last_payment_id";
+pub(crate) const LAST_PAYMENT_ID: &[u8] = b"last_payment_id";
 
-fn history_key(customer: u64, payment: u64) -> Vec<u8> {
+pub(crate) fn history_key(customer: u64, payment: u64) -> Vec<u8> {
     [b"h".as_slice(), &customer.to_be_bytes(), &payment.to_be_bytes()].concat()
 }
 
-fn due_key(date: NaiveDate, payment: u64) -> Vec<u8> {
+pub(crate) fn due_key(date: NaiveDate, payment: u64) -> Vec<u8> {
     [
         b"d".as_slice(),
         date.format("%Y-%m-%d").to_string().as_bytes(),
@@ -33,7 +33,7 @@ fn due_key(date: NaiveDate, payment: u64) -> Vec<u8> {
     .concat()
 }
 
-fn pending_key(customer: u64) -> Vec<u8> {
+pub(crate) fn pending_key(customer: u64) -> Vec<u8> {
     [b"p".as_slice(), &customer.to_be_bytes()].concat()
 }
 

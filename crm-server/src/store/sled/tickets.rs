@@ -18,20 +18,20 @@ use super::{
 use crate::store::{CustomerStore, IngestOutcome, StoreError, TicketStore};
 
 /// The sequence number of the newest ticket.
-const LAST_TICKET_SEQ: &[u8] = b"last_ticket_seq";
+pub(crate) const LAST_TICKET_SEQ: &[u8] = b"last_ticket_seq";
 
 /// The number of the last article numbered for the older feed shape.
-const LAST_ARTICLE_ID: &[u8] = b"last_article_id";
+pub(crate) const LAST_ARTICLE_ID: &[u8] = b"last_article_id";
 
-fn uid_key(uid: &str) -> Vec<u8> {
+pub(crate) fn uid_key(uid: &str) -> Vec<u8> {
     [b"u", uid.as_bytes()].concat()
 }
 
-fn customer_ticket_key(customer: u64, seq: u64) -> Vec<u8> {
+pub(crate) fn customer_ticket_key(customer: u64, seq: u64) -> Vec<u8> {
     [b"c".as_slice(), &customer.to_be_bytes(), &seq.to_be_bytes()].concat()
 }
 
-fn pending_key(client: &ClientRef) -> Vec<u8> {
+pub(crate) fn pending_key(client: &ClientRef) -> Vec<u8> {
     match client {
         ClientRef::IdClient(id) => [b"pu".as_slice(), id.as_bytes()].concat(),
         ClientRef::Email(email) => [b"pe".as_slice(), email.as_bytes()].concat(),
@@ -190,7 +190,7 @@ impl TicketStore for SledStore {
     }
 }
 
-fn consumer_key(name: &str) -> Vec<u8> {
+pub(crate) fn consumer_key(name: &str) -> Vec<u8> {
     [b"consumer:".as_slice(), name.as_bytes()].concat()
 }
 

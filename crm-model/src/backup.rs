@@ -1,0 +1,414 @@
+//! The backup format: a versioned stream of JSON lines, independent of the store's own
+//! files, so that a register can be restored elsewhere (or moved to another store).
+//!
+//! A dump is, one JSON object per line, each with a `kind`:
+//! 1. a `header` naming the format ([`FORMAT`]) and its `version` ([`VERSION`]);
+//! 2. every customer (`customer`), each followed at once by its credit ledger
+//!    (`ledger`, one line per entry, in entry order, as many as its `ledger_entries`);
+//! 3. the tickets (`ticket`), payments (`payment`), the keys of credit items already
+//!    applied (`credit_key`), the cursors of ticket consumers (`consumer`) and the
+//!    counters that number what is created next (`counter`);
+//! 4. a `trailer` with the count of every kind, so that a dump cut short is refused
+//!    rather than restored in part.
+//!
+//! Versions: a version adds kinds of records (the audit trail will be one); a reader
+//! refuses a version above its own, and a kind its version does not know.
+
+use std::io::BufRead;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{CustomerRecord, LedgerEntry, PaymentRecord, TicketRecord};
+
+/// The `format` of a dump's header.
+pub const FORMAT: &str = "crm-backup";
+
+/// The version this code writes, and the newest it reads.
+pub const VERSION: u32 = 1;
+
+/// One line of a dump.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BackupRecord {
+    Header {
+        format: String,
+        version: u32,
+        created_at: DateTime<Utc>,
+    },
+    Customer {
+        customer: CustomerRecord,
+    },
+    /// An entry of the ledger of the customer with sequence number `customer`: it
+    /// follows that customer's line.
+    Ledger {
+        customer: u64,
+        entry: LedgerEntry,
+    },
+    Ticket {
+        ticket: TicketRecord,
+    },
+    Payment {
+        payment: PaymentRecord,
+    },
+    /// The key of a `POST /api/credit` item already applied, and the customer it
+    /// credited: the same item sent again after a restore credits nothing twice.
+    CreditKey {
+        key: String,
+        customer: u64,
+    },
+    /// The last ticket a consumer (`bi`, `promo`, ...) has received.
+    Consumer {
+        name: String,
+        cursor: u64,
+    },
+    /// A counter of the store (next customer number, last ticket, payment, card...).
+    Counter {
+        name: String,
+        value: u64,
+    },
+    Trailer {
+        counts: BackupCounts,
+    },
+}
+
+impl BackupRecord {
+    /// The header of a dump written now.
+    pub fn header(created_at: DateTime<Utc>) -> BackupRecord {
+        BackupRecord::Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            created_at,
+        }
+    }
+}
+
+/// How many records of each kind a dump holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupCounts {
+    pub customers: u64,
+    pub ledger_entries: u64,
+    pub tickets: u64,
+    pub payments: u64,
+    pub credit_keys: u64,
+    pub consumers: u64,
+    pub counters: u64,
+}
+
+impl BackupCounts {
+    /// Counts `record` (headers and trailers are not counted).
+    pub fn count(&mut self, record: &BackupRecord) {
+        let counter = match record {
+            BackupRecord::Customer { .. } => &mut self.customers,
+            BackupRecord::Ledger { .. } => &mut self.ledger_entries,
+            BackupRecord::Ticket { .. } => &mut self.tickets,
+            BackupRecord::Payment { .. } => &mut self.payments,
+            BackupRecord::CreditKey { .. } => &mut self.credit_keys,
+            BackupRecord::Consumer { .. } => &mut self.consumers,
+            BackupRecord::Counter { .. } => &mut self.counters,
+            BackupRecord::Header { .. } | BackupRecord::Trailer { .. } => return,
+        };
+        *counter += 1;
+    }
+}
+
+/// Why a dump cannot be restored: the line (from 1) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct BackupError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// Checks the structure of a dump record by record: header first, a version this code
+/// reads, each ledger right after its customer and complete, the trailer last with the
+/// counts of what came before, nothing after it.
+#[derive(Debug, Default)]
+pub struct BackupCheck {
+    line: u64,
+    header_seen: bool,
+    trailer_seen: bool,
+    counts: BackupCounts,
+    /// The customer whose ledger may follow: its number, entries expected, seen.
+    ledger_of: Option<(u64, u64, u64)>,
+}
+
+impl BackupCheck {
+    pub fn new() -> BackupCheck {
+        BackupCheck::default()
+    }
+
+    fn error(&self, message: impl Into<String>) -> BackupError {
+        BackupError {
+            line: self.line,
+            message: message.into(),
+        }
+    }
+
+    /// Accepts the next record, or says why the dump is refused.
+    pub fn accept(&mut self, record: &BackupRecord) -> Result<(), BackupError> {
+        self.line += 1;
+        if self.trailer_seen {
+            return Err(self.error("a record after the trailer"));
+        }
+        if !self.header_seen {
+            return match record {
+                BackupRecord::Header { format, version, .. } if format == FORMAT => {
+                    if *version > VERSION || *version == 0 {
+                        return Err(self.error(format!(
+                            "this dump is in version {version} of {FORMAT}; this crm-server reads versions 1 to {VERSION}"
+                        )));
+                    }
+                    self.header_seen = true;
+                    Ok(())
+                }
+                BackupRecord::Header { format, .. } => {
+                    Err(self.error(format!("the format is {format:?}, not {FORMAT:?}")))
+                }
+                _ => Err(self.error(format!("not a dump: the first line is not a {FORMAT} header"))),
+            };
+        }
+        if let BackupRecord::Ledger { customer, entry } = record {
+            return match &mut self.ledger_of {
+                Some((id, expected, seen)) if id == customer && *seen < *expected && entry.seq == *seen + 1 => {
+                    *seen += 1;
+                    self.counts.count(record);
+                    Ok(())
+                }
+                _ => Err(self.error(format!(
+                    "ledger entry {} of customer {customer} is not the next entry of the customer before it",
+                    entry.seq
+                ))),
+            };
+        }
+        self.end_ledger()?;
+        match record {
+            BackupRecord::Header { .. } => Err(self.error("a second header")),
+            BackupRecord::Trailer { counts } => {
+                if *counts != self.counts {
+                    return Err(self.error(format!(
+                        "the trailer counts {counts:?}, but the dump holds {:?}",
+                        self.counts
+                    )));
+                }
+                self.trailer_seen = true;
+                Ok(())
+            }
+            BackupRecord::Customer { customer } => {
+                self.ledger_of = Some((customer.id, customer.ledger_entries, 0));
+                self.counts.count(record);
+                Ok(())
+            }
+            _ => {
+                self.counts.count(record);
+                Ok(())
+            }
+        }
+    }
+
+    fn end_ledger(&mut self) -> Result<(), BackupError> {
+        match self.ledger_of.take() {
+            Some((id, expected, seen)) if seen != expected => Err(self.error(format!(
+                "customer {id} has {expected} ledger entries, the dump holds {seen}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Says whether the dump ended complete (with its trailer).
+    pub fn finish(&self) -> Result<BackupCounts, BackupError> {
+        if !self.trailer_seen {
+            return Err(BackupError {
+                line: self.line,
+                message: "the dump ends before its trailer: it was cut short".into(),
+            });
+        }
+        Ok(self.counts)
+    }
+}
+
+/// The records of a dump read line by line (one line in memory at a time), each
+/// checked by a [`BackupCheck`]; after the last, [`BackupReader::finish`] says whether
+/// the dump was complete.
+pub struct BackupReader<R> {
+    input: R,
+    line: String,
+    check: BackupCheck,
+    failed: bool,
+}
+
+impl<R: BufRead> BackupReader<R> {
+    pub fn new(input: R) -> BackupReader<R> {
+        BackupReader {
+            input,
+            line: String::new(),
+            check: BackupCheck::new(),
+            failed: false,
+        }
+    }
+
+    pub fn finish(&self) -> Result<BackupCounts, BackupError> {
+        self.check.finish()
+    }
+}
+
+impl<R: BufRead> Iterator for BackupReader<R> {
+    type Item = Result<BackupRecord, BackupError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        self.line.clear();
+        let line_number = self.check.line + 1;
+        let fail = |message: String| BackupError {
+            line: line_number,
+            message,
+        };
+        let outcome = match self.input.read_line(&mut self.line) {
+            Ok(0) => return None,
+            Ok(_) => serde_json::from_str::<BackupRecord>(self.line.trim_end())
+                .map_err(|e| fail(format!("unreadable record: {e}")))
+                .and_then(|record| self.check.accept(&record).map(|()| record)),
+            Err(e) => Err(fail(format!("cannot read the dump: {e}"))),
+        };
+        self.failed = outcome.is_err();
+        Some(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cents, LedgerCause, NewCustomer};
+    use uuid::Uuid;
+
+    fn customer(id: u64, ledger_entries: u64) -> BackupRecord {
+        let mut customer = NewCustomer {
+            nom: "Martin".into(),
+            prenom: "Léa".into(),
+            email: format!("lea{id}@x.fr"),
+            ..Default::default()
+        }
+        .into_record(id, Uuid::new_v4(), Utc::now());
+        customer.ledger_entries = ledger_entries;
+        BackupRecord::Customer { customer }
+    }
+
+    fn entry(customer: u64, seq: u64) -> BackupRecord {
+        BackupRecord::Ledger {
+            customer,
+            entry: LedgerEntry {
+                seq,
+                at: Utc::now(),
+                amount: 100,
+                balance: Cents(100 * seq),
+                cause: LedgerCause::Credit,
+                key: None,
+            },
+        }
+    }
+
+    fn dump(records: &[BackupRecord]) -> String {
+        records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect()
+    }
+
+    fn read(text: &str) -> Result<BackupCounts, BackupError> {
+        let mut reader = BackupReader::new(text.as_bytes());
+        for record in reader.by_ref() {
+            record?;
+        }
+        reader.finish()
+    }
+
+    fn complete() -> Vec<BackupRecord> {
+        let mut records = vec![
+            BackupRecord::header(Utc::now()),
+            customer(1, 2),
+            entry(1, 1),
+            entry(1, 2),
+            customer(2, 0),
+            BackupRecord::Consumer {
+                name: "bi".into(),
+                cursor: 3,
+            },
+        ];
+        let mut counts = BackupCounts::default();
+        records.iter().for_each(|r| counts.count(r));
+        records.push(BackupRecord::Trailer { counts });
+        records
+    }
+
+    #[test]
+    fn a_complete_dump_reads_back_record_for_record() {
+        let records = complete();
+        let text = dump(&records);
+        assert!(text.starts_with(r#"{"kind":"header","format":"crm-backup","version":1"#));
+        let read: Vec<_> = BackupReader::new(text.as_bytes()).map(Result::unwrap).collect();
+        assert_eq!(read, records);
+        let counts = read_counts(&text);
+        assert_eq!((counts.customers, counts.ledger_entries, counts.consumers), (2, 2, 1));
+    }
+
+    fn read_counts(text: &str) -> BackupCounts {
+        read(text).unwrap()
+    }
+
+    #[test]
+    fn a_dump_cut_short_is_refused() {
+        let records = complete();
+        let without_trailer = dump(&records[..records.len() - 1]);
+        let error = read(&without_trailer).unwrap_err();
+        assert!(error.message.contains("cut short"), "{error}");
+        // Cut inside a line: that line is unreadable.
+        let text = dump(&records);
+        let error = read(&text[..text.len() - 10]).unwrap_err();
+        assert!(error.message.contains("unreadable"), "{error}");
+    }
+
+    #[test]
+    fn a_trailer_that_does_not_count_what_came_before_is_refused() {
+        let mut records = complete();
+        records.remove(4); // the second customer
+        assert!(read(&dump(&records)).unwrap_err().message.contains("trailer counts"));
+    }
+
+    #[test]
+    fn ledgers_must_follow_their_customer_whole_and_in_order() {
+        let header = BackupRecord::header(Utc::now());
+        let mut check = BackupCheck::new();
+        check.accept(&header).unwrap();
+        check.accept(&customer(1, 2)).unwrap();
+        check.accept(&entry(1, 1)).unwrap();
+        let error = check.accept(&customer(2, 0)).unwrap_err();
+        assert_eq!(error.line, 4);
+        assert!(error.message.contains("has 2 ledger entries"), "{error}");
+
+        let mut check = BackupCheck::new();
+        check.accept(&header).unwrap();
+        check.accept(&customer(1, 2)).unwrap();
+        assert!(check.accept(&entry(1, 2)).is_err(), "entry 1 is missing");
+        let mut check = BackupCheck::new();
+        check.accept(&header).unwrap();
+        check.accept(&customer(1, 1)).unwrap();
+        assert!(check.accept(&entry(7, 1)).is_err(), "another customer's entry");
+    }
+
+    #[test]
+    fn only_known_formats_versions_and_kinds_are_read() {
+        let later = r#"{"kind":"header","format":"crm-backup","version":2,"created_at":"2026-01-01T00:00:00Z"}"#;
+        assert!(read(later).unwrap_err().message.contains("version 2"));
+        let other = r#"{"kind":"header","format":"other","version":1,"created_at":"2026-01-01T00:00:00Z"}"#;
+        assert!(read(other).unwrap_err().message.contains("format"));
+        let not_first = dump(&complete()[1..]);
+        assert!(read(&not_first).unwrap_err().message.contains("not a dump"));
+        let unknown_kind = dump(&complete()[..1]) + r#"{"kind":"audit","who":"local"}"# + "\n";
+        let error = read(&unknown_kind).unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(error.message.contains("unknown variant"), "{error}");
+    }
+}
