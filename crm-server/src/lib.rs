@@ -14,6 +14,7 @@ pub mod loyalty;
 pub mod openapi;
 pub mod pages;
 pub mod payments;
+pub mod recovery;
 pub mod routes;
 pub mod scheduler;
 pub mod server;
