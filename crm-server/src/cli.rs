@@ -198,13 +198,20 @@ pub fn main() -> std::process::ExitCode {
             }
         };
         let config = cli.config();
-        let store = match open_store(&config) {
-            Ok(store) => store,
-            Err(code) => return code,
-        };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        // Printed once bound and open: tests and scripts read the port from this line.
+        // Printed once bound, before the store is open (until then every request is
+        // answered 503, see `recovery`): tests and scripts read the port from this line.
         println!("crm-server listening on http://{addr}");
+        let store = match crate::recovery::open_answering(&listener, &config).await {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!(
+                    "crm-server: cannot open the data directory {}: {e}",
+                    config.data_dir.display()
+                );
+                return std::process::ExitCode::FAILURE;
+            }
+        };
         match crate::serve(listener, store, config, shutdown_signal()).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod payments;
+pub mod recovery;
 pub mod routes;
 pub mod scheduler;
 pub mod server;

@@ -88,7 +88,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
 /// `reason` while the store takes no writes (a full disk) but still serves reads, which
 /// is why it stays a `200`: a balancer should keep sending reads.
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The store is open (status ok, or degraded with a reason); counts for operators", body = crate::openapi::HealthAnswer)))]
+    responses((status = 200, description = "The store is open (status ok, or degraded with a reason); counts for operators", body = crate::openapi::HealthAnswer),
+        (status = 503, description = "The store is still opening (`recovering`, with the roll-forward's progress); `Retry-After`")))]
 fn health<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     warp::path!("healthz")
         .and(warp::get())

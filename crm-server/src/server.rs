@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::connections::{Activity, TimedBody, Timeouts, Watched};
 use crate::http::normalize_uri;
 use crate::routes::{routes, AppState};
-use crate::store::{GuardedStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for requests in flight before closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,16 +28,20 @@ pub enum ServerError {
     Flush(StoreError),
 }
 
-/// Opens the sled store of `config` (guarded against a full disk) and serves on `listener` until `shutdown` resolves.
+/// Opens the sled store of `config` (guarded against a full disk) and serves on
+/// `listener` until `shutdown` resolves; while the store opens, `listener` answers
+/// `503` (see [`crate::recovery`]).
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = GuardedStore::open(&config).map_err(|source| ServerError::Open {
-        dir: config.data_dir.display().to_string(),
-        source,
-    })?;
+    let store = crate::recovery::open_answering(&listener, &config)
+        .await
+        .map_err(|source| ServerError::Open {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
     serve(listener, store, config, shutdown).await
 }
 

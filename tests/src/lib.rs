@@ -448,8 +448,24 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits for its URL line.
+    /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits until its store is
+    /// open (`/healthz` answers `200`).
     pub fn start(binary: &Path, data_dir: &Path) -> ServerProcess {
+        let server = ServerProcess::start_opening(binary, data_dir);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while server.health().0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never opened its store"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits for its URL line only
+    /// (printed once it listens; it answers `503` until its store is open).
+    pub fn start_opening(binary: &Path, data_dir: &Path) -> ServerProcess {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(binary)
             .args(["--addr", "127.0.0.1:0", "--data"])
@@ -467,6 +483,32 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_string();
         ServerProcess { child, address }
+    }
+
+    /// `GET /healthz` over a plain blocking socket: the status (0 when no answer came)
+    /// and the body.
+    pub fn health(&self) -> (u16, String) {
+        use std::io::{Read, Write};
+        let host = self.address.trim_start_matches("http://");
+        let answer = (|| {
+            let mut stream = std::net::TcpStream::connect(host)?;
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            stream.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text)?;
+            Ok::<_, std::io::Error>(text)
+        })()
+        .unwrap_or_default();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 
     /// SIGKILL: no shutdown, no final flush.

@@ -134,6 +134,15 @@ impl GuardedStore {
     /// reserve is released first and the store opens read-only (writes `507`) until
     /// space is back.
     pub fn open(config: &Config) -> Result<GuardedStore, StoreError> {
+        Self::open_reporting(config, &|_| {})
+    }
+
+    /// [`Self::open`], telling `progress` how the roll-forward of an interrupted import
+    /// goes (see [`SledStore::open_reporting`]).
+    pub fn open_reporting(
+        config: &Config,
+        progress: &dyn Fn(crm_model::import::ImportProgress),
+    ) -> Result<GuardedStore, StoreError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
@@ -153,7 +162,7 @@ impl GuardedStore {
         if guard.free_space() < guard.write_margin() {
             guard.enter_degraded("the disk of the data directory was full at start: read-only until space is freed");
         }
-        let store = SledStore::open(&guard.dir, guard.cache_bytes)?;
+        let store = SledStore::open_reporting(&guard.dir, guard.cache_bytes, progress)?;
         guard.install(store);
         if guard.degraded.lock().unwrap_or_else(|p| p.into_inner()).is_none() && !guard.reserve.held() {
             // First start, or a reserve released before a restart: made again when it

@@ -258,8 +258,9 @@ impl SledStore {
 
     /// Finishes an import that a stopped process left half written (see the module's
     /// guarantees). Called by [`SledStore::open`], before anything else uses the store.
-    pub(super) fn resume_interrupted_import(&self) -> Result<(), StoreError> {
+    pub(super) fn resume_interrupted_import(&self, progress: &dyn Fn(ImportProgress)) -> Result<(), StoreError> {
         let Some(bytes) = self.inner.meta.get(JOURNAL).map_err(storage)? else {
+            self.remove_abandoned_spools();
             return Ok(());
         };
         let journal: Journal = decode(&bytes)?;
@@ -273,9 +274,26 @@ impl SledStore {
             ImportMode::Merge => None,
         };
         let (spool, plan) = (journal.spool.clone(), journal.plan.clone());
-        self.write_pass(journal, matched, &|_| {})?;
+        self.write_pass(journal, matched, progress)?;
         remove_files(&spool, &plan);
+        self.remove_abandoned_spools();
         Ok(())
+    }
+
+    /// Removes the spool and plan files of imports a stopped process left before their
+    /// writing pass (no journal names them, nothing will read them). Only at start,
+    /// when no import runs.
+    fn remove_abandoned_spools(&self) {
+        let Ok(entries) = fs::read_dir(self.inner.dir.join("import")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if matches!(path.extension().and_then(|e| e.to_str()), Some("rows" | "plan")) {
+                tracing::info!(path = %path.display(), "removing the files of an import that never started writing");
+                remove_files(&path, &path);
+            }
+        }
     }
 
     /// Pass 2: resolves every row, in file order, against the earlier rows and the
@@ -1173,6 +1191,42 @@ mod tests {
         assert_eq!(report.created, 1, "{report:?}");
         let rich = store.customer_by_email("rich@x.fr").unwrap().unwrap();
         assert_eq!(rich.credit, Cents(MAX_CENTS / 2));
+    }
+
+    /// The roll-forward runs inside `open`, which the server called from its runtime's
+    /// `block_on`: each batch's wait for its flush must end there too. Through a tokio
+    /// oneshot polled by another executor, it spent the runtime's cooperative budget,
+    /// never refilled: the wait of the 129th batch spun forever.
+    #[test]
+    fn flush_waits_end_inside_a_runtime_past_its_cooperative_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                for _ in 0..300 {
+                    store.durable_blocking().unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "300 flush waits inside a runtime did not end"
+        );
+    }
+
+    /// Files of an import killed before its writing pass are removed by the next start.
+    #[test]
+    fn a_start_removes_the_files_of_imports_that_never_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap());
+        let spool = SpoolFiles::new(dir.path()).unwrap().keep();
+        fs::write(&spool.spool, "{}\n").unwrap();
+        fs::write(&spool.plan, "").unwrap();
+        let _store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        assert!(!spool.spool.exists() && !spool.plan.exists());
     }
 
     #[test]

@@ -260,6 +260,16 @@ pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
 impl SledStore {
     /// Opens (or creates) the store in `dir` with a page cache of at most `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        SledStore::open_reporting(dir, cache_bytes, &|_| {})
+    }
+
+    /// [`Self::open`], telling `progress` how the roll-forward of an interrupted import
+    /// goes (see [`import`]), so that a server can say it is recovering.
+    pub fn open_reporting(
+        dir: &Path,
+        cache_bytes: u64,
+        progress: &dyn Fn(crm_model::import::ImportProgress),
+    ) -> Result<SledStore, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -293,7 +303,7 @@ impl SledStore {
         // Left by an export that a stop interrupted.
         inner.before_images.clear().map_err(storage)?;
         let store = SledStore { inner: Arc::new(inner) };
-        store.resume_interrupted_import()?;
+        store.resume_interrupted_import(progress)?;
         store.drop_stale_generations()?;
         Ok(store)
     }
@@ -550,8 +560,14 @@ impl GroupCommit {
 
     /// Waits without a runtime (and without tokio's guard against blocking inside
     /// one: `open` may run on a runtime thread while it finishes an interrupted import).
+    ///
+    /// `unconstrained`: a tokio oneshot spends the cooperative budget of the tokio task
+    /// whose thread polls it. Polled by a foreign executor inside `block_on` (the
+    /// roll-forward in `open`, run from the server's `block_on`), that budget is never
+    /// refilled: after 128 waits every poll answered "not yet" and woke itself at once,
+    /// and the 129th batch's flush wait spun at 100% CPU forever.
     fn wait_blocking(&self) -> Result<(), StoreError> {
-        let flushed = self.enqueue()?;
+        let flushed = tokio::task::unconstrained(self.enqueue()?);
         futures::executor::block_on(flushed).map_err(|_| storage("the flusher thread has stopped"))?
     }
 }
