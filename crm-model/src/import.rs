@@ -871,11 +871,12 @@ impl<B: BufRead> JsonRows<B> {
                     crate::validation::json_type_name(&other)
                 ),
             ),
-            // A JSON line cut off (or otherwise not JSON) leaves the rest of the file in
-            // doubt: the file is unreadable (a 400) at the line it names.
-            Err(e) if self.format == ImportFormat::JsonLines => {
+            // A JSON line cut off leaves the rest of the file in doubt: the file is
+            // unreadable (a 400) at the line it names. A line that is whole but not JSON
+            // stays a row error, as `skip_invalid` may skip it.
+            Err(e) if self.format == ImportFormat::JsonLines && e.is_eof() => {
                 return Err(ImportError::Unreadable(format!(
-                    "line {} is not valid JSON (cut off?): {e}",
+                    "line {} is cut off, not a whole JSON value: {e}",
                     self.line
                 )))
             }
@@ -1186,7 +1187,7 @@ mod tests {
     fn a_json_line_cut_off_is_unreadable_at_its_line() {
         for (body, line) in [
             ("{\"Nom\":\"A\"}\n\n{\"Nom\":\"B\n{\"Nom\":\"C\"}\n", 3),
-            ("{\"Nom\":\"A\"}\n{\"Nom\": x}", 2),
+            ("{\"Nom\":\"A\"}\n{\"Nom\": [1,", 2),
             ("{\"Nom\":\"A\"", 1),
         ] {
             match read(body, None) {
