@@ -162,14 +162,16 @@ async fn a_restored_export_reads_the_same_and_its_sequences_go_on() {
     let mut answers = Vec::new();
     for server in [&app, &restored] {
         let next = server
-            .create_v1_ok(&json!({"Nom": "Next", "Email": "waiting@x.fr"}))
+            .create_v1_ok(
+                &json!({"Nom": "Next", "Email": "waiting@x.fr", "IdClient": "0b7e6f7a-3a55-4c11-9a43-5f2b1c0d9e8f"}),
+            )
             .await;
         assert_eq!(
             (next["id"].as_u64(), next["Credit"].as_u64()),
             (Some(6), Some(25)),
             "{next}"
         );
-        let id = next["idClient"].as_str().unwrap();
+        let id = next["IdClient"].as_str().unwrap();
         let (_, card) = server.issue_card(id).await;
         let (status, answer) = server.post_tickets(&json!({"tickets": [ticket(4, 10, id)]})).await;
         assert_eq!(status, 200, "{answer}");

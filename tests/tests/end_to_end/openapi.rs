@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api"),
     ("get", "/api/update_db"),
     ("post", "/api/update_db"),
+    ("get", "/api/v1/export"),
     ("get", "/api/v1/imports/current"),
     ("get", "/api/v1/imports/{id}"),
     ("get", "/api/customers/{IdClient}"),
