@@ -55,6 +55,15 @@ pub struct Cli {
     /// Bound of each call to another service (`10s`, `500ms`).
     #[arg(long, env = "CRM_UPSTREAM_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub upstream_timeout: Duration,
+    /// File of `name:token:role` lines (role read, write or admin; `#` comments and
+    /// blank lines allowed): every /api route then needs `Authorization: Bearer
+    /// <token>`. Without it, only clients on this machine are answered.
+    #[arg(long, env = "CRM_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// A name the `Host` header may carry besides localhost, 127.0.0.1, [::1], the
+    /// bound address and `crm` (`name` for any port, `name:port`); repeatable.
+    #[arg(long = "allowed-host", env = "CRM_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -113,6 +122,7 @@ impl Cli {
             pull_every: self.pull_every,
             clock: self.clock,
             upstream_timeout: self.upstream_timeout,
+            allowed_hosts: self.allowed_hosts.clone(),
             ..Config::new(&self.data)
         }
     }
@@ -157,7 +167,19 @@ pub fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        let config = cli.config();
+        let mut config = cli.config();
+        if let Some(path) = &cli.tokens {
+            match crate::access::TokenSet::load(path) {
+                Ok(tokens) => {
+                    tracing::info!(tokens = tokens.len(), "tokens loaded; every /api route needs one");
+                    config.tokens = Some(std::sync::Arc::new(tokens));
+                }
+                Err(e) => {
+                    eprintln!("crm-server: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
         let store = match open_store(&config) {
             Ok(store) => store,
             Err(code) => return code,

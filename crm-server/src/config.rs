@@ -1,8 +1,11 @@
 //! Server settings.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::TokenSet;
 use crate::store::sled::DEFAULT_CACHE_BYTES;
 
 /// Everything the server can be told at start-up.
@@ -28,6 +31,13 @@ pub struct Config {
     pub clock: Clock,
     /// Bound of each call to another service.
     pub upstream_timeout: Duration,
+    /// The tokens of `--tokens`; without them, only loopback peers are answered.
+    pub tokens: Option<Arc<TokenSet>>,
+    /// Names besides the loopback ones, the bound address and `crm` that the `Host`
+    /// header may carry (`--allowed-host`): `name` (any port) or `name:port`.
+    pub allowed_hosts: Vec<String>,
+    /// The address the server listens on; `serve` fills it in from its listener.
+    pub listen_addr: Option<SocketAddr>,
 }
 
 /// Where the date of a payment run comes from.
@@ -57,6 +67,9 @@ impl Config {
             pull_every: None,
             clock: Clock::System,
             upstream_timeout: Self::DEFAULT_UPSTREAM_TIMEOUT,
+            tokens: None,
+            allowed_hosts: Vec::new(),
+            listen_addr: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Entry point: [`run`] (or [`serve`] with any [`store::Store`]).
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod customers;

@@ -13,6 +13,7 @@ use crate::http::json;
 use crate::imports::ImportTracker;
 use crate::scheduler::Upstream;
 use crate::store::Store;
+use crate::access::{self, Access};
 use crate::{customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
 
 /// What every handler is given: the store, the settings, the other services and the
@@ -22,6 +23,7 @@ pub struct AppState<S> {
     pub config: Arc<Config>,
     pub upstream: Arc<Upstream>,
     pub imports: Arc<ImportTracker>,
+    pub access: Arc<Access>,
 }
 
 impl<S> AppState<S> {
@@ -29,6 +31,7 @@ impl<S> AppState<S> {
         AppState {
             upstream: Arc::new(Upstream::new(&config)),
             imports: Arc::default(),
+            access: Arc::new(Access::new(&config)),
             store,
             config: Arc::new(config),
         }
@@ -42,13 +45,14 @@ impl<S: Clone> Clone for AppState<S> {
             config: self.config.clone(),
             upstream: self.upstream.clone(),
             imports: self.imports.clone(),
+            access: self.access.clone(),
         }
     }
 }
 
 /// Every route of the service; whatever matches none is a JSON error.
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
-    health(state.clone())
+    let all = health(state.clone())
         .or(customers::routes(state.clone()))
         .unify()
         .or(import::routes(state.clone()))
@@ -67,9 +71,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(pages::routes(state.clone()))
         .unify()
-        .recover(recover)
-        .unify()
-        .boxed()
+        .boxed();
+    access::protect(&state, all).recover(recover).unify().boxed()
 }
 
 /// `GET /healthz`: `200` once the store is open.

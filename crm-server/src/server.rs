@@ -47,14 +47,19 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let pull_every = config.pull_every;
+    let mut config = config;
+    config.listen_addr = listener.local_addr().ok();
     let state = AppState::new(store.clone(), config);
+    if let Some(warning) = state.access.exposure_warning() {
+        tracing::warn!("{warning}");
+    }
     let schedule = pull_every.map(|every| crate::scheduler::spawn_schedule(state.clone(), every));
     let upstream = state.upstream.clone();
     let service = warp::service(routes(state));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -71,6 +76,7 @@ pub async fn serve<S: Store>(
             if let Some(uri) = normalize_uri(request.uri()) {
                 *request.uri_mut() = uri;
             }
+            request.extensions_mut().insert(crate::access::PeerAddr(peer));
             service.clone().call(request)
         });
         let connection = auto::Builder::new(TokioExecutor::new())
