@@ -7,13 +7,13 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
+use crate::access::{self, Access};
 use crate::config::Config;
 use crate::error::recover;
 use crate::http::json;
 use crate::imports::ImportTracker;
 use crate::scheduler::Upstream;
 use crate::store::Store;
-use crate::access::{self, Access};
 use crate::{customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
 
 /// What every handler is given: the store, the settings, the other services and the

@@ -210,12 +210,16 @@ impl Access {
         }
     }
 
-    /// The CSRF token the request's forms carry: its session's, else the server's.
-    pub fn csrf_for(&self, headers: &HeaderMap) -> String {
-        match self.session(headers) {
+    /// The CSRF token the request's forms carry once tokens are configured: its
+    /// session's, else the server's (the login form). Without tokens there is no
+    /// session nor cookie for a forged form to ride on, the forms stay as they were and
+    /// `None` is answered: what another site's page sends is refused by its origin.
+    pub fn csrf_for(&self, headers: &HeaderMap) -> Option<String> {
+        self.tokens.as_ref()?;
+        Some(match self.session(headers) {
             Some(session) if headers.get(header::AUTHORIZATION).is_none() => session.csrf,
             _ => self.sessions.anonymous_csrf().to_string(),
-        }
+        })
     }
 
     /// The check of a posted form's `csrf` field. A post authenticated by the session
@@ -275,11 +279,9 @@ pub fn need(method: &Method, path: &str, query: &str) -> Need {
         [first, ..] if *first != "api" => Need::Open,
         ["api", "v1", "export", ..] | ["api", "v1", "audit", ..] => Need::Role(Role::Admin),
         _ if method == Method::DELETE => Need::Role(Role::Admin),
-        ["api", "update_db"] if method == Method::POST => Need::Role(if replaces(query) {
-            Role::Admin
-        } else {
-            Role::Write
-        }),
+        ["api", "update_db"] if method == Method::POST => {
+            Need::Role(if replaces(query) { Role::Admin } else { Role::Write })
+        }
         // Answering moves the consumer's position: the next call gets other tickets.
         ["api", "get_tickets", _] => Need::Role(Role::Write),
         // The scheduler's calls: with or without a body, they pull and pay.
@@ -341,7 +343,9 @@ impl Refusal {
             Refusal::CrossSite(CrossSite::Origin { origin, host }) => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "cross_site_request",
-                format!("the request comes from the page of another origin ({origin}, this server is {host:?}); refused"),
+                format!(
+                    "the request comes from the page of another origin ({origin}, this server is {host:?}); refused"
+                ),
             ),
             Refusal::LoopbackOnly(ip) => ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -378,9 +382,9 @@ impl Refusal {
     /// The sentence of the HTML page of a refusal.
     fn page_message(&self) -> String {
         match self {
-            Refusal::MisdirectedHost(host) => format!(
-                "Ce serveur ne répond pas au nom « {host} ». Ouvrez le CRM par son adresse habituelle."
-            ),
+            Refusal::MisdirectedHost(host) => {
+                format!("Ce serveur ne répond pas au nom « {host} ». Ouvrez le CRM par son adresse habituelle.")
+            }
             Refusal::CrossSite(_) => "La demande vient de la page d'un autre site : refusée.".into(),
             Refusal::LoopbackOnly(_) => "Ce serveur n'a pas de jetons configurés : il ne répond qu'aux postes de \
                  la machine elle-même. L'administrateur doit le démarrer avec --tokens FICHIER."

@@ -5,7 +5,8 @@ use warp::http::{HeaderMap, HeaderValue, Method};
 
 use super::*;
 
-const TOKENS: &str = "reader:read-token-0123456789:read\nwriter:write-token-0123456789:write\nboss:admin-token-0123456789:admin\n";
+const TOKENS: &str =
+    "reader:read-token-0123456789:read\nwriter:write-token-0123456789:write\nboss:admin-token-0123456789:admin\n";
 
 fn access(tokens: bool, bound: &str, allowed: &[&str]) -> Access {
     let mut config = Config::new("unused");
@@ -33,16 +34,29 @@ fn peer(text: &str) -> Option<SocketAddr> {
 fn without_tokens_only_loopback_peers_are_answered() {
     let access = access(false, "0.0.0.0:8000", &[]);
     let get = |from: &str| access.decide(&Method::GET, "/api/data", "", &headers(&[("host", "crm")]), peer(from));
-    for local in ["127.0.0.1:5000", "127.8.9.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+    for local in [
+        "127.0.0.1:5000",
+        "127.8.9.1:5000",
+        "[::1]:5000",
+        "[::ffff:127.0.0.1]:5000",
+    ] {
         assert_eq!(get(local), Ok(Principal::local()), "{local}");
     }
-    for remote in ["192.168.1.20:5000", "10.0.0.1:1", "[fe80::1]:5000", "[::ffff:192.168.1.20]:5000"] {
+    for remote in [
+        "192.168.1.20:5000",
+        "10.0.0.1:1",
+        "[fe80::1]:5000",
+        "[::ffff:192.168.1.20]:5000",
+    ] {
         let refusal = get(remote).unwrap_err();
         assert!(matches!(refusal, Refusal::LoopbackOnly(_)), "{remote}");
         let error = refusal.api_error();
         assert_eq!((error.status_code().as_u16(), error.code()), (403, "tokens_required"));
         let message = error.body()["error"].as_str().unwrap().to_string();
-        assert!(message.contains("--tokens FILE") && message.contains("name:token:role"), "{message}");
+        assert!(
+            message.contains("--tokens FILE") && message.contains("name:token:role"),
+            "{message}"
+        );
     }
     // /healthz too: protected mode answers nobody else.
     assert!(access
@@ -60,14 +74,23 @@ fn with_tokens_any_peer_with_a_token_is_answered() {
     assert_eq!((principal.name.as_str(), principal.role), ("reader", Role::Read));
     // Loopback is no exception once tokens exist.
     assert_eq!(
-        access.decide(&Method::GET, "/api/v1/customers", "", &HeaderMap::new(), peer("127.0.0.1:1")),
+        access.decide(
+            &Method::GET,
+            "/api/v1/customers",
+            "",
+            &HeaderMap::new(),
+            peer("127.0.0.1:1")
+        ),
         Err(Refusal::Unauthenticated { invalid: false })
     );
 }
 
 #[test]
 fn the_warning_at_start_is_for_a_non_loopback_address_without_tokens() {
-    assert!(access(false, "0.0.0.0:8000", &[]).exposure_warning().unwrap().contains("--tokens"));
+    assert!(access(false, "0.0.0.0:8000", &[])
+        .exposure_warning()
+        .unwrap()
+        .contains("--tokens"));
     assert!(access(false, "192.168.1.5:8000", &[]).exposure_warning().is_some());
     assert!(access(false, "127.0.0.1:8000", &[]).exposure_warning().is_none());
     assert!(access(false, "[::1]:8000", &[]).exposure_warning().is_none());
@@ -133,7 +156,11 @@ fn what_a_browser_marks_as_another_site_is_refused_on_every_route() {
             pairs.extend(marks.iter().copied());
             let refused = access.decide(&Method::POST, path, "", &headers(&pairs), peer("127.0.0.1:1"));
             let error = refused.unwrap_err().api_error();
-            assert_eq!((error.status_code().as_u16(), error.code()), (403, "cross_site_request"), "{path} {marks:?}");
+            assert_eq!(
+                (error.status_code().as_u16(), error.code()),
+                (403, "cross_site_request"),
+                "{path} {marks:?}"
+            );
         }
     }
     for fine in [
@@ -173,9 +200,24 @@ fn each_route_class_needs_its_role() {
         (Method::PATCH, "/api/v1/customers/x", "", Needs(super::Role::Write)),
         (Method::POST, "/api/customers", "", Needs(super::Role::Write)),
         (Method::POST, "/api/update_db", "", Needs(super::Role::Write)),
-        (Method::POST, "/api/update_db", "mode=merge&dry_run=1", Needs(super::Role::Write)),
-        (Method::POST, "/api/update_db", "mode=replace", Needs(super::Role::Admin)),
-        (Method::POST, "/api/update_db", "mode=merge&mode=replace", Needs(super::Role::Admin)),
+        (
+            Method::POST,
+            "/api/update_db",
+            "mode=merge&dry_run=1",
+            Needs(super::Role::Write),
+        ),
+        (
+            Method::POST,
+            "/api/update_db",
+            "mode=replace",
+            Needs(super::Role::Admin),
+        ),
+        (
+            Method::POST,
+            "/api/update_db",
+            "mode=merge&mode=replace",
+            Needs(super::Role::Admin),
+        ),
         (Method::DELETE, "/api/v1/customers/x", "", Needs(super::Role::Admin)),
         (Method::GET, "/api/v1/export", "", Needs(super::Role::Admin)),
         (Method::GET, "/api/v1/audit", "customer=x", Needs(super::Role::Admin)),
@@ -189,7 +231,13 @@ fn a_token_below_the_routes_role_is_a_403_and_a_bad_one_a_401() {
     let access = access(true, "127.0.0.1:8000", &[]);
     let with = |token: &str, method: Method, path: &str| {
         let auth = format!("Bearer {token}");
-        access.decide(&method, path, "", &headers(&[("authorization", &auth)]), peer("127.0.0.1:1"))
+        access.decide(
+            &method,
+            path,
+            "",
+            &headers(&[("authorization", &auth)]),
+            peer("127.0.0.1:1"),
+        )
     };
     assert!(with("read-token-0123456789", Method::GET, "/api/data").is_ok());
     let refused = with("read-token-0123456789", Method::POST, "/api/credit").unwrap_err();
@@ -215,7 +263,10 @@ fn a_token_below_the_routes_role_is_a_403_and_a_bad_one_a_401() {
 #[test]
 fn a_session_cookie_stands_for_its_token_and_its_forms_need_its_csrf() {
     let access = access(true, "127.0.0.1:8000", &[]);
-    let principal = TokenSet::parse(TOKENS).unwrap().holder("write-token-0123456789").unwrap();
+    let principal = TokenSet::parse(TOKENS)
+        .unwrap()
+        .holder("write-token-0123456789")
+        .unwrap();
     let id = access.sessions.open(principal.clone());
     let cookie = format!("theme=dark; crm_session={id}");
     let browser = headers(&[("cookie", &cookie)]);
@@ -223,17 +274,22 @@ fn a_session_cookie_stands_for_its_token_and_its_forms_need_its_csrf() {
         access.decide(&Method::POST, "/api/customers", "", &browser, None),
         Ok(principal)
     );
-    let csrf = access.csrf_for(&browser);
+    let csrf = access.csrf_for(&browser).unwrap();
     assert_ne!(csrf, access.sessions.anonymous_csrf());
     assert!(access.csrf_ok(&browser, Some(&csrf)));
     assert!(!access.csrf_ok(&browser, None), "a cookie post without its token");
     assert!(!access.csrf_ok(&browser, Some(access.sessions.anonymous_csrf())));
     // Without a session: the server's own token, or none at all (a script).
     let script = HeaderMap::new();
-    assert_eq!(access.csrf_for(&script), access.sessions.anonymous_csrf());
+    assert_eq!(
+        access.csrf_for(&script).as_deref(),
+        Some(access.sessions.anonymous_csrf())
+    );
     assert!(access.csrf_ok(&script, None));
     assert!(access.csrf_ok(&script, Some(access.sessions.anonymous_csrf())));
     assert!(!access.csrf_ok(&script, Some("forged")));
+    // Without tokens the forms carry none.
+    assert_eq!(Access::new(&Config::new("unused")).csrf_for(&browser), None);
     access.sessions.close(&id);
     assert_eq!(
         access.decide(&Method::POST, "/api/customers", "", &browser, None),

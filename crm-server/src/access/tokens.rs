@@ -130,7 +130,9 @@ impl TokenSet {
                 )));
             }
             if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(bad(format!("the token of {name} contains spaces or control characters")));
+                return Err(bad(format!(
+                    "the token of {name} contains spaces or control characters"
+                )));
             }
             if entries.iter().any(|e| e.name == name) {
                 return Err(bad(format!("the name {name} is given twice")));
@@ -200,7 +202,11 @@ mod tests {
             (":0123456789abcdef:read\n", 1, "name is empty"),
             ("a:short:read\n", 1, "shorter than 16"),
             ("a:0123456789abcdef:read\na:0123456789abcdeg:read", 2, "given twice"),
-            ("a:0123456789abcdef:read\nb:0123456789abcdef:admin", 2, "already another"),
+            (
+                "a:0123456789abcdef:read\nb:0123456789abcdef:admin",
+                2,
+                "already another",
+            ),
             ("a:0123456789 abcdef:read\n", 1, "spaces"),
         ] {
             match TokenSet::parse(text) {
@@ -217,7 +223,10 @@ mod tests {
     #[test]
     fn debug_never_shows_a_token() {
         let shown = format!("{:?}", TokenSet::parse(FILE).unwrap());
-        assert!(shown.contains("tills:write") && !shown.contains("till-token"), "{shown}");
+        assert!(
+            shown.contains("tills:write") && !shown.contains("till-token"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub(super) struct PageExtras {
     pub credit: CreditForm,
     pub refusal_limit: Option<u32>,
     /// The CSRF token the page's forms post back.
-    pub csrf: String,
+    pub csrf: Option<String>,
 }
 
 #[derive(Template)]
@@ -198,7 +198,7 @@ struct CustomerPage<'a> {
     ledger: Option<Vec<LedgerRow>>,
     tickets: Option<&'a [TicketView]>,
     payments: Option<Vec<PaymentRow>>,
-    csrf: String,
+    csrf: Option<String>,
 }
 
 pub(super) fn heading(c: &CustomerRecord) -> String {
@@ -309,7 +309,7 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: String) -> Response {
+pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
@@ -325,7 +325,7 @@ pub(super) fn page_with_credit_form<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     credit: CreditForm,
-    csrf: String,
+    csrf: Option<String>,
 ) -> Result<Response, PageError> {
     show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf)
 }
@@ -336,7 +336,7 @@ fn show<S: Store>(
     notice: Option<Notice>,
     credit: CreditForm,
     status: StatusCode,
-    csrf: String,
+    csrf: Option<String>,
 ) -> Result<Response, PageError> {
     let view = view(state, id_client)?.ok_or_else(PageError::customer_not_found)?;
     let refusal_limit = state.config.refusal_limit;

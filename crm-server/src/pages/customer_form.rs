@@ -196,7 +196,7 @@ struct CustomerFormPage {
     taken: Option<(String, Holder)>,
     fields: Vec<FormField>,
     /// The CSRF token the form posts back.
-    csrf: String,
+    csrf: Option<String>,
 }
 
 /// Which form, and what it needs to be drawn again.
@@ -215,7 +215,13 @@ struct Problems {
     holder: Option<(String, Holder)>,
 }
 
-fn form_page(kind: Kind<'_>, values: &Values, problems: Problems, status: StatusCode, csrf: String) -> Response {
+fn form_page(
+    kind: Kind<'_>,
+    values: &Values,
+    problems: Problems,
+    status: StatusCode,
+    csrf: Option<String>,
+) -> Response {
     let fields = SPECS
         .iter()
         .enumerate()
@@ -322,8 +328,14 @@ fn invalid(error: InputError) -> Result<Problems, PageError> {
 /// The new customer form (HTML), posted to `POST /api/customers`.
 #[utoipa::path(get, path = "/api/customers/new", tag = "pages", operation_id = "new_customer_page",
     responses((status = 200, description = "The form", content_type = "text/html", body = String)))]
-pub fn new_page(csrf: String) -> Response {
-    form_page(Kind::New, &Default::default(), Problems::default(), StatusCode::OK, csrf)
+pub fn new_page(csrf: Option<String>) -> Response {
+    form_page(
+        Kind::New,
+        &Default::default(),
+        Problems::default(),
+        StatusCode::OK,
+        csrf,
+    )
 }
 
 /// The fields of the customer forms, as they are posted.
@@ -400,7 +412,7 @@ fn live_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<CustomerReco
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The form", content_type = "text/html", body = String),
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn edit_page<S: Store>(state: &AppState<S>, id: &str, csrf: String) -> Response {
+pub fn edit_page<S: Store>(state: &AppState<S>, id: &str, csrf: Option<String>) -> Response {
     match live_customer(state, id) {
         Ok(record) => {
             let values = record_values(&record);

@@ -102,7 +102,7 @@ struct ImportForm {
     /// Where the import running now is, if one runs.
     running: Option<String>,
     /// The CSRF token the form posts back.
-    csrf: String,
+    csrf: Option<String>,
 }
 
 /// How far a running import is, as staff read it.
@@ -149,7 +149,7 @@ struct ImportErrors<'a> {
 /// the page says how far it is and asks the browser to reload it every 2 seconds.
 #[utoipa::path(get, path = "/api/update_db", tag = "pages", operation_id = "import_form_page",
     responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
-pub fn form_page(running: Option<ImportStatus>, csrf: String) -> Response {
+pub fn form_page(running: Option<ImportStatus>, csrf: Option<String>) -> Response {
     let running = running.as_ref().map(progress_sentence);
     let reload = running.is_some();
     let mut response = render(&ImportForm { running, csrf }, StatusCode::OK);

@@ -26,7 +26,7 @@ struct LoginPage {
     user: Option<String>,
     error: Option<String>,
     next: String,
-    csrf: String,
+    csrf: Option<String>,
 }
 
 pub fn routes<S: Store>(state: AppState<S>, limit: u64) -> BoxedFilter<(Response,)> {
@@ -36,12 +36,7 @@ pub fn routes<S: Store>(state: AppState<S>, limit: u64) -> BoxedFilter<(Response
         .and(with_state.clone())
         .and(warp::header::headers_cloned())
         .and(raw_query())
-        .map(|state: AppState<S>, headers: HeaderMap, query: String| {
-            let next = serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
-                .ok()
-                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "next").map(|(_, v)| v));
-            login_page(&state, &headers, safe_next(next.as_deref()), None, StatusCode::OK)
-        });
+        .map(login_form);
     let log_in = warp::path!("api" / "login")
         .and(warp::post())
         .and(with_state.clone())
@@ -55,6 +50,17 @@ pub fn routes<S: Store>(state: AppState<S>, limit: u64) -> BoxedFilter<(Response
         .and(body_limited(limit))
         .map(log_out);
     form.or(log_in).unify().or(log_out).unify().boxed()
+}
+
+/// The login form (HTML): a token, asked once.
+#[utoipa::path(get, path = "/api/login", tag = "pages", operation_id = "login_page",
+    params(("next" = Option<String>, Query, description = "The page to go back to once logged in (a path of this service)")),
+    responses((status = 200, description = "The form", content_type = "text/html", body = String)))]
+pub(crate) fn login_form<S: Store>(state: AppState<S>, headers: HeaderMap, query: String) -> Response {
+    let next = serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "next").map(|(_, v)| v));
+    login_page(&state, &headers, safe_next(next.as_deref()), None, StatusCode::OK)
 }
 
 /// Where to go after the login: a path of this service, never another site's
@@ -86,13 +92,19 @@ fn login_page<S>(
 /// Opens a session for the token typed: `303` to `next` with the session cookie, or
 /// the form again (`401`) when the token is unknown. The form must carry its CSRF
 /// token, so that no other page can log a browser in as someone else.
-fn log_in<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, ApiError>) -> Response {
+#[utoipa::path(post, path = "/api/login", tag = "pages", operation_id = "log_in",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token`, `csrf` (the form's hidden field), `next`"),
+    responses((status = 303, description = "Logged in: to `next`, with the `crm_session` cookie (HttpOnly, SameSite=Strict)"),
+        (status = 401, description = "Unknown token: the form again (HTML page)", content_type = "text/html", body = String),
+        (status = 403, description = "No or wrong CSRF token, or sent from another site (HTML page)", content_type = "text/html", body = String)))]
+pub(crate) fn log_in<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, ApiError>) -> Response {
     let outcome = (|| {
         let form = FormData::read(body)?;
         guard::same_origin(&headers)?;
         let csrf_ok = form
             .get("csrf")
-            .is_some_and(|posted| same_secret(&state.access.csrf_for(&headers), posted));
+            .zip(state.access.csrf_for(&headers))
+            .is_some_and(|(posted, expected)| same_secret(&expected, posted));
         if !csrf_ok {
             return Err(expired());
         }
@@ -103,7 +115,13 @@ fn log_in<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, 
             } else {
                 "Ce serveur n'a pas de jetons configurés : aucune connexion n'est nécessaire."
             };
-            return Ok(login_page(&state, &headers, next, Some(error.into()), StatusCode::UNAUTHORIZED));
+            return Ok(login_page(
+                &state,
+                &headers,
+                next,
+                Some(error.into()),
+                StatusCode::UNAUTHORIZED,
+            ));
         };
         // The name only: a token is never logged.
         tracing::info!(token = %principal.name, role = %principal.role, "pages: logged in");
@@ -117,7 +135,11 @@ fn log_in<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, 
 }
 
 /// Ends the session, then back to the login form.
-fn log_out<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, ApiError>) -> Response {
+#[utoipa::path(post, path = "/api/logout", tag = "pages", operation_id = "log_out",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`, the form's hidden field"),
+    responses((status = 303, description = "Logged out: to the login form, the cookie removed"),
+        (status = 403, description = "Wrong CSRF token, or sent from another site (HTML page)", content_type = "text/html", body = String)))]
+pub(crate) fn log_out<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, ApiError>) -> Response {
     let outcome = (|| {
         let form = FormData::read(body)?;
         guard::check_form(&state, &headers, &form)?;
@@ -146,8 +168,17 @@ mod tests {
 
     #[test]
     fn only_paths_of_this_service_are_followed_after_the_login() {
-        assert_eq!(safe_next(Some("/api/customers/x?notice=1")), "/api/customers/x?notice=1");
-        for bad in [None, Some(""), Some("//evil.exemple/"), Some("/\\evil"), Some("https://evil.exemple/")] {
+        assert_eq!(
+            safe_next(Some("/api/customers/x?notice=1")),
+            "/api/customers/x?notice=1"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("//evil.exemple/"),
+            Some("/\\evil"),
+            Some("https://evil.exemple/"),
+        ] {
             assert_eq!(safe_next(bad), "/api", "{bad:?}");
         }
     }

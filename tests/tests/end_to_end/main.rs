@@ -5,7 +5,9 @@
 //!
 //! Run one file's tests with `cargo test -p crm-tests --test end_to_end customers::`.
 
+mod access;
 mod browser;
+mod browser_attacks;
 mod customers;
 mod drop_in;
 mod durability;
