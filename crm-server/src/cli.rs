@@ -75,6 +75,15 @@ pub struct Cli {
     /// while less than this is free, and resume once twice this is. 0: no reserve.
     #[arg(long, env = "CRM_DISK_RESERVE_MB", default_value_t = Config::DEFAULT_DISK_RESERVE_MB, global = true)]
     pub disk_reserve_mb: u64,
+    /// File of `name:token:role` lines (role read, write or admin; `#` comments and
+    /// blank lines allowed): every /api route then needs `Authorization: Bearer
+    /// <token>`. Without it, only clients on this machine are answered.
+    #[arg(long, env = "CRM_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// A name the `Host` header may carry besides localhost, 127.0.0.1, [::1], the
+    /// bound address and `crm` (`name` for any port, `name:port`); repeatable.
+    #[arg(long = "allowed-host", env = "CRM_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -148,6 +157,7 @@ impl Cli {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections.map(|n| n as usize),
             disk_reserve: self.disk_reserve_mb * 1024 * 1024,
+            allowed_hosts: self.allowed_hosts.clone(),
             ..Config::new(&self.data)
         }
     }
@@ -197,7 +207,19 @@ pub fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        let config = cli.config();
+        let mut config = cli.config();
+        if let Some(path) = &cli.tokens {
+            match crate::access::TokenSet::load(path) {
+                Ok(tokens) => {
+                    tracing::info!(tokens = tokens.len(), "tokens loaded; every /api route needs one");
+                    config.tokens = Some(std::sync::Arc::new(tokens));
+                }
+                Err(e) => {
+                    eprintln!("crm-server: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Printed once bound, before the store is open (until then every request is
         // answered 503, see `recovery`): tests and scripts read the port from this line.

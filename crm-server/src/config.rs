@@ -1,8 +1,11 @@
 //! Server settings.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::TokenSet;
 use crate::store::sled::DEFAULT_CACHE_BYTES;
 
 /// Everything the server can be told at start-up.
@@ -43,6 +46,13 @@ pub struct Config {
     /// fills so that the store can still be opened, read and flushed (see
     /// [`crate::store::guarded`]); writes stop while less than this is free. 0: none.
     pub disk_reserve: u64,
+    /// The tokens of `--tokens`; without them, only loopback peers are answered.
+    pub tokens: Option<Arc<TokenSet>>,
+    /// Names besides the loopback ones, the bound address and `crm` that the `Host`
+    /// header may carry (`--allowed-host`): `name` (any port) or `name:port`.
+    pub allowed_hosts: Vec<String>,
+    /// The address the server listens on; `serve` fills it in from its listener.
+    pub listen_addr: Option<SocketAddr>,
 }
 
 /// Where the date of a payment run comes from.
@@ -81,6 +91,9 @@ impl Config {
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
             disk_reserve: Self::DEFAULT_DISK_RESERVE_MB * 1024 * 1024,
+            tokens: None,
+            allowed_hosts: Vec::new(),
+            listen_addr: None,
         }
     }
 }

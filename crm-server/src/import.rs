@@ -19,6 +19,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Buf, Filter};
 
+use crate::access::Role;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{into_response, json, parse_query, raw_query};
 use crate::pages;
@@ -36,10 +37,16 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("content-length"))
+        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            |state: AppState<S>, query: String, content_type: Option<String>, length: Option<String>, body| async move {
-                into_response(update_db(state, query, content_type, length, body).await)
+            |state: AppState<S>,
+             query: String,
+             content_type: Option<String>,
+             length: Option<String>,
+             headers: warp::http::HeaderMap,
+             body| async move {
+                into_response(update_db(state, query, content_type, length, headers, body).await)
             },
         )
         .boxed()
@@ -114,11 +121,14 @@ async fn update_db<S: Store>(
     query: String,
     content_type: Option<String>,
     declared_length: Option<String>,
+    headers: warp::http::HeaderMap,
     body: impl Stream<Item = Result<impl Buf + Send, warp::Error>> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let mut options = options(&query)?;
     // The import page's form says `redirect=1`: its answer is a page, not JSON.
     let mut from_browser = false;
+    // The import page's CSRF token (see crate::access::csrf).
+    let mut csrf = None;
     let limit = state.config.stream_limit;
     if declared_length
         .and_then(|d| d.trim().parse::<u64>().ok())
@@ -152,6 +162,7 @@ async fn update_db<S: Store>(
                 Some("skip_invalid") => {
                     options.skip_invalid = parse_flag("skip_invalid", &form_text(field, &too_large, limit).await?)?
                 }
+                Some("csrf") => csrf = Some(form_text(field, &too_large, limit).await?),
                 Some("redirect") => from_browser = form_text(field, &too_large, limit).await?.trim() == "1",
                 Some("file") => break field,
                 _ if field.file_name().is_some() => break field,
@@ -195,6 +206,28 @@ async fn update_db<S: Store>(
         (content_type, None, feeder)
     };
     let options = check(options)?;
+    if !state.access.csrf_ok(&headers, csrf.as_deref()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_token_invalid",
+            "the form does not carry the CSRF token of this session: reopen the import page and send it again",
+        ));
+    }
+    // The route asked `write` of a merge; a `mode=replace` given in the form is known
+    // only now.
+    if options.mode == ImportMode::Replace {
+        match state.access.principal(&headers) {
+            Some(principal) if principal.role >= Role::Admin => {}
+            Some(principal) => {
+                return Err(crate::access::Refusal::RoleTooSmall {
+                    principal,
+                    needed: Role::Admin,
+                }
+                .api_error())
+            }
+            None => return Err(crate::access::Refusal::Unauthenticated { invalid: false }.api_error()),
+        }
+    }
     let store = state.store.clone();
     let tracker = state.imports.clone();
     let id = tracker.start(options);

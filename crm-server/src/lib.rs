@@ -3,6 +3,7 @@
 //!
 //! Entry point: [`run`] (or [`serve`] with any [`store::Store`]).
 
+pub mod access;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -3,7 +3,6 @@
 //! `X-Request-Id`), logs the request through `tracing` with it, and counts and times
 //! it by route pattern and status.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,9 +20,8 @@ use crate::store::Store;
 /// The header that carries a request's id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The peer of a connection, put in each request's extensions by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+/// The connection's peer, as the accept loop records it for the access checks.
+pub use crate::access::PeerAddr as Peer;
 
 /// Every route of the service as a pattern (`{}` is one path segment of any value), so
 /// that metrics count routes, not paths: an id in a path would make a series per

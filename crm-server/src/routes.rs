@@ -7,6 +7,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
+use crate::access::{self, Access};
 use crate::config::Config;
 use crate::error::{allow_on_405, recover};
 use crate::http::json;
@@ -22,6 +23,7 @@ pub struct AppState<S> {
     pub config: Arc<Config>,
     pub upstream: Arc<Upstream>,
     pub imports: Arc<ImportTracker>,
+    pub access: Arc<Access>,
 }
 
 impl<S> AppState<S> {
@@ -29,6 +31,7 @@ impl<S> AppState<S> {
         AppState {
             upstream: Arc::new(Upstream::new(&config)),
             imports: Arc::default(),
+            access: Arc::new(Access::new(&config)),
             store,
             config: Arc::new(config),
         }
@@ -42,6 +45,7 @@ impl<S: Clone> Clone for AppState<S> {
             config: self.config.clone(),
             upstream: self.upstream.clone(),
             imports: self.imports.clone(),
+            access: self.access.clone(),
         }
     }
 }
@@ -49,7 +53,7 @@ impl<S: Clone> Clone for AppState<S> {
 /// Every route of the service; whatever matches none is a JSON error.
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let served = health(state.clone())
+    let all = health(state.clone())
         .or(customers::routes(state.clone()))
         .unify()
         .or(import::routes(state.clone()))
@@ -76,8 +80,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(pages::routes(state.clone()))
         .unify()
-        .recover(recover)
-        .unify();
+        .boxed();
+    let served = access::protect(&state, all).recover(recover).unify();
     // The path is read beside the routes (not consumed) so that a `405` can name the
     // methods its path takes.
     let served = warp::path::full().and(served).map(allow_on_405).boxed();

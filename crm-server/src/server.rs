@@ -77,7 +77,12 @@ pub async fn serve<S: Store>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header + timeouts.idle);
+    let mut config = config;
+    config.listen_addr = listener.local_addr().ok();
     let state = AppState::new(store.clone(), config);
+    if let Some(warning) = state.access.exposure_warning() {
+        tracing::warn!("{warning}");
+    }
     let schedule = pull_every.map(|every| crate::scheduler::spawn_schedule(state.clone(), every));
     let upstream = state.upstream.clone();
     let service = warp::service(routes(state));
@@ -109,7 +114,7 @@ pub async fn serve<S: Store>(
             if let Some(uri) = normalize_uri(request.uri()) {
                 *request.uri_mut() = uri;
             }
-            request.extensions_mut().insert(crate::metrics::Peer(peer));
+            request.extensions_mut().insert(crate::access::PeerAddr(peer));
             let handling = requests.request();
             let request = request.map(|body| TimedBody::new(body, body_timeout));
             let answer = service.clone().call(request);

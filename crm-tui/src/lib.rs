@@ -25,4 +25,7 @@ pub struct Cli {
     /// Base URL of the crm server.
     #[arg(long, env = "CRM_SERVER", default_value = "http://127.0.0.1:8000")]
     pub server: Url,
+    /// Token of a server started with `--tokens`, sent as `Authorization: Bearer`.
+    #[arg(long, env = "CRM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

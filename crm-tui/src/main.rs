@@ -7,7 +7,7 @@ use crm_tui::Cli;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match crm_tui::runtime::run(ApiClient::new(cli.server)).await {
+    match crm_tui::runtime::run(ApiClient::with_token(cli.server, cli.token.as_deref())).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("crm-tui: {error}");

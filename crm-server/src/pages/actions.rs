@@ -21,13 +21,14 @@ use crate::error::ApiError;
 use crate::routes::AppState;
 use crate::store::{Store, StoreError};
 
-/// The live customer of the path, after the cross-site check.
+/// The live customer of the path, after the cross-site and CSRF checks.
 fn target<S: Store>(
     state: &AppState<S>,
     headers: &HeaderMap,
+    form: &FormData,
     id: &str,
 ) -> Result<crm_model::CustomerRecord, PageError> {
-    guard::same_origin(headers)?;
+    guard::check_form(state, headers, form)?;
     let id_client = uuid::Uuid::parse_str(id).map_err(|_| PageError::customer_not_found())?;
     match state.store.customer(id_client)? {
         None => Err(PageError::customer_not_found()),
@@ -55,8 +56,13 @@ fn failed(error: StoreError) -> PageError {
         (status = 403, description = "Sent from another site (`Sec-Fetch-Site`, `Origin`): refused (HTML page)", content_type = "text/html", body = String),
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String),
         (status = 503, description = "An import is being written (HTML page)", content_type = "text/html", body = String)))]
-pub async fn issue_card<S: Store>(id: String, state: AppState<S>, headers: HeaderMap) -> Response {
-    button(&state, &headers, &id, Notice::Card, |id_client| {
+pub async fn issue_card<S: Store>(
+    id: String,
+    state: AppState<S>,
+    headers: HeaderMap,
+    body: Result<Bytes, ApiError>,
+) -> Response {
+    button(&state, &headers, body, &id, Notice::Card, |id_client| {
         state.store.issue_card(id_client)
     })
     .await
@@ -69,8 +75,13 @@ pub async fn issue_card<S: Store>(id: String, state: AppState<S>, headers: Heade
         (status = 403, description = "Sent from another site (`Sec-Fetch-Site`, `Origin`): refused (HTML page)", content_type = "text/html", body = String),
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String),
         (status = 503, description = "An import is being written (HTML page)", content_type = "text/html", body = String)))]
-pub async fn reset_refusals<S: Store>(id: String, state: AppState<S>, headers: HeaderMap) -> Response {
-    button(&state, &headers, &id, Notice::Reset, |id_client| {
+pub async fn reset_refusals<S: Store>(
+    id: String,
+    state: AppState<S>,
+    headers: HeaderMap,
+    body: Result<Bytes, ApiError>,
+) -> Response {
+    button(&state, &headers, body, &id, Notice::Reset, |id_client| {
         state.store.reset_refusals(id_client)
     })
     .await
@@ -81,6 +92,7 @@ pub async fn reset_refusals<S: Store>(id: String, state: AppState<S>, headers: H
 async fn button<S, Done, T>(
     state: &AppState<S>,
     headers: &HeaderMap,
+    body: Result<Bytes, ApiError>,
     id: &str,
     notice: Notice,
     action: impl FnOnce(uuid::Uuid) -> Done,
@@ -90,7 +102,8 @@ where
     Done: std::future::Future<Output = Result<T, StoreError>>,
 {
     let outcome = async {
-        let record = target(state, headers, id)?;
+        let form = FormData::read(body)?;
+        let record = target(state, headers, &form, id)?;
         action(record.id_client).await.map_err(failed)?;
         Ok::<_, PageError>(back_to(record.id_client, &notice.query()))
     };
@@ -150,12 +163,13 @@ pub async fn request_credit<S: Store>(
     body: Result<Bytes, ApiError>,
 ) -> Response {
     let outcome = async {
-        let record = target(&state, &headers, &id)?;
         let form = FormData::read(body)?;
+        let record = target(&state, &headers, &form, &id)?;
+        let csrf = state.access.csrf_for(&headers);
         let request = match read_credit(&form, record.id_client) {
             Ok(request) => request,
             Err(credit_form) => {
-                return customer::page_with_credit_form(&state, record.id_client, credit_form);
+                return customer::page_with_credit_form(&state, record.id_client, credit_form, csrf);
             }
         };
         match state.store.allow_credit(request, state.config.refusal_limit).await {
@@ -171,7 +185,7 @@ pub async fn request_credit<S: Store>(
                     ),
                     date_error: None,
                 };
-                customer::page_with_credit_form(&state, record.id_client, credit_form)
+                customer::page_with_credit_form(&state, record.id_client, credit_form, csrf)
             }
             Err(error) => Err(failed(error)),
         }

@@ -177,6 +177,8 @@ pub(super) struct PageExtras {
     pub banner: Option<Banner>,
     pub credit: CreditForm,
     pub refusal_limit: Option<u32>,
+    /// The CSRF token the page's forms post back.
+    pub csrf: Option<String>,
 }
 
 #[derive(Template)]
@@ -196,6 +198,7 @@ struct CustomerPage<'a> {
     ledger: Option<Vec<LedgerRow>>,
     tickets: Option<&'a [TicketView]>,
     payments: Option<Vec<PaymentRow>>,
+    csrf: Option<String>,
 }
 
 pub(super) fn heading(c: &CustomerRecord) -> String {
@@ -264,6 +267,7 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         refusal_limit: extras.refusal_limit,
         banner: extras.banner.filter(|_| !c.erased),
         credit: extras.credit,
+        csrf: extras.csrf,
         details: details(c),
         account: account(c),
         chart: view.ledger.as_deref().map(credit_chart),
@@ -305,12 +309,12 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str) -> Response {
+pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
     let notice = Notice::parse(raw_query);
-    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK) {
+    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK, csrf) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -321,8 +325,9 @@ pub(super) fn page_with_credit_form<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     credit: CreditForm,
+    csrf: Option<String>,
 ) -> Result<Response, PageError> {
-    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY)
+    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf)
 }
 
 fn show<S: Store>(
@@ -331,6 +336,7 @@ fn show<S: Store>(
     notice: Option<Notice>,
     credit: CreditForm,
     status: StatusCode,
+    csrf: Option<String>,
 ) -> Result<Response, PageError> {
     let view = view(state, id_client)?.ok_or_else(PageError::customer_not_found)?;
     let refusal_limit = state.config.refusal_limit;
@@ -342,6 +348,7 @@ fn show<S: Store>(
         banner,
         credit,
         refusal_limit: Some(refusal_limit),
+        csrf,
     };
     Ok(render_page(&view, extras, status))
 }

@@ -195,6 +195,8 @@ struct CustomerFormPage {
     /// A taken e-mail and the customer who holds it.
     taken: Option<(String, Holder)>,
     fields: Vec<FormField>,
+    /// The CSRF token the form posts back.
+    csrf: Option<String>,
 }
 
 /// Which form, and what it needs to be drawn again.
@@ -213,7 +215,13 @@ struct Problems {
     holder: Option<(String, Holder)>,
 }
 
-fn form_page(kind: Kind<'_>, values: &Values, problems: Problems, status: StatusCode) -> Response {
+fn form_page(
+    kind: Kind<'_>,
+    values: &Values,
+    problems: Problems,
+    status: StatusCode,
+    csrf: Option<String>,
+) -> Response {
     let fields = SPECS
         .iter()
         .enumerate()
@@ -279,6 +287,7 @@ fn form_page(kind: Kind<'_>, values: &Values, problems: Problems, status: Status
             problem,
             taken: problems.holder,
             fields,
+            csrf,
         },
         Kind::Edit { record, .. } => CustomerFormPage {
             title: format!("Modifier {}", customer::heading(record)),
@@ -290,6 +299,7 @@ fn form_page(kind: Kind<'_>, values: &Values, problems: Problems, status: Status
             problem,
             taken: problems.holder,
             fields,
+            csrf,
         },
     };
     render(&page, status)
@@ -320,8 +330,14 @@ fn invalid(error: InputError) -> Result<Problems, PageError> {
 /// The new customer form (HTML), posted to `POST /api/customers`.
 #[utoipa::path(get, path = "/api/customers/new", tag = "pages", operation_id = "new_customer_page",
     responses((status = 200, description = "The form", content_type = "text/html", body = String)))]
-pub fn new_page() -> Response {
-    form_page(Kind::New, &Default::default(), Problems::default(), StatusCode::OK)
+pub fn new_page(csrf: Option<String>) -> Response {
+    form_page(
+        Kind::New,
+        &Default::default(),
+        Problems::default(),
+        StatusCode::OK,
+        csrf,
+    )
 }
 
 /// The fields of the customer forms, as they are posted.
@@ -352,8 +368,9 @@ struct CustomerForm {
         (status = 503, description = "An import is being written (HTML page)", content_type = "text/html", body = String)))]
 pub async fn create<S: Store>(state: AppState<S>, headers: HeaderMap, body: Result<Bytes, ApiError>) -> Response {
     let outcome = async {
-        guard::same_origin(&headers)?;
         let form = FormData::read(body)?;
+        guard::check_form(&state, &headers, &form)?;
+        let csrf = state.access.csrf_for(&headers);
         let mut values = form_values(&form, "");
         // Every field is part of a new customer, sent or not.
         for value in &mut values {
@@ -377,7 +394,7 @@ pub async fn create<S: Store>(state: AppState<S>, headers: HeaderMap, body: Resu
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
         };
-        Ok::<_, PageError>(form_page(Kind::New, &values, problems, status))
+        Ok::<_, PageError>(form_page(Kind::New, &values, problems, status, csrf))
     };
     outcome.await.unwrap_or_else(PageError::into_response)
 }
@@ -397,7 +414,7 @@ fn live_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<CustomerReco
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The form", content_type = "text/html", body = String),
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn edit_page<S: Store>(state: &AppState<S>, id: &str) -> Response {
+pub fn edit_page<S: Store>(state: &AppState<S>, id: &str, csrf: Option<String>) -> Response {
     match live_customer(state, id) {
         Ok(record) => {
             let values = record_values(&record);
@@ -409,6 +426,7 @@ pub fn edit_page<S: Store>(state: &AppState<S>, id: &str) -> Response {
                 &values,
                 Problems::default(),
                 StatusCode::OK,
+                csrf,
             )
         }
         Err(error) => error.into_response(),
@@ -443,9 +461,10 @@ pub async fn edit<S: Store>(
     body: Result<Bytes, ApiError>,
 ) -> Response {
     let outcome = async {
-        guard::same_origin(&headers)?;
-        let record = live_customer(&state, &id)?;
         let form = FormData::read(body)?;
+        guard::check_form(&state, &headers, &form)?;
+        let csrf = state.access.csrf_for(&headers);
+        let record = live_customer(&state, &id)?;
         let values = form_values(&form, "");
         let stored = record_values(&record);
         // What the form started with; a form without them is compared with the store.
@@ -473,7 +492,7 @@ pub async fn edit<S: Store>(
             record: &record,
             originals: &originals,
         };
-        Ok::<_, PageError>(form_page(kind, &values, problems, status))
+        Ok::<_, PageError>(form_page(kind, &values, problems, status, csrf))
     };
     outcome.await.unwrap_or_else(PageError::into_response)
 }

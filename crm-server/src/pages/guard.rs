@@ -8,85 +8,51 @@
 //! included. A request with neither header (curl, a script) is not a browser's and
 //! passes.
 
-use warp::http::{header, HeaderMap, StatusCode};
+use warp::http::{HeaderMap, StatusCode};
 
+use super::forms::FormData;
 use super::PageError;
+use crate::access::origin::{cross_site, CrossSite};
+use crate::routes::AppState;
 
 /// `Ok` when the request may come from one of this service's own pages.
 pub fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.to_str().unwrap_or_default().trim().to_ascii_lowercase();
-        if site == "cross-site" || site == "same-site" {
-            return Err(refused(format!(
-                "Votre navigateur indique que ce formulaire a été envoyé depuis un autre site \
-                 (Sec-Fetch-Site : {site}). Par sécurité, le CRM n'accepte que les formulaires \
-                 de ses propres pages : rouvrez la page dans le CRM et recommencez."
-            )));
-        }
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default().trim();
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default()
-            .trim();
-        if !origin_matches_host(origin, host) {
-            let shown = if host.is_empty() { "aucune" } else { host };
-            return Err(refused(format!(
+    match cross_site(headers) {
+        None => Ok(()),
+        Some(CrossSite::FetchSite(site)) => Err(refused(format!(
+            "Votre navigateur indique que ce formulaire a été envoyé depuis un autre site \
+             (Sec-Fetch-Site : {site}). Par sécurité, le CRM n'accepte que les formulaires \
+             de ses propres pages : rouvrez la page dans le CRM et recommencez."
+        ))),
+        Some(CrossSite::Origin { origin, host }) => {
+            let shown = if host.is_empty() { "aucune" } else { host.as_str() };
+            Err(refused(format!(
                 "Ce formulaire a été envoyé depuis la page d'un autre site (origine {origin}, \
                  adresse du CRM {shown}). Par sécurité, le CRM n'accepte que les formulaires \
                  de ses propres pages : rouvrez la page dans le CRM et recommencez."
-            )));
+            )))
         }
     }
-    Ok(())
+}
+
+/// [`same_origin`], then the form's CSRF token (the hidden `csrf` field every form of
+/// the pages carries; see [`crate::access::Access::csrf_ok`]).
+pub fn check_form<S>(state: &AppState<S>, headers: &HeaderMap, form: &FormData) -> Result<(), PageError> {
+    same_origin(headers)?;
+    if state.access.csrf_ok(headers, form.get("csrf")) {
+        Ok(())
+    } else {
+        Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Formulaire expiré",
+            "Ce formulaire ne porte pas le jeton de votre session (page ouverte avant une reconnexion ou un \
+             redémarrage du CRM, ou envoyée depuis un autre site). Rouvrez la page et recommencez.",
+        ))
+    }
 }
 
 fn refused(message: String) -> PageError {
     PageError::new(StatusCode::FORBIDDEN, "Formulaire refusé", message)
-}
-
-/// Whether `origin` (`scheme://host[:port]`) names the same host and port as the `Host`
-/// header. A port left out is the scheme's default on both sides.
-fn origin_matches_host(origin: &str, host: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else {
-        return false; // `null`, or not an origin at all
-    };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return false,
-    };
-    if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
-        return false;
-    }
-    match (
-        split_host_port(authority, default_port),
-        split_host_port(host, default_port),
-    ) {
-        (Some((origin_host, origin_port)), Some((host_host, host_port))) => {
-            origin_host.eq_ignore_ascii_case(host_host) && origin_port == host_port
-        }
-        _ => false,
-    }
-}
-
-/// `example.fr:8080` as (`example.fr`, 8080); `[::1]:80` as (`[::1]`, 80); no port is
-/// `default_port`. `None` when unreadable.
-fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
-    if authority.is_empty() {
-        return None;
-    }
-    let (host, port) = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
-        _ => (authority, None),
-    };
-    let port = match port {
-        None => default_port,
-        Some(p) => p.parse().ok()?,
-    };
-    (!host.is_empty()).then_some((host, port))
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub struct RowErrorView {
 struct ImportForm {
     /// Where the import running now is, if one runs.
     running: Option<String>,
+    /// The CSRF token the form posts back.
+    csrf: Option<String>,
 }
 
 /// How far a running import is, as staff read it.
@@ -147,10 +149,10 @@ struct ImportErrors<'a> {
 /// the page says how far it is and asks the browser to reload it every 2 seconds.
 #[utoipa::path(get, path = "/api/update_db", tag = "pages", operation_id = "import_form_page",
     responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
-pub fn form_page(running: Option<ImportStatus>) -> Response {
+pub fn form_page(running: Option<ImportStatus>, csrf: Option<String>) -> Response {
     let running = running.as_ref().map(progress_sentence);
     let reload = running.is_some();
-    let mut response = render(&ImportForm { running }, StatusCode::OK);
+    let mut response = render(&ImportForm { running, csrf }, StatusCode::OK);
     if reload {
         // No script on these pages: the browser's own reload shows the progress.
         response

@@ -30,6 +30,7 @@ mod forms;
 mod guard;
 pub(crate) mod home;
 pub(crate) mod import;
+pub(crate) mod login;
 
 use askama::Template;
 use warp::filters::BoxedFilter;
@@ -54,6 +55,7 @@ const CONTENT_SECURITY_POLICY: &str =
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
+    let login_state = state.clone();
     let with_state = warp::any().map(move || state.clone());
     // `/` is not under `/api`, so it is left out of the OpenAPI document.
     let root = warp::path::end().and(warp::get()).map(|| see_other("/api"));
@@ -62,23 +64,33 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(raw_query())
         .map(|state: AppState<S>, query: String| home::page(&state, &query));
+    // The CSRF token that the page's forms carry.
+    let csrf = {
+        let state = login_state.clone();
+        warp::header::headers_cloned().map(move |headers: warp::http::HeaderMap| state.access.csrf_for(&headers))
+    };
     let import_form = warp::path!("api" / "update_db")
         .and(warp::get())
         .and(with_state.clone())
-        .map(|state: AppState<S>| import::form_page(state.imports.current()));
+        .and(csrf.clone())
+        .map(|state: AppState<S>, csrf| import::form_page(state.imports.current(), csrf));
     // Before the customer page, whose id would take "new".
     let new_customer = warp::path!("api" / "customers" / "new")
         .and(warp::get())
+        .and(csrf.clone())
         .map(customer_form::new_page);
     let customer = warp::path!("api" / "customers" / String)
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .map(|id: String, state: AppState<S>, query: String| customer::page(&state, &id, &query));
+        .and(csrf.clone())
+        .map(|id: String, state: AppState<S>, query: String, csrf| customer::page(&state, &id, &query, csrf));
     let edit_form = warp::path!("api" / "customers" / String / "edit")
         .and(warp::get())
         .and(with_state.clone())
-        .map(|id: String, state: AppState<S>| customer_form::edit_page(&state, &id));
+        .and(csrf.clone())
+        .map(|id: String, state: AppState<S>, csrf| customer_form::edit_page(&state, &id, csrf));
+    let login = login::routes(login_state, limit);
     let stylesheet = warp::path!("api" / "assets" / "crm.css")
         .and(warp::get())
         .map(stylesheet);
@@ -100,6 +112,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_state.clone())
         .and(headers)
+        .and(body_limited(limit))
         .then(actions::issue_card);
     let credit = warp::path!("api" / "customers" / String / "credit")
         .and(warp::post())
@@ -111,6 +124,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_state)
         .and(headers)
+        .and(body_limited(limit))
         .then(actions::reset_refusals);
 
     root.or(home)
@@ -135,6 +149,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(reset)
         .unify()
+        .or(login)
+        .unify()
         .boxed()
 }
 
@@ -150,6 +166,23 @@ pub(crate) fn stylesheet() -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     response
+}
+
+/// The page refusing a form that a browser marks as sent from another site; `None`
+/// when it does not.
+pub(crate) fn cross_site_page(headers: &warp::http::HeaderMap) -> Option<Response> {
+    guard::same_origin(headers).err().map(PageError::into_response)
+}
+
+/// A page refusing the request with `status` (`401`, `403`, `421`).
+pub(crate) fn refusal_page(status: StatusCode, message: String) -> Response {
+    PageError::new(status, "Accès refusé", message).into_response()
+}
+
+/// `303` to the login form, which comes back to `back` once logged in.
+pub(crate) fn login_redirect(back: &str) -> Response {
+    let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+    see_other(&format!("/api/login?{query}"))
 }
 
 /// `303 See Other` to `location` (a path of this service).

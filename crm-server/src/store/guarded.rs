@@ -44,8 +44,8 @@ use crm_model::{
 use uuid::Uuid;
 
 use super::{
-    BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore, SledStore,
-    StoreAdmin, StoreError, TicketStore,
+    BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore,
+    SledStore, StoreAdmin, StoreError, TicketStore,
 };
 use crate::config::Config;
 

@@ -149,8 +149,23 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client of the server at `base` (`http://127.0.0.1:8000`).
     pub fn new(base: Url) -> ApiClient {
+        ApiClient::with_token(base, None)
+    }
+
+    /// A client of the server at `base` that sends `token` as `Authorization: Bearer`
+    /// on every request (a server started with `--tokens`).
+    pub fn with_token(base: Url, token: Option<&str>) -> ApiClient {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) {
+            if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
+                // Kept out of reqwest's debug output.
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .default_headers(headers)
             .build()
             .unwrap_or_default();
         ApiClient { http, base }

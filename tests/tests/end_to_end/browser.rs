@@ -33,7 +33,7 @@ fn in_ci() -> bool {
 
 /// chromedriver on a free loopback port, and the browser profile it uses; both go
 /// away when dropped.
-struct Driver {
+pub(crate) struct Driver {
     process: Child,
     url: String,
     profile: tempfile::TempDir,
@@ -61,7 +61,7 @@ fn say_skipped() {
 
 /// Starts chromedriver and a headless Chromium session, or `None` when chromedriver
 /// is absent outside CI.
-async fn start_browser() -> Option<(Driver, Client)> {
+pub(crate) async fn start_browser() -> Option<(Driver, Client)> {
     let Some(chromedriver) = on_path(&["chromedriver"]) else {
         assert!(!in_ci(), "CI must run the browser test: chromedriver is not installed");
         say_skipped();

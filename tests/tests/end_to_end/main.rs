@@ -5,8 +5,10 @@
 //!
 //! Run one file's tests with `cargo test -p crm-tests --test end_to_end customers::`.
 
+mod access;
 mod backups;
 mod browser;
+mod browser_attacks;
 mod customers;
 mod disk_full;
 mod drop_in;
