@@ -134,7 +134,9 @@ impl Activity {
                         _ => "idle",
                     };
                 }
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                // Never asleep longer than the header timeout: a head that begins while
+                // the watchdog waits out an idle spell is then cut within twice it.
+                Some(deadline) => tokio::time::sleep_until(deadline.min(Instant::now() + timeouts.header)).await,
                 None => tokio::time::sleep(timeouts.header.min(timeouts.idle)).await,
             }
         }

@@ -451,25 +451,21 @@ impl ServerProcess {
     /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits until its store is
     /// open (`/healthz` answers `200`).
     pub fn start(binary: &Path, data_dir: &Path) -> ServerProcess {
-        let server = ServerProcess::start_opening(binary, data_dir);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        while server.health().0 != 200 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server never opened its store"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        server
+        ServerProcess::start_with_args(binary, data_dir, &[])
     }
 
     /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits for its URL line only
     /// (printed once it listens; it answers `503` until its store is open).
     pub fn start_opening(binary: &Path, data_dir: &Path) -> ServerProcess {
+        ServerProcess::spawn(binary, data_dir, &[])
+    }
+
+    fn spawn(binary: &Path, data_dir: &Path, args: &[&str]) -> ServerProcess {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(binary)
             .args(["--addr", "127.0.0.1:0", "--data"])
             .arg(data_dir)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -480,7 +476,7 @@ impl ServerProcess {
         let address = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .unwrap_or_else(|| panic!("the server did not start (it printed {line:?})"))
             .to_string();
         ServerProcess { child, address }
     }
@@ -526,26 +522,22 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
-    /// [`ServerProcess::start`] with more command-line arguments, standard error
-    /// inherited (its log shows in the test's output on failure).
+    /// [`ServerProcess::start`] with more command-line arguments; waits until the
+    /// store is open, and fails at once if the server stops first.
     pub fn start_with_args(binary: &Path, data_dir: &Path, args: &[&str]) -> ServerProcess {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(binary)
-            .args(["--addr", "127.0.0.1:0", "--data"])
-            .arg(data_dir)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start crm-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read URL line");
-        let address = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("the server did not start (it printed {line:?})"))
-            .to_string();
-        ServerProcess { child, address }
+        let mut server = ServerProcess::spawn(binary, data_dir, args);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while server.health().0 != 200 {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server stopped before its store was open: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never opened its store"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
     }
 
     /// SIGTERM, then the exit status (within 30 s).

@@ -4,8 +4,8 @@
 //! index, no import is half applied, every ledger sums to its balance, and every restart
 //! answered `/healthz` `200` within [`RESTART_BOUND`].
 //!
-//! Its own test target, so that it runs beside the end-to-end binary. The moments are
-//! drawn from a seed printed at the start (`CRASH_SEED=<n>` replays one).
+//! Its own test target, so that `cargo test -p crm-tests --test crash` runs it alone.
+//! The moments are drawn from a seed printed at the start (`CRASH_SEED=<n>` replays one).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -167,7 +167,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     assert!(closed >= Duration::from_millis(700), "closed after {closed:?}");
     // Idle after an answer (keep-alive).
     let mut kept = connect(&app).await;
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let (answer, closed) = read_until_closed(&mut kept, Duration::from_secs(5)).await;
@@ -183,7 +183,9 @@ async fn a_slow_request_head_is_cut_after_the_header_timeout() {
     })
     .await;
     let mut slow = connect(&app).await;
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
     let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
     let closed = closed.expect("the slow head is not cut");
     assert!(closed < Duration::from_secs(3), "cut after {closed:?}");
@@ -198,7 +200,7 @@ async fn a_stalled_body_is_answered_408_after_the_body_timeout() {
     let app = spawn_app_with(short_timeouts).await;
     let mut stalled = connect(&app).await;
     stalled
-        .write_all(b"POST /api/credit HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"Tickets\": [")
+        .write_all(b"POST /api/credit HTTP/1.1\r\nhost: localhost\r\ncontent-length: 1000\r\n\r\n{\"Tickets\": [")
         .await
         .unwrap();
     let (answer, closed) = read_until_closed(&mut stalled, Duration::from_secs(5)).await;
@@ -217,7 +219,7 @@ async fn connections_past_the_maximum_get_503_and_a_client_after_they_close_is_s
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut extra = connect(&app).await;
     extra
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let (answer, closed) = read_until_closed(&mut extra, Duration::from_secs(5)).await;

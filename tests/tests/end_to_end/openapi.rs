@@ -493,6 +493,18 @@ async fn every_json_answer_matches_the_documented_schema() {
         .await;
     doc.check("get", "/healthz", c.get(u("/healthz"))).await;
 
+    // The dump, and the login forms refused without their CSRF token.
+    doc.check("get", "/api/v1/export", c.get(u("/api/v1/export"))).await;
+    let form = |path: &str, body: &'static str| {
+        c.post(u(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    doc.check("post", "/api/login", form("/api/login", "token=nope&csrf=wrong"))
+        .await;
+    doc.check("post", "/api/logout", form("/api/logout", "csrf=wrong"))
+        .await;
+
     // Every route whose answer is JSON was checked.
     let json_routes: Vec<(String, String)> = ROUTES
         .iter()
