@@ -392,32 +392,21 @@ async fn assert_found_by_card_and_search(
     let (status, by_card) =
         status_and_json(client.get(format!("{base}/api/credit/{card}")).send().await.unwrap()).await;
     assert_eq!(status, 200, "card {card} of {id_client}: {by_card}");
-    let (status, page) = status_and_json(
-        client
-            .get(format!("{base}/api/v1/customers?q={card}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, page["items"][0]["IdClient"].as_str()),
-        (200, Some(id_client)),
-        "search by card {card}: {page}"
-    );
-    let (status, page) = status_and_json(
-        client
-            .get(format!("{base}/api/v1/customers?q={email}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, page["items"][0]["IdClient"].as_str()),
-        (200, Some(id_client)),
-        "search by e-mail {email}: {page}"
-    );
+    for (what, query) in [("card", card.to_string()), ("e-mail", email.to_string())] {
+        let (status, page) = status_and_json(
+            client
+                .get(format!("{base}/api/v1/customers?q={query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, page["items"][0]["IdClient"].as_str()),
+            (200, Some(id_client)),
+            "search by {what} {query}: {page}"
+        );
+    }
 }
 
 /// The ledger of `id_client`, whose entries sum to its balance.
