@@ -13,6 +13,7 @@ use warp::path::FullPath;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::access::{Access, Role};
 use crate::error::ApiError;
 use crate::imports::ImportTracker;
 use crate::store::Store;
@@ -201,24 +202,34 @@ impl Default for Metrics {
     }
 }
 
-/// Whether `/metrics` answers this peer: loopback only (and not a request whose peer
-/// is unknown).
-fn served_to(peer: Option<Peer>) -> bool {
-    peer.is_some_and(|p| p.0.ip().is_loopback())
+/// Whether `/metrics` answers: a loopback peer (not a request whose peer is unknown),
+/// or, with tokens configured, a request carrying an `admin` token from anywhere.
+fn served_to(peer: Option<Peer>, admin: bool) -> bool {
+    admin || peer.is_some_and(|p| p.0.ip().is_loopback())
 }
 
-/// `GET /metrics`, to loopback peers only (Prometheus scrapes from the same host or
-/// through a tunnel; the register's size and rates are not for the network).
-pub fn routes<S: Store>(store: S, imports: Arc<ImportTracker>, metrics: Arc<Metrics>) -> BoxedFilter<(Response,)> {
+/// `GET /metrics`, to loopback peers and `admin` tokens (Prometheus scrapes from the
+/// same host, or with a token; the register's size and rates are not for the network).
+pub fn routes<S: Store>(
+    store: S,
+    imports: Arc<ImportTracker>,
+    metrics: Arc<Metrics>,
+    access: Arc<Access>,
+) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")
         .and(warp::get())
         .and(warp::ext::optional::<Peer>())
-        .map(move |peer: Option<Peer>| {
-            if !served_to(peer) {
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<Peer>, headers: warp::http::HeaderMap| {
+            let admin = access.tokens_configured()
+                && access
+                    .principal(&headers)
+                    .is_some_and(|principal| principal.role == Role::Admin);
+            if !served_to(peer, admin) {
                 return ApiError::new(
                     StatusCode::FORBIDDEN,
                     "metrics_loopback_only",
-                    "/metrics is served to loopback peers only",
+                    "/metrics is served to loopback peers and admin tokens only",
                 )
                 .into_response();
             }
@@ -297,15 +308,17 @@ mod tests {
     }
 
     #[test]
-    fn metrics_are_served_to_loopback_peers_only() {
+    fn metrics_are_served_to_loopback_peers_and_admin_tokens_only() {
         let peer = |addr: &str| Some(Peer(addr.parse().unwrap()));
-        assert!(served_to(peer("127.0.0.1:5000")));
-        assert!(served_to(peer("127.8.0.3:5000")));
-        assert!(served_to(peer("[::1]:5000")));
-        assert!(!served_to(peer("192.168.1.20:5000")));
-        assert!(!served_to(peer("10.0.0.1:80")));
-        assert!(!served_to(peer("[2001:db8::1]:80")));
-        assert!(!served_to(None));
+        assert!(served_to(peer("127.0.0.1:5000"), false));
+        assert!(served_to(peer("127.8.0.3:5000"), false));
+        assert!(served_to(peer("[::1]:5000"), false));
+        assert!(!served_to(peer("192.168.1.20:5000"), false));
+        assert!(!served_to(peer("10.0.0.1:80"), false));
+        assert!(!served_to(peer("[2001:db8::1]:80"), false));
+        assert!(!served_to(None, false));
+        assert!(served_to(peer("192.168.1.20:5000"), true));
+        assert!(served_to(peer("[2001:db8::1]:80"), true));
     }
 
     #[test]

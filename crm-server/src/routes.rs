@@ -76,6 +76,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
             state.store.clone(),
             state.imports.clone(),
             metrics.clone(),
+            state.access.clone(),
         ))
         .unify()
         .or(pages::routes(state.clone()))
