@@ -8,7 +8,7 @@ pub mod upstream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crm_server::store::SledStore;
+use crm_server::store::GuardedStore;
 use crm_server::Config;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -40,6 +40,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 async fn start(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::new(data_dir.path());
     config.cache_bytes = 16 * 1024 * 1024;
+    // The store the server binary opens, with a reserve small enough that a test
+    // writes little more than its own data.
+    config.disk_reserve = 1024 * 1024;
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
@@ -61,11 +64,12 @@ async fn start(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config))
     }
 }
 
-/// Opens the store, waiting a little for a previous server on the same directory to
-/// let go of it (its last connection tasks may still be ending).
-async fn open_store(config: &Config) -> SledStore {
+/// Opens the store as the server binary does (guarded against a full disk), waiting a
+/// little for a previous server on the same directory to let go of it (its last
+/// connection tasks may still be ending).
+async fn open_store(config: &Config) -> GuardedStore {
     for _ in 0..100 {
-        match SledStore::open(&config.data_dir, config.cache_bytes) {
+        match GuardedStore::open(config) {
             Ok(store) => return store,
             Err(e) if e.to_string().contains("lock") => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             Err(e) => panic!("open store: {e}"),
