@@ -13,7 +13,7 @@ use crm_model::import::{ImportPhase, ImportProgress};
 use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{Clock, Config};
+use crate::config::{Clock, Config, Database};
 use crate::store::sled::DEFAULT_CACHE_MB;
 use crate::store::{GuardedStore, ImportStore};
 
@@ -32,6 +32,16 @@ pub struct Cli {
     /// Directory of the database (created if missing).
     #[arg(long, env = "CRM_DATA", default_value = "./crm-data", global = true)]
     pub data: PathBuf,
+    /// A PostgreSQL database to keep the register in instead of the sled one in
+    /// `--data`: `postgres://USER:PASS@HOST[:PORT]/DB`. Several servers may share it.
+    /// Its schema is created or migrated at start.
+    #[arg(long, env = "CRM_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Most connections to `--database` open at once; a request that finds none free
+    /// within 5 s is answered `503`.
+    #[arg(long, env = "CRM_DATABASE_POOL", default_value_t = crate::store::postgres::DEFAULT_POOL,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_pool: u32,
     /// Refused deferred payments from which credit is no longer allowed.
     #[arg(long, env = "CRM_REFUSAL_LIMIT", default_value_t = Config::DEFAULT_REFUSAL_LIMIT)]
     pub refusal_limit: u32,
@@ -158,6 +168,10 @@ impl Cli {
             max_connections: self.max_connections.map(|n| n as usize),
             disk_reserve: self.disk_reserve_mb * 1024 * 1024,
             allowed_hosts: self.allowed_hosts.clone(),
+            database: self.database.as_ref().map(|url| Database {
+                url: url.clone(),
+                pool: self.database_pool,
+            }),
             ..Config::new(&self.data)
         }
     }
@@ -167,6 +181,10 @@ impl Cli {
 /// serves until SIGINT or SIGTERM. Returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if cli.database.is_some() && cli.command.is_some() {
+        eprintln!("crm-server: import, export and restore work on the sled data directory; they do not take --database");
+        return ExitCode::FAILURE;
+    }
     if let Some(Command::Import {
         file,
         mode,
@@ -200,6 +218,9 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     runtime.block_on(async {
+        if let Some(database) = &cli.config().database {
+            return check_database(database).await;
+        }
         let listener = match tokio::net::TcpListener::bind(cli.addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -242,6 +263,25 @@ pub fn main() -> std::process::ExitCode {
             }
         }
     })
+}
+
+/// `--database`: connects, applies the migrations and says so, then stops: the
+/// PostgreSQL store is not served by the routes yet, which serve the sled store only.
+async fn check_database(database: &Database) -> ExitCode {
+    let url = crate::config::redacted(&database.url);
+    match crate::store::postgres::PgStore::open(&database.url, database.pool).await {
+        Ok(_) => {
+            eprintln!(
+                "crm-server: the database {url} is reachable and its schema is up to date, but this build serves \
+                 only the sled store: run without --database (CRM_DATABASE_URL) to serve the data directory"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("crm-server: cannot open the database {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Opens the store of `config`, or says why not on standard error.

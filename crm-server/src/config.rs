@@ -13,6 +13,8 @@ use crate::store::sled::DEFAULT_CACHE_BYTES;
 pub struct Config {
     /// Directory of the sled database.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database to use instead of the sled one in `data_dir`.
+    pub database: Option<Database>,
     /// Largest body of an ordinary route (1 MiB, see docs/api.md).
     pub body_limit: u64,
     /// Largest streamed body of the import and ticket routes.
@@ -78,6 +80,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
             data_dir: data_dir.into(),
+            database: None,
             body_limit: Self::DEFAULT_BODY_LIMIT,
             stream_limit: Self::DEFAULT_STREAM_LIMIT,
             refusal_limit: Self::DEFAULT_REFUSAL_LIMIT,
@@ -95,5 +98,36 @@ impl Config {
             allowed_hosts: Vec::new(),
             listen_addr: None,
         }
+    }
+}
+
+/// A PostgreSQL database (`--database`) and the bound of its connection pool.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Database {
+    /// `postgres://USER:PASS@HOST[:PORT]/DB`.
+    pub url: String,
+    /// Most connections open at once (`--database-pool`).
+    pub pool: u32,
+}
+
+/// The URL without its password: configurations are logged and printed.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &redacted(&self.url))
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// A database URL with its password, if any, replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(not a URL)".into(),
     }
 }

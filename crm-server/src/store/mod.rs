@@ -15,6 +15,7 @@ use crm_model::{
 use uuid::Uuid;
 
 pub mod guarded;
+pub mod postgres;
 pub mod sled;
 
 pub use self::guarded::GuardedStore;

@@ -1,0 +1,341 @@
+//! Deferred payments in PostgreSQL. The pending ones are those with `status = 'pending'`
+//! (a partial index by due date serves the payment runs); a customer's `Date_paiement`
+//! and `Montant` are derived from them in the transaction that changes them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crm_model::payments::credit_allowed;
+use crm_model::{AllowCredit, Cents, CustomerRecord, Page, Payment, PaymentStatus};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::customers::{customer_with_id, live_customer_for_update, write_customer};
+use super::{add_cents, bump_counter, cents, db_error, int, limit_plus_one, seq_page, PgStore, TxResult};
+use crate::store::StoreError;
+
+pub(crate) const LAST_PAYMENT_ID: &str = "last_payment_id";
+
+const PAYMENT_COLUMNS: &str = "id, customer_id, id_client, montant, date, status, attempts, sent_at";
+
+fn status_name(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Pending => "pending",
+        PaymentStatus::Paid => "paid",
+        PaymentStatus::Replaced => "replaced",
+    }
+}
+
+fn status_of(name: &str) -> Result<PaymentStatus, sqlx::Error> {
+    match name {
+        "pending" => Ok(PaymentStatus::Pending),
+        "paid" => Ok(PaymentStatus::Paid),
+        "replaced" => Ok(PaymentStatus::Replaced),
+        other => Err(sqlx::Error::Decode(format!("unknown payment status {other:?}").into())),
+    }
+}
+
+/// A payment row: the payment and its customer's sequence number.
+fn payment_from_row(row: &PgRow) -> Result<(Payment, u64), sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let payment = Payment {
+        id: row.try_get::<i64, _>("id")? as u64,
+        id_client: row.try_get("id_client")?,
+        montant: cents(row.try_get("montant")?),
+        date: row.try_get("date")?,
+        status: status_of(&status)?,
+        attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+        sent_at: row.try_get("sent_at")?,
+    };
+    Ok((payment, row.try_get::<i64, _>("customer_id")? as u64))
+}
+
+async fn payment_for_update(tx: &mut PgConnection, id: u64) -> TxResult<(Payment, u64)> {
+    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE");
+    match sqlx::query(&sql).bind(int(id)).fetch_optional(&mut *tx).await? {
+        Some(row) => Ok(payment_from_row(&row)?),
+        None => Err(StoreError::PaymentNotFound.into()),
+    }
+}
+
+/// Writes a payment's changing fields.
+async fn update_payment(tx: &mut PgConnection, payment: &Payment, now: DateTime<Utc>) -> TxResult<()> {
+    sqlx::query("UPDATE payments SET date = $2, status = $3, attempts = $4, sent_at = $5, updated_at = $6 WHERE id = $1")
+        .bind(int(payment.id))
+        .bind(payment.date)
+        .bind(status_name(payment.status))
+        .bind(i32::try_from(payment.attempts).unwrap_or(i32::MAX))
+        .bind(payment.sent_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+// RULE: moves to crm-model
+/// A customer's `Date_paiement` (earliest due date) and `Montant` (sum) from its
+/// pending payments, refused when the sum would pass the bound of money.
+fn derive_totals(record: &mut CustomerRecord, pending: &[(NaiveDate, Cents)]) -> Result<(), StoreError> {
+    record.next_payment = None;
+    record.pending_payments = Cents::ZERO;
+    for (date, montant) in pending {
+        record.next_payment = Some(record.next_payment.map_or(*date, |d| d.min(*date)));
+        record.pending_payments = add_cents(record.pending_payments, *montant, || "Montant".into())?;
+    }
+    Ok(())
+}
+
+/// Sets `record`'s `Date_paiement` and `Montant` from its pending payments as written
+/// in this transaction.
+async fn derive_from_pending(tx: &mut PgConnection, record: &mut CustomerRecord) -> TxResult<()> {
+    let pending: Vec<(NaiveDate, i64)> =
+        sqlx::query_as("SELECT date, montant FROM payments WHERE customer_id = $1 AND status = 'pending' ORDER BY id")
+            .bind(int(record.id))
+            .fetch_all(&mut *tx)
+            .await?;
+    let pending: Vec<(NaiveDate, Cents)> = pending.into_iter().map(|(d, m)| (d, cents(m))).collect();
+    derive_totals(record, &pending)?;
+    Ok(())
+}
+
+/// Schedules a pending payment of `amount` due on `date` for `record`, added to any
+/// already scheduled, and updates its `Date_paiement` and `Montant`. The caller writes
+/// the customer in the same transaction (`allow_credit`, creation, import rows).
+pub(crate) async fn schedule_payment(
+    tx: &mut PgConnection,
+    record: &mut CustomerRecord,
+    date: NaiveDate,
+    amount: Cents,
+    now: DateTime<Utc>,
+) -> TxResult<Payment> {
+    let id = bump_counter(tx, LAST_PAYMENT_ID, 1).await?;
+    let payment = Payment {
+        id,
+        id_client: record.id_client,
+        montant: amount,
+        date,
+        status: PaymentStatus::Pending,
+        attempts: 0,
+        sent_at: None,
+    };
+    sqlx::query(
+        "INSERT INTO payments (id, customer_id, id_client, montant, date, status, attempts, sent_at, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, NULL, $6, $6)",
+    )
+    .bind(int(id))
+    .bind(int(record.id))
+    .bind(record.id_client)
+    .bind(int(amount.0))
+    .bind(date)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    derive_from_pending(tx, record).await?;
+    record.updated_at = now;
+    Ok(payment)
+}
+
+impl PgStore {
+    /// Schedules the payment when the customer has fewer than `refusal_limit`
+    /// refusals; `None` (nothing written) when over the limit.
+    pub async fn allow_credit(&self, request: AllowCredit, refusal_limit: u32) -> Result<Option<Payment>, StoreError> {
+        let now = Utc::now();
+        let request = &request;
+        self.transact(move |mut tx| async move {
+            let result = async {
+                let old = live_customer_for_update(&mut tx, request.id_client).await?;
+                if !credit_allowed(old.nb_refus, refusal_limit) {
+                    return Ok(None);
+                }
+                let mut record = old.clone();
+                let payment = schedule_payment(&mut tx, &mut record, request.date, request.montant, now).await?;
+                write_customer(&mut tx, Some(&old), &record).await?;
+                Ok(Some(payment))
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// A page of a customer's payments (every status), by id, after payment `after`.
+    pub async fn customer_payments(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<Payment>, StoreError> {
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
+        let mut tx = super::snapshot(&self.pool).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE customer_id = $1")
+            .bind(int(record.id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let rows = sqlx::query(&sql)
+            .bind(int(record.id))
+            .bind(after.map_or(0, int))
+            .bind(limit_plus_one(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let _ = tx.commit().await;
+        let items = rows
+            .iter()
+            .map(|r| payment_from_row(r).map(|(p, _)| p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
+        Ok(seq_page(items, limit, total.max(0) as u64, |p| p.id))
+    }
+
+    /// A page of pending payments due on or before `due`, by due date then id, after
+    /// the opaque position `after` (the sled store's: the date as `YYYY-MM-DD` and the
+    /// big-endian id, in hex).
+    pub async fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
+        let bad = || StoreError::BadCursor(format!("cursor {after:?} is not a cursor of this list"));
+        let position = match after {
+            Some(cursor) => {
+                let bytes = hex::decode(cursor).map_err(|_| bad())?;
+                if bytes.len() != 18 {
+                    return Err(bad());
+                }
+                let date = std::str::from_utf8(&bytes[..10])
+                    .ok()
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .ok_or_else(bad)?;
+                let mut id = [0u8; 8];
+                id.copy_from_slice(&bytes[10..]);
+                Some((date, u64::from_be_bytes(id)))
+            }
+            None => None,
+        };
+        let mut tx = super::snapshot(&self.pool).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'pending' AND date <= $1")
+            .bind(due)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let (after_date, after_id) = position.unwrap_or((NaiveDate::MIN, 0));
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = 'pending' AND date <= $1 AND (date, id) > ($2, $3) \
+             ORDER BY date, id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(due)
+            .bind(after_date)
+            .bind(if position.is_some() { int(after_id) } else { -1 })
+            .bind(limit_plus_one(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let _ = tx.commit().await;
+        let mut items = rows
+            .iter()
+            .map(|r| payment_from_row(r).map(|(p, _)| p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = items.last().filter(|_| more).map(|p| {
+            hex::encode([p.date.format("%Y-%m-%d").to_string().as_bytes(), &p.id.to_be_bytes()].concat())
+        });
+        Ok(Page {
+            items,
+            next_cursor,
+            total: total.max(0) as u64,
+        })
+    }
+
+    /// Records the payment service's answer: paid, or a refusal (the customer's
+    /// `NbRefus` + 1, due date one day later).
+    pub async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
+        let now = Utc::now();
+        self.transact(move |mut tx| async move {
+            let result = payment_result_in(&mut tx, id, paid, now).await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Marks a pending payment sent to the payment service at `at` (or unmarks it with
+    /// `None`); `None` (nothing written) when it is no longer pending.
+    pub async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
+        let now = Utc::now();
+        self.transact(move |mut tx| async move {
+            let result = async {
+                let (mut payment, _) = payment_for_update(&mut tx, id).await?;
+                if payment.status != PaymentStatus::Pending {
+                    return Ok(None);
+                }
+                payment.sent_at = at;
+                update_payment(&mut tx, &payment, now).await?;
+                Ok(Some(payment))
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Sets a customer's `NbRefus` to 0.
+    pub async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+        let now = Utc::now();
+        self.transact(move |mut tx| async move {
+            let result = async {
+                let old = live_customer_for_update(&mut tx, id_client).await?;
+                if old.nb_refus == 0 {
+                    return Ok(old);
+                }
+                let mut record = old.clone();
+                record.nb_refus = 0;
+                record.updated_at = now;
+                write_customer(&mut tx, Some(&old), &record).await?;
+                Ok(record)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+}
+
+async fn payment_result_in(tx: &mut PgConnection, id: u64, paid: bool, now: DateTime<Utc>) -> TxResult<Payment> {
+    let (mut payment, customer) = payment_for_update(tx, id).await?;
+    match payment.status {
+        PaymentStatus::Pending => {}
+        // The payment service may send its OK twice.
+        PaymentStatus::Paid if paid => return Ok(payment),
+        // Replaced while its answer was awaited: the money was taken all the same, so
+        // the payment is paid (it no longer counts as pending).
+        PaymentStatus::Replaced if paid => {
+            payment.status = PaymentStatus::Paid;
+            payment.sent_at = None;
+            update_payment(tx, &payment, now).await?;
+            return Ok(payment);
+        }
+        status => {
+            return Err(StoreError::PaymentNotPending {
+                id,
+                status: format!("{status:?}").to_lowercase(),
+            }
+            .into())
+        }
+    }
+    let Some(old) = customer_with_id(tx, customer).await? else {
+        return Err(StoreError::Storage(format!("payment {id} of a missing customer")).into());
+    };
+    let mut record = old.clone();
+    if paid {
+        payment.status = PaymentStatus::Paid;
+    } else {
+        payment.attempts += 1;
+        payment.date = payment.date.succ_opt().unwrap_or(payment.date);
+        record.nb_refus += 1;
+    }
+    payment.sent_at = None;
+    update_payment(tx, &payment, now).await?;
+    derive_from_pending(tx, &mut record).await?;
+    record.updated_at = now;
+    write_customer(tx, Some(&old), &record).await?;
+    Ok(payment)
+}
