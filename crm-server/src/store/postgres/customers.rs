@@ -1,7 +1,6 @@
 //! Customers in PostgreSQL: the row, its search tokens and its unique keys change in one
 //! transaction.
 
-use chrono::Utc;
 use crm_model::search::{normalize, query_terms, search_tokens};
 use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -21,7 +20,7 @@ impl PgStore {
     /// first ledger entry.
     pub async fn create_customer(&self, new: NewCustomer) -> Result<CustomerRecord, StoreError> {
         let id_client = new.id_client.unwrap_or_else(Uuid::new_v4);
-        let now = Utc::now();
+        let now = super::now();
         let new = &new;
         self.transact(move |mut tx| async move {
             let result = async {
@@ -55,7 +54,7 @@ impl PgStore {
 
     /// Applies a validated PATCH, keeping e-mail and card unique.
     pub async fn update_customer(&self, id_client: Uuid, patch: CustomerPatch) -> Result<CustomerRecord, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         let patch = &patch;
         self.transact(move |mut tx| async move {
             let result = async {
@@ -76,7 +75,7 @@ impl PgStore {
 
     /// Erases personal data on request: out of every list and index but `IdClient`.
     pub async fn erase_customer(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = customer_for_update(&mut tx, id_client).await?;

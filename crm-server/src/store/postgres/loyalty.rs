@@ -18,7 +18,7 @@ pub(crate) const LAST_ISSUED_CARD: &str = "last_issued_card";
 impl PgStore {
     /// Gives a live customer the next free card number; one who has a card keeps it.
     pub async fn issue_card(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = live_customer_for_update(&mut tx, id_client).await?;
@@ -46,7 +46,7 @@ impl PgStore {
     /// Credits each holder half its item's amount, in one transaction; items whose key
     /// was seen before credit nothing again. One result per item, in order.
     pub async fn credit(&self, items: Vec<CreditItem>) -> Result<Vec<CreditResult>, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         let items = &items;
         self.transact(move |mut tx| async move {
             let result = async {

@@ -38,6 +38,13 @@ use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::StoreError;
 
+/// The time of a write, to the microsecond PostgreSQL keeps: a write answers exactly
+/// what a read of it answers.
+pub(crate) fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// Default bound of the connection pool (`--database-pool`).
 pub const DEFAULT_POOL: u32 = 16;
 

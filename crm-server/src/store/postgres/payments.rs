@@ -138,7 +138,7 @@ impl PgStore {
     /// Schedules the payment when the customer has fewer than `refusal_limit`
     /// refusals; `None` (nothing written) when over the limit.
     pub async fn allow_credit(&self, request: AllowCredit, refusal_limit: u32) -> Result<Option<Payment>, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         let request = &request;
         self.transact(move |mut tx| async move {
             let result = async {
@@ -215,15 +215,14 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-        let (after_date, after_id) = position.unwrap_or((NaiveDate::MIN, 0));
         let sql = format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = 'pending' AND date <= $1 AND (date, id) > ($2, $3) \
-             ORDER BY date, id LIMIT $4"
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = 'pending' AND date <= $1 \
+             AND ($2::date IS NULL OR (date, id) > ($2, $3)) ORDER BY date, id LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(due)
-            .bind(after_date)
-            .bind(if position.is_some() { int(after_id) } else { -1 })
+            .bind(position.map(|(date, _)| date))
+            .bind(position.map_or(0, |(_, id)| int(id)))
             .bind(limit_plus_one(limit))
             .fetch_all(&mut *tx)
             .await
@@ -249,7 +248,7 @@ impl PgStore {
     /// Records the payment service's answer: paid, or a refusal (the customer's
     /// `NbRefus` + 1, due date one day later).
     pub async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         self.transact(move |mut tx| async move {
             let result = payment_result_in(&mut tx, id, paid, now).await;
             (tx, result)
@@ -260,7 +259,7 @@ impl PgStore {
     /// Marks a pending payment sent to the payment service at `at` (or unmarks it with
     /// `None`); `None` (nothing written) when it is no longer pending.
     pub async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         self.transact(move |mut tx| async move {
             let result = async {
                 let (mut payment, _) = payment_for_update(&mut tx, id).await?;
@@ -279,7 +278,7 @@ impl PgStore {
 
     /// Sets a customer's `NbRefus` to 0.
     pub async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = live_customer_for_update(&mut tx, id_client).await?;

@@ -71,7 +71,7 @@ const TICKET_COLUMNS: &str = "seq, customer_id, first_article_id, ticket";
 impl PgStore {
     /// Stores a validated batch in one transaction, crediting known customers.
     pub async fn ingest_tickets(&self, tickets: Vec<Ticket>) -> Result<IngestOutcome, StoreError> {
-        let now = Utc::now();
+        let now = super::now();
         let tickets = &tickets;
         self.transact(move |mut tx| async move {
             let result = ingest(&mut tx, tickets, now).await;
@@ -256,7 +256,7 @@ async fn ingest(tx: &mut PgConnection, tickets: &[Ticket], now: DateTime<Utc>) -
 fn ticket_credit(
     customer: &CustomerRecord,
     ticket: &Ticket,
-    field: &dyn Fn() -> String,
+    field: &(dyn Fn() -> String + Sync),
 ) -> Result<(Cents, Cents, Cents), StoreError> {
     let credit = ticket.credit();
     let balance = add_cents(customer.credit, credit, field)?;
@@ -271,7 +271,7 @@ async fn credit_ticket(
     customer: &mut CustomerRecord,
     record: &mut TicketRecord,
     now: DateTime<Utc>,
-    field: &dyn Fn() -> String,
+    field: &(dyn Fn() -> String + Sync),
 ) -> TxResult<Cents> {
     let (credit, balance, ticket_total) = ticket_credit(customer, &record.ticket, field)?;
     append_ledger(tx, customer, balance, LedgerCause::Ticket, Some(record.ticket.uid.clone()), now).await?;
