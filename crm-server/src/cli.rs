@@ -182,7 +182,9 @@ impl Cli {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if cli.database.is_some() && cli.command.is_some() {
-        eprintln!("crm-server: import, export and restore work on the sled data directory; they do not take --database");
+        eprintln!(
+            "crm-server: import, export and restore work on the sled data directory; they do not take --database"
+        );
         return ExitCode::FAILURE;
     }
     if let Some(Command::Import {

@@ -139,7 +139,10 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(customer_from_row).collect::<Result<_, _>>().map_err(db_error)
+        rows.iter()
+            .map(customer_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(db_error)
     }
 
     /// One page of the live customers, searched and sorted through indexes (key ranges,
@@ -343,11 +346,7 @@ async fn search(
     }
     let mut count = QueryBuilder::new("SELECT count(*) FROM customers c WHERE NOT c.erased");
     push_term_matches(&mut count, &terms);
-    let total: i64 = count
-        .build_query_scalar()
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await.map_err(db_error)?;
     let found = scan(tx, Some(&terms), sort, after, limit).await?;
     Ok((found, total.max(0) as u64))
 }
@@ -357,7 +356,9 @@ fn page(mut positioned: Vec<Positioned>, sort: Sort, limit: usize, total: u64) -
     let more = positioned.len() > limit;
     positioned.truncate(limit);
     let next_cursor = if more {
-        positioned.last().map(|(pos, _)| format!("{sort}.{}", hex::encode(pos.to_bytes())))
+        positioned
+            .last()
+            .map(|(pos, _)| format!("{sort}.{}", hex::encode(pos.to_bytes())))
     } else {
         None
     };
@@ -471,25 +472,26 @@ pub(crate) async fn write_customer(
     let identity_changed = !old.is_some_and(|old| same_identity(old, record));
     if identity_changed && !record.erased {
         if let Some(card) = record.carte_fid.filter(|c| old.and_then(|o| o.carte_fid) != Some(*c)) {
-            let holder: Option<Uuid> = sqlx::query_scalar(
-                "SELECT id_client FROM customers WHERE carte_fid = $1 AND NOT erased AND id <> $2",
-            )
-            .bind(int(card))
-            .bind(int(record.id))
-            .fetch_optional(&mut *tx)
-            .await?;
+            let holder: Option<Uuid> =
+                sqlx::query_scalar("SELECT id_client FROM customers WHERE carte_fid = $1 AND NOT erased AND id <> $2")
+                    .bind(int(card))
+                    .bind(int(record.id))
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(existing) = holder {
                 return Err(StoreError::CardTaken { card, existing }.into());
             }
         }
-        if let Some(key) = record.email_key().filter(|k| old.and_then(|o| o.email_key()).as_ref() != Some(k)) {
-            let holder: Option<Uuid> = sqlx::query_scalar(
-                "SELECT id_client FROM customers WHERE email_key = $1 AND NOT erased AND id <> $2",
-            )
-            .bind(key)
-            .bind(int(record.id))
-            .fetch_optional(&mut *tx)
-            .await?;
+        if let Some(key) = record
+            .email_key()
+            .filter(|k| old.and_then(|o| o.email_key()).as_ref() != Some(k))
+        {
+            let holder: Option<Uuid> =
+                sqlx::query_scalar("SELECT id_client FROM customers WHERE email_key = $1 AND NOT erased AND id <> $2")
+                    .bind(key)
+                    .bind(int(record.id))
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(existing) = holder {
                 return Err(StoreError::EmailTaken {
                     email: record.email.clone(),
@@ -553,4 +555,3 @@ pub(crate) async fn write_customer(
     }
     Ok(())
 }
-

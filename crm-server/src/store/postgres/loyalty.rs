@@ -72,7 +72,12 @@ impl PgStore {
     }
 
     /// A page of a customer's ledger, oldest first, after entry `after`.
-    pub async fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
+    pub async fn ledger(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
         let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         let rows = sqlx::query(
             "SELECT seq, at, amount, balance, cause, key FROM ledger WHERE customer_id = $1 AND seq > $2 \
@@ -84,7 +89,11 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let entries = rows.iter().map(ledger_from_row).collect::<Result<Vec<_>, _>>().map_err(db_error)?;
+        let entries = rows
+            .iter()
+            .map(ledger_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
         Ok(seq_page(entries, limit, record.ledger_entries, |e| e.seq))
     }
 }
@@ -108,7 +117,9 @@ async fn credit_item(tx: &mut PgConnection, item: &CreditItem, now: DateTime<Utc
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(holder) = holder {
-            let balance = customer_with_id(tx, holder as u64).await?.map_or(Cents::ZERO, |r| r.credit);
+            let balance = customer_with_id(tx, holder as u64)
+                .await?
+                .map_or(Cents::ZERO, |r| r.credit);
             return Ok(CreditResult::Credited { balance });
         }
     }

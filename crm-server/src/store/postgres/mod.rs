@@ -266,11 +266,12 @@ pub(crate) fn int(value: u64) -> i64 {
 /// Adds `delta` to counter `name` in the caller's transaction and answers the new value.
 /// The row stays locked until the transaction ends: writers of one counter take turns.
 pub(crate) async fn bump_counter(tx: &mut PgConnection, name: &str, delta: i64) -> TxResult<u64> {
-    let value: i64 = sqlx::query_scalar("UPDATE counters SET value = GREATEST(value + $2, 0) WHERE name = $1 RETURNING value")
-        .bind(name)
-        .bind(delta)
-        .fetch_one(&mut *tx)
-        .await?;
+    let value: i64 =
+        sqlx::query_scalar("UPDATE counters SET value = GREATEST(value + $2, 0) WHERE name = $1 RETURNING value")
+            .bind(name)
+            .bind(delta)
+            .fetch_one(&mut *tx)
+            .await?;
     Ok(value as u64)
 }
 
@@ -378,7 +379,11 @@ pub(crate) fn seq_page<T>(
 ) -> crm_model::Page<T> {
     let more = items.len() > limit;
     items.truncate(limit);
-    let next_cursor = if more { items.last().map(|i| seq_of(i).to_string()) } else { None };
+    let next_cursor = if more {
+        items.last().map(|i| seq_of(i).to_string())
+    } else {
+        None
+    };
     crm_model::Page {
         items,
         next_cursor,

@@ -59,15 +59,17 @@ async fn payment_for_update(tx: &mut PgConnection, id: u64) -> TxResult<(Payment
 
 /// Writes a payment's changing fields.
 async fn update_payment(tx: &mut PgConnection, payment: &Payment, now: DateTime<Utc>) -> TxResult<()> {
-    sqlx::query("UPDATE payments SET date = $2, status = $3, attempts = $4, sent_at = $5, updated_at = $6 WHERE id = $1")
-        .bind(int(payment.id))
-        .bind(payment.date)
-        .bind(status_name(payment.status))
-        .bind(i32::try_from(payment.attempts).unwrap_or(i32::MAX))
-        .bind(payment.sent_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE payments SET date = $2, status = $3, attempts = $4, sent_at = $5, updated_at = $6 WHERE id = $1",
+    )
+    .bind(int(payment.id))
+    .bind(payment.date)
+    .bind(status_name(payment.status))
+    .bind(i32::try_from(payment.attempts).unwrap_or(i32::MAX))
+    .bind(payment.sent_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -171,7 +173,8 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let sql =
+            format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(int(record.id))
             .bind(after.map_or(0, int))
@@ -191,7 +194,12 @@ impl PgStore {
     /// A page of pending payments due on or before `due`, by due date then id, after
     /// the opaque position `after` (the sled store's: the date as `YYYY-MM-DD` and the
     /// big-endian id, in hex).
-    pub async fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
+    pub async fn payments_due(
+        &self,
+        due: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Payment>, StoreError> {
         let bad = || StoreError::BadCursor(format!("cursor {after:?} is not a cursor of this list"));
         let position = match after {
             Some(cursor) => {
@@ -235,9 +243,10 @@ impl PgStore {
             .map_err(db_error)?;
         let more = items.len() > limit;
         items.truncate(limit);
-        let next_cursor = items.last().filter(|_| more).map(|p| {
-            hex::encode([p.date.format("%Y-%m-%d").to_string().as_bytes(), &p.id.to_be_bytes()].concat())
-        });
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|p| hex::encode([p.date.format("%Y-%m-%d").to_string().as_bytes(), &p.id.to_be_bytes()].concat()));
         Ok(Page {
             items,
             next_cursor,

@@ -40,7 +40,9 @@ where
         return;
     };
     let name = format!("crm_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url).await.expect("connecting to CRM_TEST_DATABASE_URL");
+    let mut admin = PgConnection::connect(&url)
+        .await
+        .expect("connecting to CRM_TEST_DATABASE_URL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
@@ -95,50 +97,98 @@ async fn customers_are_created_found_updated_and_erased() {
             .unwrap();
         assert_eq!((lea.id, lea.credit, lea.ledger_entries), (1, Cents(500), 1));
         assert_eq!(store.customer(lea.id_client).await.unwrap().as_ref(), Some(&lea));
-        assert_eq!(store.customer_by_email(" léa@x.FR ").await.unwrap().as_ref(), Some(&lea));
+        assert_eq!(
+            store.customer_by_email(" léa@x.FR ").await.unwrap().as_ref(),
+            Some(&lea)
+        );
         assert_eq!(store.customer_by_card(33).await.unwrap().as_ref(), Some(&lea));
-        assert_eq!(store.customer_by_card_ref(&CardRef::IdClient(lea.id_client)).await.unwrap().as_ref(), Some(&lea));
+        assert_eq!(
+            store
+                .customer_by_card_ref(&CardRef::IdClient(lea.id_client))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&lea)
+        );
         assert_eq!(store.customer_count().await.unwrap(), 1);
         let ledger = store.ledger(lea.id_client, None, 10).await.unwrap();
         assert_eq!((ledger.items.len(), ledger.items[0].amount, ledger.total), (1, 500, 1));
 
         // Unique keys, the card checked first.
         let taken = store.create_customer(new_customer("B", "lea@x.fr", Some(33))).await;
-        assert_eq!(taken, Err(StoreError::CardTaken { card: 33, existing: lea.id_client }));
+        assert_eq!(
+            taken,
+            Err(StoreError::CardTaken {
+                card: 33,
+                existing: lea.id_client
+            })
+        );
         let taken = store.create_customer(new_customer("B", "LÉA@x.FR", None)).await;
         assert_eq!(
             taken,
-            Err(StoreError::EmailTaken { email: "LÉA@x.FR".into(), existing: lea.id_client })
+            Err(StoreError::EmailTaken {
+                email: "LÉA@x.FR".into(),
+                existing: lea.id_client
+            })
         );
-        let same_id = NewCustomer { id_client: Some(lea.id_client), ..new_customer("B", "", None) };
-        assert_eq!(store.create_customer(same_id).await, Err(StoreError::IdClientTaken(lea.id_client)));
+        let same_id = NewCustomer {
+            id_client: Some(lea.id_client),
+            ..new_customer("B", "", None)
+        };
+        assert_eq!(
+            store.create_customer(same_id).await,
+            Err(StoreError::IdClientTaken(lea.id_client))
+        );
         let bob = store.create_customer(new_customer("Martin", "", None)).await.unwrap();
         assert_eq!(bob.id, 2, "a refused create takes no number");
         // Empty e-mails are not unique.
         store.create_customer(new_customer("Durand", "", None)).await.unwrap();
 
-        let patch = CustomerPatch { email: Some("lea@y.fr".into()), carte_fid: Some(None), ..Default::default() };
+        let patch = CustomerPatch {
+            email: Some("lea@y.fr".into()),
+            carte_fid: Some(None),
+            ..Default::default()
+        };
         let moved = store.update_customer(lea.id_client, patch).await.unwrap();
         assert_eq!((moved.email.as_str(), moved.carte_fid), ("lea@y.fr", None));
         assert_eq!(store.customer_by_email("lea@x.fr").await.unwrap(), None);
         assert_eq!(store.customer_by_card(33).await.unwrap(), None);
-        let steal = CustomerPatch { email: Some("Lea@Y.fr".into()), ..Default::default() };
+        let steal = CustomerPatch {
+            email: Some("Lea@Y.fr".into()),
+            ..Default::default()
+        };
         assert_eq!(
             store.update_customer(bob.id_client, steal).await,
-            Err(StoreError::EmailTaken { email: "Lea@Y.fr".into(), existing: lea.id_client })
+            Err(StoreError::EmailTaken {
+                email: "Lea@Y.fr".into(),
+                existing: lea.id_client
+            })
         );
 
         let erased = store.erase_customer(lea.id_client).await.unwrap();
         assert!(erased.erased && erased.email.is_empty() && erased.nom.is_empty());
         assert_eq!(erased.credit, Cents(500), "accounting stays");
-        assert_eq!(store.erase_customer(lea.id_client).await.unwrap(), erased, "erasing again changes nothing");
+        assert_eq!(
+            store.erase_customer(lea.id_client).await.unwrap(),
+            erased,
+            "erasing again changes nothing"
+        );
         assert_eq!(store.customer(lea.id_client).await.unwrap(), Some(erased));
         assert_eq!(store.customer_by_email("lea@y.fr").await.unwrap(), None);
         assert_eq!(store.customer_count().await.unwrap(), 2);
-        let patch = CustomerPatch { nom: Some("X".into()), ..Default::default() };
-        assert_eq!(store.update_customer(lea.id_client, patch).await, Err(StoreError::CustomerNotFound));
+        let patch = CustomerPatch {
+            nom: Some("X".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.update_customer(lea.id_client, patch).await,
+            Err(StoreError::CustomerNotFound)
+        );
         // Its e-mail is free again.
-        store.create_customer(new_customer("C", "lea@y.fr", None)).await.unwrap();
+        store
+            .create_customer(new_customer("C", "lea@y.fr", None))
+            .await
+            .unwrap();
         let listed = store.customers_after(None, 10).await.unwrap();
         assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(store.customers_after(Some(2), 1).await.unwrap()[0].id, 3);
@@ -188,9 +238,28 @@ async fn lists_and_searches_page_as_the_sled_store_does() {
         store.erase_customer(gone).await.unwrap();
         sled.erase_customer(gone).await.unwrap();
 
-        let sorts = ["id", "-id", "Nom", "-Nom", "Credit", "-Credit", "PanierMoyen", "-PanierMoyen"];
-        let queries = [None, Some("dup"), Some("jean"), Some("dupont jean"), Some("0638"), Some("x.fr"), Some("zzz"),
-            Some("00000000-0000-0000-0000-000000000003"), Some("angstrom"), Some("floc")];
+        let sorts = [
+            "id",
+            "-id",
+            "Nom",
+            "-Nom",
+            "Credit",
+            "-Credit",
+            "PanierMoyen",
+            "-PanierMoyen",
+        ];
+        let queries = [
+            None,
+            Some("dup"),
+            Some("jean"),
+            Some("dupont jean"),
+            Some("0638"),
+            Some("x.fr"),
+            Some("zzz"),
+            Some("00000000-0000-0000-0000-000000000003"),
+            Some("angstrom"),
+            Some("floc"),
+        ];
         for sort in sorts {
             for q in queries {
                 let mut cursor = None;
@@ -204,8 +273,14 @@ async fn lists_and_searches_page_as_the_sled_store_does() {
                     };
                     let pg = store.list_customers(&query).await.unwrap();
                     let sl = sled.list_customers(&query).unwrap();
-                    let ids = |p: &crm_model::Page<crm_model::CustomerRecord>| p.items.iter().map(|c| c.id).collect::<Vec<_>>();
-                    assert_eq!((ids(&pg), &pg.next_cursor, pg.total), (ids(&sl), &sl.next_cursor, sl.total), "sort {sort}, q {q:?}, cursor {cursor:?}");
+                    let ids = |p: &crm_model::Page<crm_model::CustomerRecord>| {
+                        p.items.iter().map(|c| c.id).collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        (ids(&pg), &pg.next_cursor, pg.total),
+                        (ids(&sl), &sl.next_cursor, sl.total),
+                        "sort {sort}, q {q:?}, cursor {cursor:?}"
+                    );
                     pages += 1;
                     match pg.next_cursor {
                         Some(next) => cursor = Some(next),
@@ -215,10 +290,22 @@ async fn lists_and_searches_page_as_the_sled_store_does() {
                 }
             }
         }
-        let wrong = ListQuery { cursor: Some("Nom.00".into()), ..Default::default() };
-        assert!(matches!(store.list_customers(&wrong).await, Err(StoreError::BadCursor(_))));
-        let other_sort = ListQuery { cursor: Some(format!("Nom.{}", hex::encode([b'a', 0, 0, 0, 0, 0, 0, 0, 0, 1]))), ..Default::default() };
-        assert!(matches!(store.list_customers(&other_sort).await, Err(StoreError::BadCursor(_))));
+        let wrong = ListQuery {
+            cursor: Some("Nom.00".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.list_customers(&wrong).await,
+            Err(StoreError::BadCursor(_))
+        ));
+        let other_sort = ListQuery {
+            cursor: Some(format!("Nom.{}", hex::encode([b'a', 0, 0, 0, 0, 0, 0, 0, 0, 1]))),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.list_customers(&other_sort).await,
+            Err(StoreError::BadCursor(_))
+        ));
     })
     .await;
 }
@@ -227,7 +314,13 @@ async fn lists_and_searches_page_as_the_sled_store_does() {
 async fn credits_are_idempotent_exact_and_bounded() {
     with_store("credits_are_idempotent_exact_and_bounded", |store| async move {
         let holder = store.create_customer(new_customer("A", "", Some(7))).await.unwrap();
-        let first = store.credit(vec![item(7, 101, Some("k1")), item(7, 40, Some("k1")), item(8, 10, None)]).await;
+        let first = store
+            .credit(vec![
+                item(7, 101, Some("k1")),
+                item(7, 40, Some("k1")),
+                item(8, 10, None),
+            ])
+            .await;
         assert_eq!(
             first,
             Ok(vec![
@@ -236,7 +329,10 @@ async fn credits_are_idempotent_exact_and_bounded() {
                 CreditResult::UnknownCard
             ])
         );
-        assert_eq!(store.credit(vec![item(7, 1000, Some("k1"))]).await, Ok(vec![CreditResult::Credited { balance: Cents(50) }]));
+        assert_eq!(
+            store.credit(vec![item(7, 1000, Some("k1"))]).await,
+            Ok(vec![CreditResult::Credited { balance: Cents(50) }])
+        );
 
         // 64 credits at once on one card, some through the same key twice.
         let mut tasks = Vec::new();
@@ -254,7 +350,10 @@ async fn credits_are_idempotent_exact_and_bounded() {
         assert_eq!(after.credit, Cents(50 + 48));
         let ledger = store.ledger(holder.id_client, None, 1000).await.unwrap();
         assert_eq!(ledger.total, 49);
-        assert_eq!(ledger.items.iter().map(|e| e.amount).sum::<i64>(), after.credit.0 as i64);
+        assert_eq!(
+            ledger.items.iter().map(|e| e.amount).sum::<i64>(),
+            after.credit.0 as i64
+        );
         let seqs: Vec<u64> = ledger.items.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=49).collect::<Vec<_>>());
         let page = store.ledger(holder.id_client, Some(47), 1).await.unwrap();
@@ -262,15 +361,27 @@ async fn credits_are_idempotent_exact_and_bounded() {
 
         // Past the bound of money: refused whole, nothing written.
         let max = crm_model::money::MAX_CENTS;
-        let refused = store.credit(vec![item(7, 10, None), item(7, max, None), item(7, max, None)]).await;
-        assert!(matches!(refused, Err(StoreError::AmountOutOfRange { ref field, .. }) if field == "Tickets[0].Montant"), "{refused:?}");
-        assert_eq!(store.customer(holder.id_client).await.unwrap().unwrap().credit, after.credit);
+        let refused = store
+            .credit(vec![item(7, 10, None), item(7, max, None), item(7, max, None)])
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::AmountOutOfRange { ref field, .. }) if field == "Tickets[0].Montant"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.customer(holder.id_client).await.unwrap().unwrap().credit,
+            after.credit
+        );
 
         // A card issued skips the numbers taken.
         let other = store.create_customer(new_customer("B", "", Some(1))).await.unwrap();
         let no_card = store.create_customer(new_customer("C", "", None)).await.unwrap();
         assert_eq!(store.issue_card(no_card.id_client).await.unwrap().carte_fid, Some(2));
-        assert_eq!(store.issue_card(other.id_client).await.unwrap().carte_fid, Some(1), "a holder keeps its card");
+        assert_eq!(
+            store.issue_card(other.id_client).await.unwrap().carte_fid,
+            Some(1),
+            "a holder keeps its card"
+        );
     })
     .await;
 }
@@ -285,24 +396,57 @@ async fn tickets_are_idempotent_matched_and_fed_in_order() {
             {"id": 3, "date": "2024-01-01T10:00:00Z", "prix": 50, "client": "", "articles": []},
         ]}));
         let outcome = store.ingest_tickets(batch.clone()).await.unwrap();
-        assert_eq!((outcome.stored, outcome.duplicates, outcome.credited_cents, outcome.anonymous), (3, 0, Cents(500), 1));
+        assert_eq!(
+            (
+                outcome.stored,
+                outcome.duplicates,
+                outcome.credited_cents,
+                outcome.anonymous
+            ),
+            (3, 0, Cents(500), 1)
+        );
         assert_eq!(outcome.unmatched, ["magasin2"]);
         let again = store.ingest_tickets(batch).await.unwrap();
         assert_eq!((again.stored, again.duplicates, again.credited_cents), (0, 3, Cents(0)));
         let credited = store.customer(known.id_client).await.unwrap().unwrap();
-        assert_eq!((credited.credit, credited.ticket_count, credited.panier_moyen()), (Cents(500), 1, Cents(1001)));
+        assert_eq!(
+            (credited.credit, credited.ticket_count, credited.panier_moyen()),
+            (Cents(500), 1, Cents(1001))
+        );
         assert_eq!(store.last_ticket_seq().await.unwrap(), 3);
 
         // The waiting ticket is credited to the customer who comes with its e-mail.
-        let newcomer = store.create_customer(new_customer("B", "NEW@x.fr", None)).await.unwrap();
+        let newcomer = store
+            .create_customer(new_customer("B", "NEW@x.fr", None))
+            .await
+            .unwrap();
         assert_eq!((newcomer.credit, newcomer.ticket_count), (Cents(200), 1));
         let theirs = store.customer_tickets(newcomer.id_client, None, 10).await.unwrap();
-        assert_eq!((theirs.items.len(), theirs.items[0].seq, theirs.items[0].ticket.unmatched), (1, 2, false));
+        assert_eq!(
+            (
+                theirs.items.len(),
+                theirs.items[0].seq,
+                theirs.items[0].ticket.unmatched
+            ),
+            (1, 2, false)
+        );
         assert_eq!(theirs.items[0].customer, Some(newcomer.id));
         let page = store.ticket_page(None, 2).await.unwrap();
-        assert_eq!((page.items.len(), page.next_cursor.as_deref(), page.total), (2, Some("2"), 3));
+        assert_eq!(
+            (page.items.len(), page.next_cursor.as_deref(), page.total),
+            (2, Some("2"), 3)
+        );
         assert_eq!(store.ticket_page(Some(2), 2).await.unwrap().items[0].seq, 3);
-        assert_eq!(store.tickets_after(1, 3, 10).await.unwrap().iter().map(|t| t.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            store
+                .tickets_after(1, 3, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.seq)
+                .collect::<Vec<_>>(),
+            [2, 3]
+        );
         assert!(store.tickets_after(3, 3, 10).await.unwrap().is_empty());
 
         // Consumers never move backwards.
@@ -343,7 +487,10 @@ async fn tickets_are_idempotent_matched_and_fed_in_order() {
         }
         let last = store.tickets_after(62, 63, 1).await.unwrap();
         assert_eq!(last[0].first_article_id, 60, "articles numbered on in commit order too");
-        assert_eq!(store.customer(known.id_client).await.unwrap().unwrap().credit, Cents(500 + 60 * 5));
+        assert_eq!(
+            store.customer(known.id_client).await.unwrap().unwrap().credit,
+            Cents(500 + 60 * 5)
+        );
     })
     .await;
 }
@@ -354,30 +501,56 @@ async fn payments_are_allowed_refused_settled_and_listed() {
         let day = |d| NaiveDate::from_ymd_opt(2031, 12, d).unwrap();
         let a = store.create_customer(new_customer("A", "", None)).await.unwrap();
         let b = store
-            .create_customer(NewCustomer { scheduled_payment: Some((day(3), Cents(70))), ..new_customer("B", "", None) })
+            .create_customer(NewCustomer {
+                scheduled_payment: Some((day(3), Cents(70))),
+                ..new_customer("B", "", None)
+            })
             .await
             .unwrap();
         assert_eq!((b.next_payment, b.pending_payments), (Some(day(3)), Cents(70)));
-        let ask = |montant, date| AllowCredit { id_client: a.id_client, montant: Cents(montant), date };
+        let ask = |montant, date| AllowCredit {
+            id_client: a.id_client,
+            montant: Cents(montant),
+            date,
+        };
         let first = store.allow_credit(ask(36000, day(6)), 1).await.unwrap().unwrap();
         let second = store.allow_credit(ask(100, day(2)), 1).await.unwrap().unwrap();
         assert_eq!((first.id, second.id, first.status), (2, 3, PaymentStatus::Pending));
         let a_now = store.customer(a.id_client).await.unwrap().unwrap();
-        assert_eq!((a_now.next_payment, a_now.pending_payments), (Some(day(2)), Cents(36100)));
+        assert_eq!(
+            (a_now.next_payment, a_now.pending_payments),
+            (Some(day(2)), Cents(36100))
+        );
 
         // Due by date then id, paged through the cursor.
         let due = store.payments_due(day(6), None, 2).await.unwrap();
-        assert_eq!((due.items.iter().map(|p| p.id).collect::<Vec<_>>(), due.total), (vec![3, 1], 3));
+        assert_eq!(
+            (due.items.iter().map(|p| p.id).collect::<Vec<_>>(), due.total),
+            (vec![3, 1], 3)
+        );
         let rest = store.payments_due(day(6), due.next_cursor.as_deref(), 2).await.unwrap();
-        assert_eq!((rest.items.iter().map(|p| p.id).collect::<Vec<_>>(), rest.next_cursor), (vec![2], None));
+        assert_eq!(
+            (rest.items.iter().map(|p| p.id).collect::<Vec<_>>(), rest.next_cursor),
+            (vec![2], None)
+        );
         assert_eq!(store.payments_due(day(2), None, 10).await.unwrap().total, 1);
-        assert!(matches!(store.payments_due(day(6), Some("zz"), 2).await, Err(StoreError::BadCursor(_))));
+        assert!(matches!(
+            store.payments_due(day(6), Some("zz"), 2).await,
+            Err(StoreError::BadCursor(_))
+        ));
 
         // Sent, then refused: a refusal, one day later, no more credit under a limit of 1.
-        let sent = store.mark_payment_sent(3, Some(chrono::Utc::now())).await.unwrap().unwrap();
+        let sent = store
+            .mark_payment_sent(3, Some(chrono::Utc::now()))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(sent.sent_at.is_some());
         let refused = store.payment_result(3, false).await.unwrap();
-        assert_eq!((refused.date, refused.attempts, refused.sent_at, refused.status), (day(3), 1, None, PaymentStatus::Pending));
+        assert_eq!(
+            (refused.date, refused.attempts, refused.sent_at, refused.status),
+            (day(3), 1, None, PaymentStatus::Pending)
+        );
         let a_now = store.customer(a.id_client).await.unwrap().unwrap();
         assert_eq!((a_now.nb_refus, a_now.next_payment), (1, Some(day(3))));
         assert_eq!(store.allow_credit(ask(5, day(9)), 1).await.unwrap(), None);
@@ -388,16 +561,44 @@ async fn payments_are_allowed_refused_settled_and_listed() {
         let paid = store.payment_result(3, true).await.unwrap();
         assert_eq!(paid.status, PaymentStatus::Paid);
         assert_eq!(store.payment_result(3, true).await.unwrap(), paid);
-        assert!(matches!(store.payment_result(3, false).await, Err(StoreError::PaymentNotPending { id: 3, .. })));
+        assert!(matches!(
+            store.payment_result(3, false).await,
+            Err(StoreError::PaymentNotPending { id: 3, .. })
+        ));
         assert_eq!(store.payment_result(99, true).await, Err(StoreError::PaymentNotFound));
-        assert_eq!(store.mark_payment_sent(3, None).await.unwrap(), None, "no longer pending");
+        assert_eq!(
+            store.mark_payment_sent(3, None).await.unwrap(),
+            None,
+            "no longer pending"
+        );
         let a_now = store.customer(a.id_client).await.unwrap().unwrap();
-        assert_eq!((a_now.next_payment, a_now.pending_payments), (Some(day(6)), Cents(36005)));
+        assert_eq!(
+            (a_now.next_payment, a_now.pending_payments),
+            (Some(day(6)), Cents(36005))
+        );
 
         let history = store.customer_payments(a.id_client, None, 2).await.unwrap();
-        assert_eq!((history.items.iter().map(|p| p.id).collect::<Vec<_>>(), history.total), (vec![2, 3], 3));
-        assert_eq!(store.customer_payments(a.id_client, Some(3), 2).await.unwrap().items[0].id, 4);
-        assert_eq!(store.allow_credit(AllowCredit { id_client: Uuid::nil(), montant: Cents(1), date: day(1) }, 1).await, Err(StoreError::CustomerNotFound));
+        assert_eq!(
+            (history.items.iter().map(|p| p.id).collect::<Vec<_>>(), history.total),
+            (vec![2, 3], 3)
+        );
+        assert_eq!(
+            store.customer_payments(a.id_client, Some(3), 2).await.unwrap().items[0].id,
+            4
+        );
+        assert_eq!(
+            store
+                .allow_credit(
+                    AllowCredit {
+                        id_client: Uuid::nil(),
+                        montant: Cents(1),
+                        date: day(1)
+                    },
+                    1
+                )
+                .await,
+            Err(StoreError::CustomerNotFound)
+        );
     })
     .await;
 }
@@ -423,4 +624,68 @@ async fn an_unreachable_database_is_unavailable() {
     assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
     let bad = PgStore::open("not a database URL", 2).await;
     assert!(matches!(bad, Err(StoreError::Storage(_))), "{bad:?}");
+}
+
+/// `--database` (or `CRM_DATABASE_URL`) selects PostgreSQL with a pool of 16 by default;
+/// without it the sled store stays; the password never shows in the configuration.
+#[test]
+fn the_command_line_names_the_database_and_its_pool() {
+    use clap::Parser;
+    let cli =
+        crate::cli::Cli::try_parse_from(["crm-server", "--database", "postgres://crm:secret@db.local/crm"]).unwrap();
+    let database = cli.config().database.unwrap();
+    assert_eq!(
+        (database.url.as_str(), database.pool),
+        ("postgres://crm:secret@db.local/crm", super::DEFAULT_POOL)
+    );
+    let shown = format!("{:?}", cli.config());
+    assert!(!shown.contains("secret") && shown.contains("db.local"), "{shown}");
+    let cli = crate::cli::Cli::try_parse_from(["crm-server", "--database", "postgres://h/d", "--database-pool", "4"])
+        .unwrap();
+    assert_eq!(cli.config().database.unwrap().pool, 4);
+    assert!(crate::cli::Cli::try_parse_from(["crm-server", "--database-pool", "0"]).is_err());
+    if std::env::var_os("CRM_DATABASE_URL").is_none() {
+        assert_eq!(
+            crate::cli::Cli::try_parse_from(["crm-server"])
+                .unwrap()
+                .config()
+                .database,
+            None
+        );
+    }
+}
+
+/// The store traits want `Send` futures (requests run on any runtime thread): every
+/// operation's future is one. Checked at build time; never run.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn every_operation_is_send(store: PgStore, items: Vec<CreditItem>, tickets: Vec<Ticket>, request: AllowCredit) {
+    fn send<T: Send>(_: T) {}
+    let id = Uuid::nil();
+    send(store.create_customer(NewCustomer::default()));
+    send(store.update_customer(id, CustomerPatch::default()));
+    send(store.erase_customer(id));
+    send(store.customer(id));
+    send(store.customer_by_email(""));
+    send(store.customer_by_card(1));
+    send(store.customers_after(None, 1));
+    send(store.list_customers(&ListQuery::default()));
+    send(store.customer_count());
+    send(store.issue_card(id));
+    send(store.credit(items));
+    send(store.customer_by_card_ref(&CardRef::Card(1)));
+    send(store.ledger(id, None, 1));
+    send(store.ingest_tickets(tickets));
+    send(store.tickets_after(0, 1, 1));
+    send(store.ticket_page(None, 1));
+    send(store.last_ticket_seq());
+    send(store.customer_tickets(id, None, 1));
+    send(store.consumer_cursor(""));
+    send(store.advance_consumer("", 1));
+    send(store.allow_credit(request, 1));
+    send(store.customer_payments(id, None, 1));
+    send(store.payments_due(NaiveDate::MIN, None, 1));
+    send(store.payment_result(1, true));
+    send(store.mark_payment_sent(1, None));
+    send(store.reset_refusals(id));
+    send(store.flush());
 }

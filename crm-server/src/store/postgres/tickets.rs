@@ -17,9 +17,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::customers::{live_customer_by, write_customer, Key};
-use super::{
-    add_cents, append_ledger, db_error, int, limit_plus_one, read_counter, seq_page, PgStore, TxResult,
-};
+use super::{add_cents, append_ledger, db_error, int, limit_plus_one, read_counter, seq_page, PgStore, TxResult};
 use crate::store::{IngestOutcome, StoreError};
 
 /// The sequence number of the newest ticket.
@@ -93,7 +91,10 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(ticket_from_row).collect::<Result<_, _>>().map_err(db_error)
+        rows.iter()
+            .map(ticket_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(db_error)
     }
 
     /// A page of every ticket, oldest first, after ticket `after`.
@@ -106,7 +107,11 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let items = rows.iter().map(ticket_from_row).collect::<Result<Vec<_>, _>>().map_err(db_error)?;
+        let items = rows
+            .iter()
+            .map(ticket_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
         Ok(seq_page(items, limit, total, |t| t.seq))
     }
 
@@ -123,9 +128,8 @@ impl PgStore {
         limit: usize,
     ) -> Result<Page<TicketRecord>, StoreError> {
         let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
-        let sql = format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-        );
+        let sql =
+            format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(int(record.id))
             .bind(after.map_or(0, int))
@@ -133,7 +137,11 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let items = rows.iter().map(ticket_from_row).collect::<Result<Vec<_>, _>>().map_err(db_error)?;
+        let items = rows
+            .iter()
+            .map(ticket_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
         Ok(seq_page(items, limit, record.ticket_count, |t| t.seq))
     }
 
@@ -174,7 +182,12 @@ async fn ingest(tx: &mut PgConnection, tickets: &[Ticket], now: DateTime<Utc>) -
             .bind(vec![LAST_ARTICLE_ID, LAST_TICKET_SEQ])
             .fetch_all(&mut *tx)
             .await?;
-    let counter = |name: &str| counters.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| (*v).max(0) as u64);
+    let counter = |name: &str| {
+        counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| (*v).max(0) as u64)
+    };
     let mut seq = counter(LAST_TICKET_SEQ);
     let mut article = counter(LAST_ARTICLE_ID);
     for (index, ticket) in tickets.iter().enumerate() {
@@ -218,14 +231,16 @@ async fn ingest(tx: &mut PgConnection, tickets: &[Ticket], now: DateTime<Utc>) -
             }
             None => outcome.anonymous += 1,
         }
-        sqlx::query("INSERT INTO tickets (seq, uid, customer_id, first_article_id, ticket) VALUES ($1, $2, $3, $4, $5)")
-            .bind(int(record.seq))
-            .bind(&record.ticket.uid)
-            .bind(record.customer.map(int))
-            .bind(int(record.first_article_id))
-            .bind(sqlx::types::Json(&record.ticket))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tickets (seq, uid, customer_id, first_article_id, ticket) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(int(record.seq))
+        .bind(&record.ticket.uid)
+        .bind(record.customer.map(int))
+        .bind(int(record.first_article_id))
+        .bind(sqlx::types::Json(&record.ticket))
+        .execute(&mut *tx)
+        .await?;
         if !waiting_under.is_empty() {
             sqlx::query(
                 "INSERT INTO ticket_pending (client_key, seq) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
@@ -274,7 +289,15 @@ async fn credit_ticket(
     field: &(dyn Fn() -> String + Sync),
 ) -> TxResult<Cents> {
     let (credit, balance, ticket_total) = ticket_credit(customer, &record.ticket, field)?;
-    append_ledger(tx, customer, balance, LedgerCause::Ticket, Some(record.ticket.uid.clone()), now).await?;
+    append_ledger(
+        tx,
+        customer,
+        balance,
+        LedgerCause::Ticket,
+        Some(record.ticket.uid.clone()),
+        now,
+    )
+    .await?;
     customer.ticket_count += 1;
     customer.ticket_total = ticket_total;
     customer.updated_at = now;
@@ -294,10 +317,11 @@ pub(crate) async fn match_pending(
 ) -> TxResult<()> {
     let had = old.map(refs_of).unwrap_or_default();
     for client in refs_of(record).into_iter().filter(|r| !had.contains(r)) {
-        let mut waiting: Vec<i64> = sqlx::query_scalar("DELETE FROM ticket_pending WHERE client_key = $1 RETURNING seq")
-            .bind(pending_key(&client))
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut waiting: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM ticket_pending WHERE client_key = $1 RETURNING seq")
+                .bind(pending_key(&client))
+                .fetch_all(&mut *tx)
+                .await?;
         // In the order they were stored, as the ledger of the sled store has them.
         waiting.sort_unstable();
         for seq in waiting {
