@@ -50,6 +50,7 @@ impl PgStore {
         let items = &items;
         self.transact(move |mut tx| async move {
             let result = async {
+                lock_holders(&mut tx, items).await?;
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
                     results.push(credit_item(&mut tx, item, now).await?);
@@ -96,6 +97,29 @@ impl PgStore {
             .map_err(db_error)?;
         Ok(seq_page(entries, limit, record.ledger_entries, |e| e.seq))
     }
+}
+
+/// Locks every live customer the batch names, in id order, before crediting any: two
+/// batches naming the same customers in different orders then wait for one another
+/// instead of deadlocking (which PostgreSQL takes a second to detect).
+async fn lock_holders(tx: &mut PgConnection, items: &[CreditItem]) -> TxResult<()> {
+    let mut cards = Vec::new();
+    let mut ids = Vec::new();
+    for item in items {
+        match item.card {
+            CardRef::Card(n) => cards.push(int(n)),
+            CardRef::IdClient(id) => ids.push(id),
+        }
+    }
+    sqlx::query(
+        "SELECT id FROM customers WHERE NOT erased AND (carte_fid = ANY($1) OR id_client = ANY($2)) \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(cards)
+    .bind(ids)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 async fn card_taken(tx: &mut PgConnection, card: u64) -> TxResult<bool> {

@@ -359,6 +359,29 @@ async fn credits_are_idempotent_exact_and_bounded() {
         let page = store.ledger(holder.id_client, Some(47), 1).await.unwrap();
         assert_eq!((page.items[0].seq, page.next_cursor.as_deref()), (48, Some("48")));
 
+        // Batches naming two holders in opposite orders: no deadlock, every credit once.
+        let second = store.create_customer(new_customer("B2", "", Some(9))).await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..16u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let pair = if n % 2 == 0 { [7, 9] } else { [9, 7] };
+                store
+                    .credit(pair.map(|card| item(card, 2, None)).to_vec())
+                    .await
+                    .unwrap()
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let after = store.customer(holder.id_client).await.unwrap().unwrap();
+        assert_eq!(after.credit, Cents(50 + 48 + 16));
+        assert_eq!(
+            store.customer(second.id_client).await.unwrap().unwrap().credit,
+            Cents(16)
+        );
+
         // Past the bound of money: refused whole, nothing written.
         let max = crm_model::money::MAX_CENTS;
         let refused = store
@@ -377,6 +400,7 @@ async fn credits_are_idempotent_exact_and_bounded() {
         let other = store.create_customer(new_customer("B", "", Some(1))).await.unwrap();
         let no_card = store.create_customer(new_customer("C", "", None)).await.unwrap();
         assert_eq!(store.issue_card(no_card.id_client).await.unwrap().carte_fid, Some(2));
+        let _ = second;
         assert_eq!(
             store.issue_card(other.id_client).await.unwrap().carte_fid,
             Some(1),
@@ -613,6 +637,13 @@ async fn two_stores_open_one_new_database_at_once() {
         let (a, b) = (a.unwrap(), b.unwrap());
         let made = a.create_customer(new_customer("A", "a@x.fr", None)).await.unwrap();
         assert_eq!(b.customer_by_email("a@x.fr").await.unwrap(), Some(made));
+        // A store whose connections are gone answers Unavailable (a 503), reads and writes.
+        a.pool().close().await;
+        assert!(matches!(a.customer_count().await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            a.create_customer(new_customer("B", "", None)).await,
+            Err(StoreError::Unavailable(_))
+        ));
     })
     .await;
 }
