@@ -1,16 +1,16 @@
 //! The command line of `crm-server`.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crm_model::import::{ImportPhase, ImportProgress};
-use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
+use crm_model::{ImportMode, ImportOptions, ImportReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Clock, Config};
@@ -296,15 +296,25 @@ fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    let progress = ImportDisplay::new(size);
+    let Some(runtime) = crate::backup::runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let progress = Arc::new(ImportDisplay::new(size));
     let reader = CountingReader {
         inner: handle,
-        display: &progress,
+        display: progress.clone(),
     };
-    let file_name = file.file_name().and_then(|n| n.to_str());
-    let outcome = ImportRows::open(reader, None, file_name)
-        .map_err(Into::into)
-        .and_then(|mut rows| store.import_customers(&mut rows, options, &|p| progress.update(p)));
+    let file_name = file.file_name().and_then(|n| n.to_str()).map(str::to_string);
+    let display = progress.clone();
+    let outcome = runtime.block_on(async {
+        let rows = crate::import::blocking_stream(
+            crate::import::rows_of(reader, None, file_name),
+            crate::import::QUEUED_ROWS,
+        );
+        store
+            .import_customers(rows, options, Arc::new(move |p| display.update(p)))
+            .await
+    });
     progress.finish();
     match outcome {
         Ok(report) => print_report(&report, options),
@@ -364,12 +374,12 @@ fn print_report(report: &ImportReport, options: ImportOptions) -> ExitCode {
 }
 
 /// The file, counting the bytes read for the progress display.
-struct CountingReader<'a> {
+struct CountingReader {
     inner: File,
-    display: &'a ImportDisplay,
+    display: Arc<ImportDisplay>,
 }
 
-impl Read for CountingReader<'_> {
+impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.display.read_bytes(n as u64);
@@ -381,7 +391,7 @@ impl Read for CountingReader<'_> {
 /// otherwise (logs, pipes).
 struct ImportDisplay {
     bar: Option<ProgressBar>,
-    state: RefCell<DisplayState>,
+    state: Mutex<DisplayState>,
 }
 
 struct DisplayState {
@@ -406,7 +416,7 @@ impl ImportDisplay {
         });
         ImportDisplay {
             bar,
-            state: RefCell::new(DisplayState {
+            state: Mutex::new(DisplayState {
                 size,
                 read: 0,
                 phase: None,
@@ -416,7 +426,7 @@ impl ImportDisplay {
     }
 
     fn read_bytes(&self, n: u64) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.read += n;
         if let Some(bar) = &self.bar {
             bar.set_position(state.read);
@@ -424,7 +434,7 @@ impl ImportDisplay {
     }
 
     fn update(&self, progress: ImportProgress) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let phase_changed = state.phase != Some(progress.phase);
         state.phase = Some(progress.phase);
         let name = match progress.phase {

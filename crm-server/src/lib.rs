@@ -10,6 +10,7 @@ pub mod config;
 pub mod connections;
 pub mod customers;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod imports;
@@ -22,6 +23,7 @@ pub mod recovery;
 pub mod routes;
 pub mod scheduler;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tickets;
 

@@ -28,7 +28,7 @@ use warp::Filter;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::raw_query;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 pub use csrf::Sessions;
 use origin::CrossSite;

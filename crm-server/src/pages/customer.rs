@@ -18,7 +18,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{credit_chart, format, render, PageError};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Everything the customer page can show. `None` leaves a section out; `Some` of an
@@ -309,28 +309,28 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>) -> Response {
+pub async fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
     let notice = Notice::parse(raw_query);
-    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK, csrf) {
+    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK, csrf).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
 /// The page again with the credit form as posted and its errors (`422`).
-pub(super) fn page_with_credit_form<S: Store>(
+pub(super) async fn page_with_credit_form<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     credit: CreditForm,
     csrf: Option<String>,
 ) -> Result<Response, PageError> {
-    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf)
+    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf).await
 }
 
-fn show<S: Store>(
+async fn show<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     notice: Option<Notice>,
@@ -338,10 +338,12 @@ fn show<S: Store>(
     status: StatusCode,
     csrf: Option<String>,
 ) -> Result<Response, PageError> {
-    let view = view(state, id_client)?.ok_or_else(PageError::customer_not_found)?;
+    let view = view(state, id_client)
+        .await?
+        .ok_or_else(PageError::customer_not_found)?;
     let refusal_limit = state.config.refusal_limit;
     let banner = match notice {
-        Some(notice) => banner(state, &view.customer, notice, refusal_limit)?,
+        Some(notice) => banner(state, &view.customer, notice, refusal_limit).await?,
         None => None,
     };
     let extras = PageExtras {
@@ -355,7 +357,7 @@ fn show<S: Store>(
 
 /// The sentence of `notice`, from what the store holds now; `None` when the store does
 /// not bear it out (a link typed by hand, or something changed since).
-fn banner<S: Store>(
+async fn banner<S: Store>(
     state: &AppState<S>,
     c: &CustomerRecord,
     notice: Notice,
@@ -374,7 +376,7 @@ fn banner<S: Store>(
         }
         Notice::Reset => None,
         Notice::CreditAllowed(id) => {
-            let payments = state.store.customer_payments(c.id_client, id.checked_sub(1), 1)?;
+            let payments = state.store.customer_payments(c.id_client, id.checked_sub(1), 1).await?;
             payments.items.into_iter().find(|p| p.id == id).and_then(|p| {
                 ok(format!(
                     "Crédit accordé : un paiement différé de {} est programmé le {}.",
@@ -398,13 +400,16 @@ fn banner<S: Store>(
 /// Most tickets, ledger entries and payments one page shows (the API pages the rest).
 const SECTION_LIMIT: usize = 200;
 
-fn view<S: Store>(state: &AppState<S>, id_client: Uuid) -> Result<Option<CustomerPageView>, crate::store::StoreError> {
-    let Some(customer) = state.store.customer(id_client)? else {
+async fn view<S: Store>(
+    state: &AppState<S>,
+    id_client: Uuid,
+) -> Result<Option<CustomerPageView>, crate::store::StoreError> {
+    let Some(customer) = state.store.customer(id_client).await? else {
         return Ok(None);
     };
-    let tickets = state.store.customer_tickets(id_client, None, SECTION_LIMIT)?;
-    let ledger = state.store.ledger(id_client, None, SECTION_LIMIT)?;
-    let payments = state.store.customer_payments(id_client, None, SECTION_LIMIT)?;
+    let tickets = state.store.customer_tickets(id_client, None, SECTION_LIMIT).await?;
+    let ledger = state.store.ledger(id_client, None, SECTION_LIMIT).await?;
+    let payments = state.store.customer_payments(id_client, None, SECTION_LIMIT).await?;
     Ok(Some(CustomerPageView {
         customer,
         tickets: Some(tickets.items.iter().map(|t| ticket_view(&t.ticket)).collect()),

@@ -39,7 +39,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::http::{body_limited, raw_query};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 pub use chart::credit_chart;
@@ -63,7 +63,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .map(|state: AppState<S>, query: String| home::page(&state, &query));
+        .then(|state: AppState<S>, query: String| async move { home::page(&state, &query).await });
     // The CSRF token that the page's forms carry.
     let csrf = {
         let state = login_state.clone();
@@ -84,12 +84,14 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(raw_query())
         .and(csrf.clone())
-        .map(|id: String, state: AppState<S>, query: String, csrf| customer::page(&state, &id, &query, csrf));
+        .then(|id: String, state: AppState<S>, query: String, csrf| async move {
+            customer::page(&state, &id, &query, csrf).await
+        });
     let edit_form = warp::path!("api" / "customers" / String / "edit")
         .and(warp::get())
         .and(with_state.clone())
         .and(csrf.clone())
-        .map(|id: String, state: AppState<S>, csrf| customer_form::edit_page(&state, &id, csrf));
+        .then(|id: String, state: AppState<S>, csrf| async move { customer_form::edit_page(&state, &id, csrf).await });
     let login = login::routes(login_state, limit);
     let stylesheet = warp::path!("api" / "assets" / "crm.css")
         .and(warp::get())

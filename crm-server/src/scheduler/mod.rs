@@ -26,7 +26,7 @@ use self::payment_run::PaymentRunSummary;
 use self::pulls::{PullSummary, Source, SHOPS, WEB_SHOP};
 use crate::config::Config;
 use crate::http::json;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 use warp::Reply;
 

@@ -80,22 +80,22 @@ impl CustomerStore for SledStore {
         Ok(record)
     }
 
-    fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
         self.register().customer_by_index(&keys::id_client_key(id_client))
     }
 
-    fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
         match crm_model::customer::email_key(email) {
             Some(key) => self.register().customer_by_index(&keys::email_key(&key)),
             None => Ok(None),
         }
     }
 
-    fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
         self.register().customer_by_index(&keys::card_key(card))
     }
 
-    fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
+    async fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
         let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_be_bytes().to_vec()));
         let mut out = Vec::with_capacity(limit);
         for item in self.register().customers.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
@@ -111,7 +111,19 @@ impl CustomerStore for SledStore {
         Ok(out)
     }
 
-    fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+    /// On a blocking thread: a search reads every customer its longest term matches.
+    async fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+        let (store, query) = (self.clone(), query.clone());
+        super::blocking(move || store.list_customers_now(&query)).await
+    }
+
+    async fn customer_count(&self) -> Result<u64, StoreError> {
+        Ok(self.register_with_count()?.1)
+    }
+}
+
+impl SledStore {
+    fn list_customers_now(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
         let after = query
             .cursor
             .as_deref()
@@ -125,10 +137,6 @@ impl CustomerStore for SledStore {
             None => (scan(&register, query.sort, after.as_deref(), query.limit)?, count),
         };
         Ok(page(positioned, query.sort, query.limit, total))
-    }
-
-    fn customer_count(&self) -> Result<u64, StoreError> {
-        Ok(self.register_with_count()?.1)
     }
 }
 

@@ -66,6 +66,7 @@ use crm_model::{
     Cents, CustomerRecord, ImportMode, ImportOptions, ImportReport, ImportRow, LedgerCause, RowError, RowOutcome,
     TicketRecord,
 };
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -76,7 +77,7 @@ use super::{
     TxResult,
 };
 use super::{payments, tickets};
-use crate::store::{ImportFailure, ImportStore, StoreError};
+use crate::store::{ImportFailure, ImportProgressFn, ImportRowStream, ImportStore, StoreError};
 
 /// Rows per write transaction (and per flush).
 const BATCH_ROWS: usize = 1_000;
@@ -165,7 +166,28 @@ struct Journal {
 }
 
 impl ImportStore for SledStore {
-    fn import_customers(
+    /// Runs the import below on a blocking thread (it is long, and sled's API blocks),
+    /// which takes the rows from the stream one at a time as it reads them.
+    async fn import_customers(
+        &self,
+        rows: ImportRowStream,
+        options: ImportOptions,
+        progress: ImportProgressFn,
+    ) -> Result<ImportReport, ImportFailure> {
+        let (store, runtime) = (self.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            let mut rows = rows;
+            let mut rows = std::iter::from_fn(|| runtime.block_on(rows.next()));
+            store.import_blocking(&mut rows, options, &*progress)
+        })
+        .await
+        .map_err(|e| ImportFailure::Store(storage(format!("the import stopped: {e}"))))?
+    }
+}
+
+impl SledStore {
+    /// [`ImportStore::import_customers`] on the calling thread, which it blocks.
+    pub(crate) fn import_blocking(
         &self,
         rows: &mut dyn Iterator<Item = Result<RowOutcome, ImportError>>,
         options: ImportOptions,
@@ -1075,7 +1097,7 @@ mod tests {
             mode,
             ..ImportOptions::default()
         };
-        store.import_customers(&mut rows, options, &|_| {}).unwrap()
+        store.import_blocking(&mut rows, options, &|_| {}).unwrap()
     }
 
     /// The generations whose trees exist, once the clearer has finished.
@@ -1087,13 +1109,14 @@ mod tests {
         store.generations().into_iter().collect()
     }
 
-    fn search(store: &SledStore, q: &str) -> Vec<String> {
+    async fn search(store: &SledStore, q: &str) -> Vec<String> {
         let query = crm_model::ListQuery {
             q: Some(q.into()),
             ..crm_model::ListQuery::default()
         };
         store
             .list_customers(&query)
+            .await
             .unwrap()
             .items
             .into_iter()
@@ -1122,34 +1145,34 @@ mod tests {
                 (1, 4, 0, 0),
                 "{mode:?}: {report:?}"
             );
-            assert_eq!(store.customer_count().unwrap(), 2, "{mode:?}");
-            let a = store.customer_by_email("a@x.fr").unwrap().unwrap();
+            assert_eq!(store.customer_count().await.unwrap(), 2, "{mode:?}");
+            let a = store.customer_by_email("a@x.fr").await.unwrap().unwrap();
             assert_eq!(
                 (a.nom.as_str(), a.phone.as_str(), a.carte_fid, a.credit),
                 ("Bravo", "0102030405", Some(5), Cents(250)),
                 "{mode:?}"
             );
             assert_eq!(a.email, "a@x.fr", "{mode:?}: the last row's spelling");
-            assert_eq!(store.customer_by_card(5).unwrap().unwrap().id, a.id, "{mode:?}");
-            let s = store.customer_by_card(6).unwrap().unwrap();
+            assert_eq!(store.customer_by_card(5).await.unwrap().unwrap().id, a.id, "{mode:?}");
+            let s = store.customer_by_card(6).await.unwrap().unwrap();
             assert_eq!((s.nom.as_str(), s.id), ("Charlie", 1), "{mode:?}");
             assert!(
-                search(&store, "alpha").is_empty(),
+                search(&store, "alpha").await.is_empty(),
                 "{mode:?}: old names leave the index"
             );
-            assert!(search(&store, "kept").is_empty(), "{mode:?}");
-            assert_eq!(search(&store, "bravo"), ["Bravo"], "{mode:?}");
-            assert_eq!(search(&store, "charlie"), ["Charlie"], "{mode:?}");
+            assert!(search(&store, "kept").await.is_empty(), "{mode:?}");
+            assert_eq!(search(&store, "bravo").await, ["Bravo"], "{mode:?}");
+            assert_eq!(search(&store, "charlie").await, ["Charlie"], "{mode:?}");
             // The same file again: every row finds its customer, and each writes it
             // as the first time (the first rows set back what the later ones changed).
             let again = import(&store, file, mode);
             assert_eq!((again.created, again.updated), (0, 5), "{mode:?}: {again:?}");
-            let a_again = store.customer_by_email("a@x.fr").unwrap().unwrap();
+            let a_again = store.customer_by_email("a@x.fr").await.unwrap().unwrap();
             assert_eq!(
                 (a_again.id, a_again.nom.as_str(), a_again.credit),
                 (a.id, "Bravo", Cents(250))
             );
-            assert_eq!(store.customer_count().unwrap(), 2, "{mode:?}");
+            assert_eq!(store.customer_count().await.unwrap(), 2, "{mode:?}");
         }
     }
 
@@ -1172,7 +1195,7 @@ mod tests {
         let rows = format!(r#"[{{"Nom": "Ok"}}, {{"Nom": "Rich", "Email": "rich@x.fr", "Credit": {MAX_CENTS}}}]"#);
         let mut input = ImportRows::open(rows.as_bytes(), None, None).unwrap();
         let report = store
-            .import_customers(&mut input, ImportOptions::default(), &|_| {})
+            .import_blocking(&mut input, ImportOptions::default(), &|_| {})
             .unwrap();
         assert_eq!(
             report
@@ -1184,12 +1207,12 @@ mod tests {
             "{report:?}"
         );
         assert!(report.errors[0].error.contains("the unmatched ticket"), "{report:?}");
-        assert_eq!(store.customer_count().unwrap(), 0, "nothing written");
+        assert_eq!(store.customer_count().await.unwrap(), 0, "nothing written");
         // Without the opening credit, half the ticket fits.
         let rows = r#"[{"Nom": "Rich", "Email": "rich@x.fr"}]"#;
         let report = import(&store, rows, ImportMode::Merge);
         assert_eq!(report.created, 1, "{report:?}");
-        let rich = store.customer_by_email("rich@x.fr").unwrap().unwrap();
+        let rich = store.customer_by_email("rich@x.fr").await.unwrap().unwrap();
         assert_eq!(rich.credit, Cents(MAX_CENTS / 2));
     }
 
@@ -1282,8 +1305,8 @@ mod tests {
             assert_eq!(report.created, names.matches("Nom").count() as u64);
             assert_eq!(register_generations(&store), [expected]);
         }
-        assert_eq!(store.customer_count().unwrap(), 2);
-        assert!(store.customer_by_email("a@x.fr").unwrap().is_none());
+        assert_eq!(store.customer_count().await.unwrap(), 2);
+        assert!(store.customer_by_email("a@x.fr").await.unwrap().is_none());
 
         // What a stop between a swap and the drop of the replaced generation leaves.
         Register::open(&store.inner.db, 1)
@@ -1296,6 +1319,7 @@ mod tests {
         assert_eq!(register_generations(&store), [2]);
         let names: Vec<String> = store
             .customers_after(None, 10)
+            .await
             .unwrap()
             .into_iter()
             .map(|c| c.nom)

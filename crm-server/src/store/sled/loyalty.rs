@@ -58,16 +58,16 @@ impl LoyaltyStore for SledStore {
         Ok(results)
     }
 
-    fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
         let found = match card {
-            CardRef::Card(n) => self.customer_by_card(*n)?,
-            CardRef::IdClient(id) => self.customer(*id)?,
+            CardRef::Card(n) => self.customer_by_card(*n).await?,
+            CardRef::IdClient(id) => self.customer(*id).await?,
         };
         Ok(found.filter(|r| !r.erased))
     }
 
-    fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
-        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+    async fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         seq_page(
             &self.inner.ledger,
             &record.id.to_be_bytes(),
@@ -154,9 +154,9 @@ mod tests {
                         }
                     }
                 }
-                let stored = store.customer(customer.id_client).unwrap().unwrap();
+                let stored = store.customer(customer.id_client).await.unwrap().unwrap();
                 prop_assert_eq!(stored.credit, Cents(expected));
-                let ledger = store.ledger(customer.id_client, None, 1000).unwrap();
+                let ledger = store.ledger(customer.id_client, None, 1000).await.unwrap();
                 let sum: i128 = ledger.items.iter().map(|e| e.amount as i128).sum();
                 prop_assert_eq!(sum, expected as i128);
                 Ok(())

@@ -45,7 +45,7 @@ use tokio::sync::oneshot;
 use crm_model::CustomerRecord;
 
 use self::backup::SnapshotTree;
-use super::{StoreAdmin, StoreError};
+use super::{StoreAdmin, StoreError, StoreStats};
 
 /// Default bound of sled's page cache, MiB. sled's resident memory is several times its
 /// cache bound; at 100,000 customers, 16 MiB instead of 64 took 130 MB off the server's
@@ -487,12 +487,21 @@ impl StoreAdmin for SledStore {
         self.durable().await
     }
 
-    fn flush_count(&self) -> u64 {
-        self.inner.group_commit.flushes.load(Ordering::Relaxed)
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(StoreStats {
+            flushes: self.flush_count(),
+            customers: self.register_with_count()?.1,
+            tickets: read_counter(&self.inner.meta, tickets::LAST_TICKET_SEQ)?,
+            // sled sums the sizes of its files: a few `stat`s.
+            size_on_disk: self.inner.db.size_on_disk().ok(),
+        })
     }
+}
 
-    fn size_on_disk(&self) -> Option<u64> {
-        self.inner.db.size_on_disk().ok()
+impl SledStore {
+    /// How many disk flushes this store has made (see [`StoreStats::flushes`]).
+    pub(crate) fn flush_count(&self) -> u64 {
+        self.inner.group_commit.flushes.load(Ordering::Relaxed)
     }
 }
 
@@ -570,6 +579,16 @@ impl GroupCommit {
         let flushed = tokio::task::unconstrained(self.enqueue()?);
         futures::executor::block_on(flushed).map_err(|_| storage("the flusher thread has stopped"))?
     }
+}
+
+/// Runs a read that may take long (a scan) on a blocking thread, so that it never holds
+/// a runtime thread that other requests need.
+pub(crate) async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| StoreError::Storage(format!("a read stopped: {e}")))?
 }
 
 /// Reads a counter of the `meta` tree (0 when absent), outside transactions.

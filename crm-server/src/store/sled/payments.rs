@@ -162,13 +162,13 @@ impl PaymentStore for SledStore {
         Ok(payment)
     }
 
-    fn customer_payments(
+    async fn customer_payments(
         &self,
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<Payment>, StoreError> {
-        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         let prefix = [b"h".as_slice(), &record.id.to_be_bytes()].concat();
         // A customer has few payments: counting them is a short key scan.
         let total = self.inner.payment_index.scan_prefix(&prefix).keys().count() as u64;
@@ -177,42 +177,15 @@ impl PaymentStore for SledStore {
         })
     }
 
-    fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
-        let bad = || StoreError::BadCursor(format!("cursor {after:?} is not a cursor of this list"));
-        let upper = Bound::Included([due_key(due, u64::MAX)].concat());
-        let lower = match after {
-            Some(cursor) => {
-                let position = hex::decode(cursor).map_err(|_| bad())?;
-                if position.len() != 18 {
-                    return Err(bad());
-                }
-                Bound::Excluded([b"d".as_slice(), &position].concat())
-            }
-            None => Bound::Included(b"d".to_vec()),
-        };
-        let total = self
-            .inner
-            .payment_index
-            .range::<Vec<u8>, _>((Bound::Included(b"d".to_vec()), upper.clone()))
-            .keys()
-            .count() as u64;
-        let mut items = Vec::with_capacity(limit);
-        let mut last = None;
-        let mut more = false;
-        for key in self.inner.payment_index.range::<Vec<u8>, _>((lower, upper)).keys() {
-            let key = key.map_err(storage)?;
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(self.payment(keys::decode_u64(&key[key.len() - 8..]))?);
-            last = Some(hex::encode(&key[1..]));
-        }
-        Ok(Page {
-            items,
-            next_cursor: last.filter(|_| more),
-            total,
-        })
+    /// On a blocking thread: the total counts every pending payment due by `due`.
+    async fn payments_due(
+        &self,
+        due: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Payment>, StoreError> {
+        let (store, after) = (self.clone(), after.map(str::to_string));
+        super::blocking(move || store.payments_due_now(due, after.as_deref(), limit)).await
     }
 
     async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
@@ -307,6 +280,44 @@ impl PaymentStore for SledStore {
 }
 
 impl SledStore {
+    fn payments_due_now(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
+        let bad = || StoreError::BadCursor(format!("cursor {after:?} is not a cursor of this list"));
+        let upper = Bound::Included([due_key(due, u64::MAX)].concat());
+        let lower = match after {
+            Some(cursor) => {
+                let position = hex::decode(cursor).map_err(|_| bad())?;
+                if position.len() != 18 {
+                    return Err(bad());
+                }
+                Bound::Excluded([b"d".as_slice(), &position].concat())
+            }
+            None => Bound::Included(b"d".to_vec()),
+        };
+        let total = self
+            .inner
+            .payment_index
+            .range::<Vec<u8>, _>((Bound::Included(b"d".to_vec()), upper.clone()))
+            .keys()
+            .count() as u64;
+        let mut items = Vec::with_capacity(limit);
+        let mut last = None;
+        let mut more = false;
+        for key in self.inner.payment_index.range::<Vec<u8>, _>((lower, upper)).keys() {
+            let key = key.map_err(storage)?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(self.payment(keys::decode_u64(&key[key.len() - 8..]))?);
+            last = Some(hex::encode(&key[1..]));
+        }
+        Ok(Page {
+            items,
+            next_cursor: last.filter(|_| more),
+            total,
+        })
+    }
+
     fn payment(&self, id: u64) -> Result<Payment, StoreError> {
         match self.inner.payments.get(id.to_be_bytes()).map_err(storage)? {
             Some(bytes) => decode::<PaymentRecord>(&bytes).map(|r| r.payment),
@@ -366,6 +377,7 @@ mod tests {
         assert_eq!(replaced.1.map(|p| p.id), Some(3));
         let statuses: Vec<_> = store
             .customer_payments(created.id_client, None, 10)
+            .await
             .unwrap()
             .items
             .into_iter()
@@ -375,7 +387,7 @@ mod tests {
             statuses,
             [PaymentStatus::Replaced, PaymentStatus::Replaced, PaymentStatus::Pending]
         );
-        let due = store.payments_due(day(31), None, 10).unwrap();
+        let due = store.payments_due(day(31), None, 10).await.unwrap();
         assert_eq!(due.items.iter().map(|p| p.id).collect::<Vec<_>>(), [3]);
 
         let cleared = store

@@ -122,7 +122,7 @@ impl TicketStore for SledStore {
         Ok(outcome)
     }
 
-    fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
+    async fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
         let mut out = Vec::with_capacity(limit);
         let range = after.saturating_add(1).to_be_bytes()..=until.to_be_bytes();
         if after >= until {
@@ -135,12 +135,12 @@ impl TicketStore for SledStore {
         Ok(out)
     }
 
-    fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
-        let total = self.last_ticket_seq()?;
+    async fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
+        let total = self.last_ticket_seq().await?;
         seq_page(&self.inner.tickets, &[], after, limit, total, |_, value| decode(value))
     }
 
-    fn last_ticket_seq(&self) -> Result<u64, StoreError> {
+    async fn last_ticket_seq(&self) -> Result<u64, StoreError> {
         Ok(self
             .inner
             .meta
@@ -149,13 +149,13 @@ impl TicketStore for SledStore {
             .map_or(0, |v| keys::decode_u64(&v)))
     }
 
-    fn customer_tickets(
+    async fn customer_tickets(
         &self,
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<TicketRecord>, StoreError> {
-        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         let prefix = [b"c".as_slice(), &record.id.to_be_bytes()].concat();
         seq_page(
             &self.inner.ticket_index,
@@ -167,7 +167,7 @@ impl TicketStore for SledStore {
         )
     }
 
-    fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
+    async fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
         Ok(self
             .inner
             .meta

@@ -1,0 +1,43 @@
+//! What every handler is given: the store, the settings, the other services and the
+//! imports under way.
+
+use std::sync::Arc;
+
+use crate::access::Access;
+use crate::config::Config;
+use crate::imports::ImportTracker;
+use crate::scheduler::Upstream;
+
+/// What every handler is given: the store, the settings, the other services and the
+/// imports under way.
+pub struct AppState<S> {
+    pub store: S,
+    pub config: Arc<Config>,
+    pub upstream: Arc<Upstream>,
+    pub imports: Arc<ImportTracker>,
+    pub access: Arc<Access>,
+}
+
+impl<S> AppState<S> {
+    pub fn new(store: S, config: Config) -> AppState<S> {
+        AppState {
+            upstream: Arc::new(Upstream::new(&config)),
+            imports: Arc::default(),
+            access: Arc::new(Access::new(&config)),
+            store,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<S: Clone> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            upstream: self.upstream.clone(),
+            imports: self.imports.clone(),
+            access: self.access.clone(),
+        }
+    }
+}
