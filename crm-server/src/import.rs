@@ -30,7 +30,7 @@ use crate::store::{ImportFailure, Store};
 const QUEUED_CHUNKS: usize = 16;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
     warp::path!("api" / "update_db")
         .and(warp::post())
         .and(with_state)

@@ -14,7 +14,7 @@ use crate::http::json;
 use crate::imports::ImportTracker;
 use crate::scheduler::Upstream;
 use crate::store::Store;
-use crate::{backup, customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
+use crate::{audit, backup, customers, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
 
 /// What every handler is given: the store, the settings, the other services and the
 /// imports under way.
@@ -34,6 +34,17 @@ impl<S> AppState<S> {
             access: Arc::new(Access::new(&config)),
             store,
             config: Arc::new(config),
+        }
+    }
+}
+
+impl<S: crate::store::AuditStore + Clone> AppState<S> {
+    /// This state with its store acting for `origin`: the writes its handlers make are
+    /// recorded in the audit trail under that actor and route.
+    pub fn acting_for(&self, origin: crm_model::audit::WriteOrigin) -> AppState<S> {
+        AppState {
+            store: self.store.acting_for(origin),
+            ..self.clone()
         }
     }
 }
@@ -71,6 +82,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .or(openapi::routes())
         .unify()
         .or(backup::routes(state.clone()))
+        .unify()
+        .or(audit::routes(state.clone()))
         .unify()
         .or(crate::metrics::routes(
             state.store.clone(),

@@ -36,6 +36,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use crm_model::audit::{AuditEntry, WriteOrigin};
 use crm_model::import::{ImportError, ImportProgress};
 use crm_model::{
     AllowCredit, CardRef, CreditItem, CustomerPatch, CustomerRecord, ImportOptions, ImportReport, LedgerEntry,
@@ -44,7 +45,7 @@ use crm_model::{
 use uuid::Uuid;
 
 use super::{
-    BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore,
+    AuditQuery, AuditStore, BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore,
     SledStore, StoreAdmin, StoreError, TicketStore,
 };
 use crate::config::Config;
@@ -66,6 +67,8 @@ const REOPEN_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct GuardedStore {
     guard: std::sync::Arc<Guard>,
+    /// Who the writes through this handle are made for (see [`AuditStore::acting_for`]).
+    origin: WriteOrigin,
 }
 
 struct Guard {
@@ -173,6 +176,7 @@ impl GuardedStore {
         }
         Ok(GuardedStore {
             guard: std::sync::Arc::new(guard),
+            origin: WriteOrigin::default(),
         })
     }
 
@@ -201,6 +205,7 @@ impl GuardedStore {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let (store, epoch) = self.guard.admit_write()?;
+        let store = store.acting_for(self.origin.clone());
         // `op` owns the store handle and drops it when done: a reopen waits for it.
         let outcome = op(store).await;
         if let Err(StoreError::StorageFull { .. }) = outcome {
@@ -493,6 +498,7 @@ impl ImportStore for GuardedStore {
         progress: &dyn Fn(ImportProgress),
     ) -> Result<ImportReport, ImportFailure> {
         let (store, epoch) = self.guard.admit_write()?;
+        let store = store.acting_for(self.origin.clone());
         let outcome = store.import_customers(rows, options, progress);
         drop(store);
         if let Err(ImportFailure::Store(StoreError::StorageFull { .. })) = outcome {
@@ -504,6 +510,19 @@ impl ImportStore for GuardedStore {
 
 /// An export keeps the before-images of the writes made while it runs in the store,
 /// so it is admitted as a write: refused on a full disk, like an import.
+impl AuditStore for GuardedStore {
+    fn acting_for(&self, origin: WriteOrigin) -> Self {
+        GuardedStore {
+            guard: self.guard.clone(),
+            origin,
+        }
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>, StoreError> {
+        self.read(|s| s.audit(query))
+    }
+}
+
 impl BackupStore for GuardedStore {
     fn export<E: From<StoreError>>(
         &self,

@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use chrono::NaiveDate;
+use crm_model::audit::{AuditEntry, WriteOrigin};
 use crm_model::import::{ImportError, ImportProgress};
 use crm_model::{
     AllowCredit, Cents, CreditItem, CustomerPatch, CustomerRecord, ImportOptions, ImportReport, LedgerEntry, ListQuery,
@@ -263,6 +264,28 @@ pub trait BackupStore {
     ) -> Result<crm_model::backup::BackupCounts, E>;
 }
 
+/// Which audit entries to read (`GET /api/v1/audit`, the customer page, the TUI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only the entries of this customer.
+    pub customer: Option<Uuid>,
+    /// Entries after this sequence number (before it when `newest_first`).
+    pub after: Option<u64>,
+    pub limit: usize,
+    pub newest_first: bool,
+}
+
+/// The audit trail: every write above records who made it, through which route, and a
+/// summary of the change, in its own atomic write (see [`crm_model::audit`]).
+pub trait AuditStore: Sized {
+    /// This store acting for `origin`: the writes made through the handle it answers
+    /// are recorded under that actor and route. Cheap (a clone of the handle).
+    fn acting_for(&self, origin: WriteOrigin) -> Self;
+
+    /// A page of the trail, by sequence number: a key range, never an offset.
+    fn audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>, StoreError>;
+}
+
 /// Everything the server needs of its storage.
 pub trait Store:
     CustomerStore
@@ -272,6 +295,7 @@ pub trait Store:
     + PaymentStore
     + StoreAdmin
     + BackupStore
+    + AuditStore
     + Clone
     + Send
     + Sync
@@ -287,6 +311,7 @@ impl<T> Store for T where
         + PaymentStore
         + StoreAdmin
         + BackupStore
+        + AuditStore
         + Clone
         + Send
         + Sync
