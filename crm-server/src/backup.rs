@@ -81,8 +81,8 @@ async fn export_end(export: tokio::task::JoinHandle<Result<BackupCounts, ExportE
 #[utoipa::path(get, path = "/api/v1/export", tag = "backups",
     responses(
         (status = 200, description = "A dump of the whole store, streamed as JSON lines (`application/x-ndjson`): \
-            a header, every customer followed by its ledger, the tickets, payments, credit keys, consumer cursors \
-            and counters, then a trailer with the counts. Restore it with `crm-server restore`. A dump without \
+            a header, every customer followed by its ledger, the tickets, payments, credit keys, consumer cursors, \
+            audit entries and counters, then a trailer with the counts. Restore it with `crm-server restore`. A dump without \
             its trailer was cut short (a failure mid-stream ends the body early)."),
         (status = 503, description = "A customer import is being written; retry when it is done", body = crate::error::ErrorBody)))]
 async fn export<S: Store>(state: AppState<S>) -> Result<Response, ApiError> {
@@ -220,7 +220,7 @@ pub fn restore_command(config: &Config, file: &Path) -> ExitCode {
         Ok(counts) => {
             println!(
                 "restored {} customers, {} ledger entries, {} tickets, {} payments, {} credit keys, {} consumer \
-                 cursors, {} counters into {}",
+                 cursors, {} counters, {} audit entries into {}",
                 counts.customers,
                 counts.ledger_entries,
                 counts.tickets,
@@ -228,6 +228,7 @@ pub fn restore_command(config: &Config, file: &Path) -> ExitCode {
                 counts.credit_keys,
                 counts.consumers,
                 counts.counters,
+                counts.audit_entries,
                 config.data_dir.display()
             );
             ExitCode::SUCCESS

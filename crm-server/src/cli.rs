@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{Clock, Config};
 use crate::store::sled::DEFAULT_CACHE_MB;
 use crate::store::{GuardedStore, ImportStore};
+use crm_model::audit::WriteOrigin;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -285,7 +286,8 @@ fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode
         return ExitCode::FAILURE;
     }
     let store = match open_store(config) {
-        Ok(store) => store,
+        // Recorded in the audit trail as a write made on this machine.
+        Ok(store) => crate::store::AuditStore::acting_for(&store, WriteOrigin::local("crm-server import")),
         Err(code) => return code,
     };
     let opened = File::open(file).and_then(|f| Ok((f.metadata()?.len(), f)));

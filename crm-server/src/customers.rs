@@ -22,7 +22,7 @@ const STREAM_BATCH: usize = 256;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let all = warp::path!("api" / "data")
         .and(warp::get())

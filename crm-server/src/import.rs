@@ -35,7 +35,7 @@ const QUEUED_CHUNKS: usize = 16;
 pub const QUEUED_ROWS: usize = 1024;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
     warp::path!("api" / "update_db")
         .and(warp::post())
         .and(with_state)

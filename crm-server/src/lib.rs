@@ -4,6 +4,7 @@
 //! Entry point: [`run`] (or [`serve`] with any [`store::Store`]).
 
 pub mod access;
+pub mod audit;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -18,7 +18,7 @@ use crate::store::{CreditResult, Store};
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let credit = warp::path!("api" / "credit")
         .and(warp::post())

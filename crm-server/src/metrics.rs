@@ -51,6 +51,7 @@ const ROUTES: &[&str] = &[
     "/api/get_tickets/{}",
     "/api/paiement",
     "/api/update_db",
+    "/api/v1/audit",
     "/api/v1/customers",
     "/api/v1/customers/{}",
     "/api/v1/customers/{}/card",

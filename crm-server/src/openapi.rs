@@ -72,6 +72,7 @@ pub use bodies::*;
         crate::scheduler::pull_web_shop,
         crate::scheduler::send_payments,
         crate::backup::export,
+        crate::audit::audit,
         openapi_json,
     ),
     components(schemas(

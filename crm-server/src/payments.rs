@@ -21,7 +21,7 @@ use crate::store::Store;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let allow = warp::path!("api" / "allow_credit")
         .and(warp::post())

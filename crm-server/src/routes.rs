@@ -11,7 +11,7 @@ use crate::access;
 use crate::error::{allow_on_405, recover};
 use crate::state::AppState;
 use crate::store::Store;
-use crate::{backup, customers, health, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
+use crate::{audit, backup, customers, health, import, imports, loyalty, openapi, pages, payments, scheduler, tickets};
 
 /// Every route of the service; whatever matches none is a JSON error.
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
@@ -34,6 +34,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .or(openapi::routes())
         .unify()
         .or(backup::routes(state.clone()))
+        .unify()
+        .or(audit::routes(state.clone()))
         .unify()
         .or(crate::metrics::routes(
             state.store.clone(),

@@ -30,6 +30,17 @@ impl<S> AppState<S> {
     }
 }
 
+impl<S: crate::store::AuditStore + Clone> AppState<S> {
+    /// This state with its store acting for `origin`: the writes its handlers make are
+    /// recorded in the audit trail under that actor and route.
+    pub fn acting_for(&self, origin: crm_model::audit::WriteOrigin) -> AppState<S> {
+        AppState {
+            store: self.store.acting_for(origin),
+            ..self.clone()
+        }
+    }
+}
+
 impl<S: Clone> Clone for AppState<S> {
     fn clone(&self) -> Self {
         AppState {

@@ -37,7 +37,7 @@ const MAX_CONSUMER_CHARS: usize = 100;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let stream_limit = state.config.stream_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let ingest = warp::path!("api" / "v1" / "tickets")
         .and(warp::post())

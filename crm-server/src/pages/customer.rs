@@ -19,7 +19,8 @@ use warp::reply::Response;
 
 use super::{credit_chart, format, render, PageError};
 use crate::state::AppState;
-use crate::store::Store;
+use crate::store::{AuditQuery, Store};
+use crm_model::audit::AuditEntry;
 
 /// Everything the customer page can show. `None` leaves a section out; `Some` of an
 /// empty list shows the section saying it is empty.
@@ -30,6 +31,10 @@ pub struct CustomerPageView {
     /// The customer's ledger, oldest first; also drawn as the credit chart.
     pub ledger: Option<Vec<LedgerEntry>>,
     pub payments: Option<Vec<PaymentView>>,
+    /// The latest entries of the customer's audit trail, newest first ("Historique"):
+    /// shown to those who may read the audit trail (`admin`, or everyone without
+    /// tokens).
+    pub history: Option<Vec<AuditEntry>>,
 }
 
 impl CustomerPageView {
@@ -40,6 +45,7 @@ impl CustomerPageView {
             tickets: None,
             ledger: None,
             payments: None,
+            history: None,
         }
     }
 }
@@ -98,6 +104,15 @@ struct LedgerRow {
     key: String,
     amount: String,
     balance: String,
+}
+
+struct HistoryRow {
+    seq: u64,
+    at: String,
+    at_iso: String,
+    actor: String,
+    route: String,
+    summary: String,
 }
 
 struct PaymentRow {
@@ -198,6 +213,7 @@ struct CustomerPage<'a> {
     ledger: Option<Vec<LedgerRow>>,
     tickets: Option<&'a [TicketView]>,
     payments: Option<Vec<PaymentRow>>,
+    history: Option<Vec<HistoryRow>>,
     csrf: Option<String>,
 }
 
@@ -298,6 +314,19 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
                 })
                 .collect()
         }),
+        history: view.history.as_ref().map(|entries| {
+            entries
+                .iter()
+                .map(|e| HistoryRow {
+                    seq: e.seq,
+                    at: format::date_time(e.at),
+                    at_iso: e.at.to_rfc3339(),
+                    actor: e.actor.clone(),
+                    route: e.route.clone(),
+                    summary: e.summary.clone(),
+                })
+                .collect()
+        }),
     };
     render(&page, status)
 }
@@ -309,25 +338,60 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub async fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>) -> Response {
+pub async fn page<S: Store>(
+    state: &AppState<S>,
+    id: &str,
+    raw_query: &str,
+    csrf: Option<String>,
+    history: bool,
+) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
     let notice = Notice::parse(raw_query);
-    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK, csrf).await {
+    match show(
+        state,
+        id_client,
+        notice,
+        CreditForm::default(),
+        StatusCode::OK,
+        csrf,
+        history,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-/// The page again with the credit form as posted and its errors (`422`).
+/// The page again with the credit form as posted and its errors (`422`), without
+/// the history: the form is what matters there.
 pub(super) async fn page_with_credit_form<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     credit: CreditForm,
     csrf: Option<String>,
 ) -> Result<Response, PageError> {
-    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf).await
+    show(
+        state,
+        id_client,
+        None,
+        credit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        csrf,
+        false,
+    )
+    .await
+}
+
+/// Whether the request may see the audit trail, as `GET /api/v1/audit` decides it: an
+/// `admin` token (or session), or anyone when no tokens are configured.
+pub(super) fn may_read_audit<S>(state: &AppState<S>, headers: &warp::http::HeaderMap) -> bool {
+    state
+        .access
+        .principal(headers)
+        .is_some_and(|p| p.role == crate::access::Role::Admin)
 }
 
 async fn show<S: Store>(
@@ -337,10 +401,20 @@ async fn show<S: Store>(
     credit: CreditForm,
     status: StatusCode,
     csrf: Option<String>,
+    history: bool,
 ) -> Result<Response, PageError> {
-    let view = view(state, id_client)
+    let mut view = view(state, id_client)
         .await?
         .ok_or_else(PageError::customer_not_found)?;
+    if history {
+        let query = AuditQuery {
+            customer: Some(id_client),
+            after: None,
+            limit: HISTORY_LIMIT,
+            newest_first: true,
+        };
+        view.history = Some(state.store.audit(&query).await?.items);
+    }
     let refusal_limit = state.config.refusal_limit;
     let banner = match notice {
         Some(notice) => banner(state, &view.customer, notice, refusal_limit).await?,
@@ -400,6 +474,9 @@ async fn banner<S: Store>(
 /// Most tickets, ledger entries and payments one page shows (the API pages the rest).
 const SECTION_LIMIT: usize = 200;
 
+/// The latest audit entries the page shows (`GET /api/v1/audit?customer=` has all).
+const HISTORY_LIMIT: usize = 20;
+
 async fn view<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
@@ -415,6 +492,7 @@ async fn view<S: Store>(
         tickets: Some(tickets.items.iter().map(|t| ticket_view(&t.ticket)).collect()),
         ledger: Some(ledger.items),
         payments: Some(payments.items.iter().map(payment_view).collect()),
+        history: None,
     }))
 }
 
@@ -499,7 +577,13 @@ mod tests {
         let bare = html(&CustomerPageView::new(record())).await;
         assert!(bare.contains("<h1>Jon &#60;b&#62;Doe&#60;/b&#62;</h1>"), "{bare}");
         assert!(bare.contains("n° 33") && bare.contains("15,00\u{a0}€"));
-        for section in ["Mouvements de crédit", "Tickets</h2>", "Paiements différés", "<svg"] {
+        for section in [
+            "Mouvements de crédit",
+            "Tickets</h2>",
+            "Paiements différés",
+            "<svg",
+            "Historique",
+        ] {
             assert!(!bare.contains(section), "{section} shown without data");
         }
 

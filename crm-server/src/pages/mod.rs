@@ -56,7 +56,7 @@ const CONTENT_SECURITY_POLICY: &str =
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
     let login_state = state.clone();
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
     // `/` is not under `/api`, so it is left out of the OpenAPI document.
     let root = warp::path::end().and(warp::get()).map(|| see_other("/api"));
     let home = warp::path!("api")
@@ -84,9 +84,13 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(raw_query())
         .and(csrf.clone())
-        .then(|id: String, state: AppState<S>, query: String, csrf| async move {
-            customer::page(&state, &id, &query, csrf).await
-        });
+        .and(warp::header::headers_cloned())
+        .then(
+            |id: String, state: AppState<S>, query: String, csrf, headers| async move {
+                let history = customer::may_read_audit(&state, &headers);
+                customer::page(&state, &id, &query, csrf, history).await
+            },
+        );
     let edit_form = warp::path!("api" / "customers" / String / "edit")
         .and(warp::get())
         .and(with_state.clone())

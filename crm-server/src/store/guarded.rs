@@ -36,6 +36,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use crm_model::audit::{AuditEntry, WriteOrigin};
 use crm_model::backup::{BackupCounts, BackupRecord};
 use crm_model::{
     AllowCredit, CardRef, CreditItem, CustomerPatch, CustomerRecord, ImportOptions, ImportReport, LedgerEntry,
@@ -45,9 +46,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    BackupRecordStream, BackupStore, CreditResult, CustomerStore, ExportError, ImportFailure, ImportProgressFn,
-    ImportRowStream, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore, RestoreError, SledStore, StoreAdmin,
-    StoreError, StoreStats, TicketStore,
+    AuditQuery, AuditStore, BackupRecordStream, BackupStore, CreditResult, CustomerStore, ExportError, ImportFailure,
+    ImportProgressFn, ImportRowStream, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore, RestoreError, SledStore,
+    StoreAdmin, StoreError, StoreStats, TicketStore,
 };
 use crate::config::Config;
 
@@ -68,6 +69,8 @@ const REOPEN_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct GuardedStore {
     guard: std::sync::Arc<Guard>,
+    /// Who the writes through this handle are made for (see [`AuditStore::acting_for`]).
+    origin: WriteOrigin,
 }
 
 struct Guard {
@@ -175,6 +178,7 @@ impl GuardedStore {
         }
         Ok(GuardedStore {
             guard: std::sync::Arc::new(guard),
+            origin: WriteOrigin::default(),
         })
     }
 
@@ -207,6 +211,7 @@ impl GuardedStore {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let (store, epoch) = self.guard.admit_write()?;
+        let store = store.acting_for(self.origin.clone());
         // `op` owns the store handle and drops it when done: a reopen waits for it.
         let outcome = op(store).await;
         if let Err(StoreError::StorageFull { .. }) = outcome {
@@ -510,6 +515,7 @@ impl ImportStore for GuardedStore {
         progress: ImportProgressFn,
     ) -> Result<ImportReport, ImportFailure> {
         let (store, epoch) = self.guard.admit_write()?;
+        let store = store.acting_for(self.origin.clone());
         let outcome = store.import_customers(rows, options, progress).await;
         drop(store);
         if let Err(ImportFailure::Store(StoreError::StorageFull { .. })) = outcome {
@@ -521,6 +527,19 @@ impl ImportStore for GuardedStore {
 
 /// An export keeps the before-images of the writes made while it runs in the store,
 /// so it is admitted as a write: refused on a full disk, like an import.
+impl AuditStore for GuardedStore {
+    fn acting_for(&self, origin: WriteOrigin) -> Self {
+        GuardedStore {
+            guard: self.guard.clone(),
+            origin,
+        }
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>, StoreError> {
+        self.read(|s| async move { s.audit(query).await }).await
+    }
+}
+
 impl BackupStore for GuardedStore {
     async fn export(&self, sink: mpsc::Sender<BackupRecord>) -> Result<BackupCounts, ExportError> {
         let (store, _) = self.guard.admit_write()?;

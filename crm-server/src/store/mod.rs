@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use crm_model::audit::{AuditEntry, WriteOrigin};
 use crm_model::backup::{BackupCounts, BackupError, BackupRecord};
 use crm_model::import::{ImportError, ImportProgress};
 use crm_model::{
@@ -355,6 +356,28 @@ pub trait BackupStore {
     fn restore(&self, records: BackupRecordStream) -> impl Future<Output = Result<BackupCounts, RestoreError>> + Send;
 }
 
+/// Which audit entries to read (`GET /api/v1/audit`, the customer page, the TUI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only the entries of this customer.
+    pub customer: Option<Uuid>,
+    /// Entries after this sequence number (before it when `newest_first`).
+    pub after: Option<u64>,
+    pub limit: usize,
+    pub newest_first: bool,
+}
+
+/// The audit trail: every write above records who made it, through which route, and a
+/// summary of the change, in its own atomic write (see [`crm_model::audit`]).
+pub trait AuditStore: Sized {
+    /// This store acting for `origin`: the writes made through the handle it answers
+    /// are recorded under that actor and route. Cheap (a clone of the handle).
+    fn acting_for(&self, origin: WriteOrigin) -> Self;
+
+    /// A page of the trail, by sequence number: a key range, never an offset.
+    fn audit(&self, query: &AuditQuery) -> impl Future<Output = Result<Page<AuditEntry>, StoreError>> + Send;
+}
+
 /// Everything the server needs of its storage.
 pub trait Store:
     CustomerStore
@@ -364,6 +387,7 @@ pub trait Store:
     + PaymentStore
     + StoreAdmin
     + BackupStore
+    + AuditStore
     + Clone
     + Send
     + Sync
@@ -379,6 +403,7 @@ impl<T> Store for T where
         + PaymentStore
         + StoreAdmin
         + BackupStore
+        + AuditStore
         + Clone
         + Send
         + Sync

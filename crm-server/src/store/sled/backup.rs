@@ -42,7 +42,7 @@ use sled::IVec;
 use tokio::sync::mpsc;
 
 use super::keys::{self, decode_u64, index_entries, is_unique};
-use super::{decode, encode, ledger, loyalty, payments, read_counter, storage, tickets, SledStore};
+use super::{audit, decode, encode, ledger, loyalty, payments, read_counter, storage, tickets, SledStore};
 use crate::store::{BackupRecordStream, BackupStore, ExportError, RestoreError, StoreAdmin, StoreError};
 
 type UnabortableTransactionResult<T> = Result<T, UnabortableTransactionError>;
@@ -52,12 +52,13 @@ pub(crate) const BEFORE_IMAGES: &str = "backup_before_images";
 
 /// The counters of the `meta` tree a dump carries (the live-customer count is rebuilt
 /// by a restore, the register generation starts again at 0).
-const COUNTERS: [&[u8]; 5] = [
+const COUNTERS: [&[u8]; 6] = [
     keys::NEXT_CUSTOMER_ID,
     tickets::LAST_TICKET_SEQ,
     tickets::LAST_ARTICLE_ID,
     payments::LAST_PAYMENT_ID,
     loyalty::LAST_ISSUED_CARD,
+    audit::LAST_AUDIT_SEQ,
 ];
 
 const CONSUMER_PREFIX: &[u8] = b"consumer:";
@@ -74,6 +75,7 @@ pub(crate) enum Tag {
     Tickets = b't',
     Payments = b'p',
     Idempotency = b'i',
+    Audit = b'a',
 }
 
 fn image_key(tag: Tag, key: &[u8]) -> Vec<u8> {
@@ -215,6 +217,10 @@ impl SledStore {
                 name: String::from_utf8_lossy(&key[CONSUMER_PREFIX.len()..]).into_owned(),
                 cursor: decode_u64(&cursor),
             })?;
+        }
+        for entry in self.snapshot_scan(&inner.audit, Tag::Audit, audit::ENTRIES) {
+            let entry = decode(&entry?.1)?;
+            emit(BackupRecord::Audit { entry })?;
         }
         for name in COUNTERS {
             let now = inner.meta.get(name).map_err(storage)?;
@@ -379,6 +385,7 @@ impl SledStore {
                     };
                     inner.meta.insert(counter, &value.to_be_bytes()).map_err(storage)?;
                 }
+                BackupRecord::Audit { entry } => self.restore_audit_entry(&entry)?,
                 BackupRecord::Header { .. } | BackupRecord::Trailer { .. } => {}
             }
         }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
 use super::{
-    abort, bump_counter, decode, encode, ledger, payments, storage, tickets, Register, SledStore, Tx, TxResult,
+    abort, audit, bump_counter, decode, encode, ledger, payments, storage, tickets, Register, SledStore, Tx, TxResult,
 };
 use crate::store::{CustomerStore, StoreError};
 
@@ -36,6 +36,7 @@ impl CustomerStore for SledStore {
                 tickets::match_pending(tx, None, &mut record, now)?;
                 write_customer(tx, None, &record)?;
                 bump_counter(tx.meta, keys::LIVE_CUSTOMERS, 1)?;
+                audit::customer_changed(tx, None, &record, None, now)?;
                 Ok(record)
             })
             .await?;
@@ -53,6 +54,7 @@ impl CustomerStore for SledStore {
                 tickets::match_pending(tx, Some(&old), &mut record, now)?;
                 if record != old {
                     write_customer(tx, Some(&old), &record)?;
+                    audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 }
                 Ok(record)
             })
@@ -73,6 +75,7 @@ impl CustomerStore for SledStore {
                 record.erase_personal_data(now);
                 write_customer(tx, Some(&old), &record)?;
                 bump_counter(tx.meta, keys::LIVE_CUSTOMERS, -1)?;
+                audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 Ok(record)
             })
             .await?;

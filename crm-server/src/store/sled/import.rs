@@ -163,6 +163,37 @@ struct Journal {
     /// customers are `created + updated + unchanged - again`.
     #[serde(default)]
     again: u64,
+    /// Who asked for the import: its audit entry, written when it ends (after a
+    /// resume at start too), names them.
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    route: Option<String>,
+}
+
+impl Journal {
+    /// The origin of the import's audit entry (an import journaled before the audit
+    /// trail existed is recorded as `local`).
+    fn origin(&self) -> crm_model::audit::WriteOrigin {
+        let default = crm_model::audit::WriteOrigin::default();
+        crm_model::audit::WriteOrigin::new(
+            self.actor.clone().unwrap_or(default.actor),
+            self.route.clone().unwrap_or(default.route),
+        )
+    }
+
+    /// The import's one audit entry, with its counts, in the transaction that ends it.
+    fn record_audit(&self, tx: &Tx<'_>) -> TxResult<()> {
+        let report = ImportReport {
+            created: self.created,
+            updated: self.updated,
+            unchanged: self.unchanged,
+            erased: self.erased,
+            ..ImportReport::default()
+        };
+        let summary = crm_model::audit::import_summary(self.mode, &report);
+        super::audit::record_as(tx, &self.origin(), None, summary, Utc::now())
+    }
 }
 
 impl ImportStore for SledStore {
@@ -236,6 +267,8 @@ impl SledStore {
             unchanged: 0,
             erased: 0,
             again: 0,
+            actor: Some(self.origin.actor.clone()),
+            route: Some(self.origin.route.clone()),
         };
         self.transact_ungated(|tx| {
             tx.meta.insert(JOURNAL, encode(&journal))?;
@@ -577,6 +610,7 @@ impl SledStore {
         let (Some(staged), Some(matched)) = (staged, matched) else {
             self.transact_ungated(|tx| {
                 tx.meta.remove(JOURNAL)?;
+                journal.record_audit(tx)?;
                 Ok(())
             })?;
             self.durable_blocking()?;
@@ -653,6 +687,7 @@ impl SledStore {
                     .insert(keys::REGISTER_GENERATION, &staged.generation.to_be_bytes())?;
                 tx.meta.insert(keys::LIVE_CUSTOMERS, &live_customers.to_be_bytes())?;
                 tx.meta.remove(JOURNAL)?;
+                journal.record_audit(tx)?;
                 Ok(())
             })?;
             std::mem::replace(&mut *live, Arc::new(staged))

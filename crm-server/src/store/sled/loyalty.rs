@@ -42,6 +42,7 @@ impl LoyaltyStore for SledStore {
                 record.updated_at = now;
                 super::tickets::match_pending(tx, Some(&old), &mut record, now)?;
                 write_customer(tx, Some(&old), &record)?;
+                super::audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 Ok(record)
             })
             .await?;
@@ -97,6 +98,7 @@ fn credit_item(tx: &Tx<'_>, item: &CreditItem, now: chrono::DateTime<Utc>) -> Tx
     ledger::append(tx, &mut record, balance, LedgerCause::Credit, item.key.clone(), now)?;
     record.updated_at = now;
     write_customer(tx, Some(&old), &record)?;
+    super::audit::customer_changed(tx, Some(&old), &record, None, now)?;
     if let Some(key) = &item.key {
         tx.idempotency.insert(credit_key(key), &record.id.to_be_bytes())?;
     }

@@ -17,6 +17,8 @@
 //! - `payment_index`: a customer's payments, the pending ones by due date (see
 //!   [`payments`])
 //! - `idempotency`: keys of `POST /api/credit` items already applied
+//! - `audit`: the audit trail, by sequence number, and each customer's entries (see
+//!   [`audit`])
 //! - `meta`: counters (next customer id, live customers, next ticket, card, payment)
 //!   the cursors of ticket consumers, so nothing scans to count, and the journal of
 //!   an import being written (see [`import`]).
@@ -24,6 +26,7 @@
 //! Durability: a write is acknowledged only after a flush that started after the
 //! write. Concurrent writers share one flush ([`GroupCommit`]).
 
+pub(crate) mod audit;
 pub mod backup;
 mod customers;
 pub mod import;
@@ -158,6 +161,8 @@ impl Register {
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
+    /// Who the writes through this handle are made for (see [`audit`]).
+    origin: Arc<crm_model::audit::WriteOrigin>,
 }
 
 struct Inner {
@@ -172,6 +177,7 @@ struct Inner {
     payments: sled::Tree,
     payment_index: sled::Tree,
     idempotency: sled::Tree,
+    audit: sled::Tree,
     group_commit: GroupCommit,
     /// The database directory (imports spool their rows beside the trees).
     dir: PathBuf,
@@ -205,6 +211,9 @@ pub(crate) struct Tx<'a> {
     pub payments: SnapshotTree<'a>,
     pub payment_index: &'a TransactionalTree,
     pub idempotency: SnapshotTree<'a>,
+    pub audit: SnapshotTree<'a>,
+    /// Who the transaction's write is made for: its audit entries name them.
+    pub origin: &'a crm_model::audit::WriteOrigin,
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -290,6 +299,7 @@ impl SledStore {
             payments: tree("payments")?,
             payment_index: tree("payment_index")?,
             idempotency: tree("idempotency")?,
+            audit: tree(audit::TREE)?,
             group_commit: GroupCommit::start(db),
             dir: dir.to_path_buf(),
             write_gate: RwLock::new(()),
@@ -302,7 +312,10 @@ impl SledStore {
         };
         // Left by an export that a stop interrupted.
         inner.before_images.clear().map_err(storage)?;
-        let store = SledStore { inner: Arc::new(inner) };
+        let store = SledStore {
+            inner: Arc::new(inner),
+            origin: Arc::default(),
+        };
         store.resume_interrupted_import(progress)?;
         store.drop_stale_generations()?;
         Ok(store)
@@ -371,7 +384,10 @@ impl SledStore {
                 // Upgraded for one batch at a time: a closed store is not kept open,
                 // and the next start clears what is left.
                 let Some(inner) = store.upgrade() else { return };
-                let store = SledStore { inner };
+                let store = SledStore {
+                    inner,
+                    origin: Arc::default(),
+                };
                 let replaced = {
                     let mut running = store.inner.clearer_running.lock().unwrap_or_else(|p| p.into_inner());
                     let live = store.register().generation;
@@ -436,6 +452,7 @@ impl SledStore {
             &i.payment_index,
             &i.idempotency,
             &i.before_images,
+            &i.audit,
         );
         trees
             .transaction(
@@ -450,6 +467,7 @@ impl SledStore {
                     payment_index,
                     idempotency,
                     before,
+                    audit,
                 )| {
                     let before = keep_before_images.then_some(before);
                     body(&Tx {
@@ -462,6 +480,8 @@ impl SledStore {
                         payments: SnapshotTree::new(payments, before, backup::Tag::Payments),
                         payment_index,
                         idempotency: SnapshotTree::new(idempotency, before, backup::Tag::Idempotency),
+                        audit: SnapshotTree::new(audit, before, backup::Tag::Audit),
+                        origin: &self.origin,
                     })
                 },
             )

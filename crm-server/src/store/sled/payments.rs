@@ -153,6 +153,8 @@ impl PaymentStore for SledStore {
                 let mut record = old.clone();
                 let payment = schedule_payment(tx, &mut record, request.date, request.montant, now)?;
                 write_customer(tx, Some(&old), &record)?;
+                let scheduled = crm_model::audit::payment_scheduled(&payment);
+                super::audit::record(tx, Some(record.id_client), scheduled, now)?;
                 Ok(Some(payment))
             })
             .await?;
@@ -204,6 +206,8 @@ impl PaymentStore for SledStore {
                         stored.payment.sent_at = None;
                         stored.updated_at = now;
                         tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                        let summary = crm_model::audit::payment_result(&stored.payment, paid);
+                        super::audit::record(tx, Some(stored.payment.id_client), summary, now)?;
                         return Ok(stored.payment);
                     }
                     status => {
@@ -234,6 +238,8 @@ impl PaymentStore for SledStore {
                 derive_from_pending(tx, &mut customer)?;
                 customer.updated_at = now;
                 write_customer(tx, Some(&old), &customer)?;
+                let result = crm_model::audit::payment_result(&stored.payment, paid);
+                super::audit::customer_changed(tx, Some(&old), &customer, Some(result), now)?;
                 Ok(stored.payment)
             })
             .await?;
@@ -252,6 +258,8 @@ impl PaymentStore for SledStore {
                 stored.payment.sent_at = at;
                 stored.updated_at = now;
                 tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                let summary = crm_model::audit::payment_sent(&stored.payment, at.is_some());
+                super::audit::record(tx, Some(stored.payment.id_client), summary, now)?;
                 Ok(Some(stored.payment))
             })
             .await?;
@@ -271,6 +279,7 @@ impl PaymentStore for SledStore {
                 record.nb_refus = 0;
                 record.updated_at = now;
                 write_customer(tx, Some(&old), &record)?;
+                super::audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 Ok(record)
             })
             .await?;

@@ -97,6 +97,7 @@ impl TicketStore for SledStore {
                             // A report, not a stored amount: it may sum past the bound.
                             outcome.credited_cents.0 = outcome.credited_cents.0.saturating_add(credit.0);
                             write_customer(tx, Some(&old), &updated)?;
+                            super::audit::customer_changed(tx, Some(&old), &updated, None, now)?;
                         }
                         None if !ticket.is_anonymous() => {
                             record.ticket.unmatched = true;
@@ -115,6 +116,10 @@ impl TicketStore for SledStore {
                 }
                 tx.meta.insert(LAST_TICKET_SEQ, &seq.to_be_bytes())?;
                 tx.meta.insert(LAST_ARTICLE_ID, &article.to_be_bytes())?;
+                if outcome.stored > 0 {
+                    let summary = crm_model::audit::tickets_stored(outcome.stored, outcome.duplicates);
+                    super::audit::record(tx, None, summary, now)?;
+                }
                 Ok(outcome)
             })
             .await?;
@@ -182,6 +187,8 @@ impl TicketStore for SledStore {
             let current = tx.meta.get(&key)?.map_or(0, |v| keys::decode_u64(&v));
             if seq > current {
                 tx.meta.insert(key.as_slice(), &seq.to_be_bytes())?;
+                let summary = crm_model::audit::consumer_advanced(name, current, seq);
+                super::audit::record(tx, None, summary, chrono::Utc::now())?;
             }
             Ok(())
         })
