@@ -31,10 +31,16 @@ async fn wait_for_phase(app: &TestApp, phase: &str, done_at_most: u64) {
         let (status, current) = status_and_json(app.get("/api/v1/imports/current").await).await;
         if status == 200 && current["phase"] == phase {
             let done = current["done"].as_u64().unwrap();
-            assert!(done <= done_at_most, "the import was already past {done_at_most} rows: {current}");
+            assert!(
+                done <= done_at_most,
+                "the import was already past {done_at_most} rows: {current}"
+            );
             return;
         }
-        assert!(Instant::now() < deadline, "the import never reached {phase}: {status} {current}");
+        assert!(
+            Instant::now() < deadline,
+            "the import never reached {phase}: {status} {current}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -59,9 +65,7 @@ async fn a_create_and_a_credit_during_a_merge_import_wait_for_a_turn_and_are_kep
     let create_took = asked.elapsed();
     assert_eq!(status, 200, "{created}");
     let asked = Instant::now();
-    let (status, credited) = app
-        .credit(&json!({"Tickets": [{"carteFid": 33, "Montant": 26}]}))
-        .await;
+    let (status, credited) = app.credit(&json!({"Tickets": [{"carteFid": 33, "Montant": 26}]})).await;
     let credit_took = asked.elapsed();
     assert_eq!(status, 200, "{credited}");
     assert!(
@@ -115,7 +119,11 @@ async fn with_no_write_wait_a_write_during_an_import_is_503_with_retry_after() {
     let (status, report) = upload.await.unwrap();
     assert_eq!(status, 200, "{report}");
     for email in &refused {
-        assert_eq!(app.customer_by_email(email).await.0, 404, "{email} was refused yet written");
+        assert_eq!(
+            app.customer_by_email(email).await.0,
+            404,
+            "{email} was refused yet written"
+        );
     }
     // Only the creates after the swap could pass: they are in the new register.
     assert_eq!(app.customer_count().await, ROWS + accepted.len() as u64);
@@ -126,7 +134,8 @@ async fn with_no_write_wait_a_write_during_an_import_is_503_with_retry_after() {
 #[tokio::test]
 async fn a_create_during_a_replace_waits_for_the_swap_and_is_in_the_new_register() {
     let app = spawn_app_with(|config| config.write_wait = Duration::from_secs(120)).await;
-    app.create_customer_ok(&json!({"Nom": "Ancien", "email": "ancien@x.fr"})).await;
+    app.create_customer_ok(&json!({"Nom": "Ancien", "email": "ancien@x.fr"}))
+        .await;
     let rows = ROWS / 2;
     let upload = start_import(&app, "mode=replace", rows);
     wait_for_phase(&app, "writing", rows / 3).await;
@@ -134,7 +143,10 @@ async fn a_create_during_a_replace_waits_for_the_swap_and_is_in_the_new_register
         .create_customer(&json!({"Nom": "Pendant", "email": "pendant@x.fr"}))
         .await;
     assert_eq!(status, 200, "{created}");
-    assert!(upload.is_finished() || !import_is_running(&app).await, "answered before the swap");
+    assert!(
+        upload.is_finished() || !import_is_running(&app).await,
+        "answered before the swap"
+    );
     let (status, report) = upload.await.unwrap();
     assert_eq!((status, report["erased"].as_u64()), (200, Some(1)), "{report}");
     let (status, found) = app.customer_by_email("pendant@x.fr").await;
@@ -149,7 +161,9 @@ async fn a_create_during_a_replace_waits_for_the_swap_and_is_in_the_new_register
 #[tokio::test]
 async fn an_email_a_later_row_of_a_merge_import_gives_is_409_reserved_by_import() {
     let app = spawn_app().await;
-    let other = app.create_customer_ok(&json!({"Nom": "Other", "email": "other@x.fr"})).await;
+    let other = app
+        .create_customer_ok(&json!({"Nom": "Other", "email": "other@x.fr"}))
+        .await;
     let upload = start_import(&app, "", ROWS);
     wait_for_phase(&app, "writing", ROWS / 3).await;
     let last = customer(9, ROWS - 1);
@@ -159,7 +173,10 @@ async fn an_email_a_later_row_of_a_merge_import_gives_is_409_reserved_by_import(
     assert_eq!(body["field"], "Email", "{body}");
     let (status, body) = app.patch_customer(&other, &json!({"Email": email})).await;
     assert_error(status, &body, 409, "reserved_by_import");
-    assert!(import_is_running(&app).await, "the import ended before the conflict was tried");
+    assert!(
+        import_is_running(&app).await,
+        "the import ended before the conflict was tried"
+    );
 
     let (status, report) = upload.await.unwrap();
     assert_eq!((status, report["created"].as_u64()), (200, Some(ROWS)), "{report}");

@@ -254,8 +254,7 @@ impl ImportStore for SledStore {
         // against the store as it is.
         let merge = options.mode == ImportMode::Merge;
         let mut turn = will_write.then(|| ImportTurn::take(&self.inner.turns, merge));
-        let reserve = will_write && merge && !options.dry_run;
-        let plan = self.check_pass(&files, rows, shared, options, reserve, &mut report, progress)?;
+        let plan = self.check_pass(&files, rows, shared, options, &mut report, progress)?;
         if !options.skip_invalid {
             report.skipped = 0;
         }
@@ -392,7 +391,6 @@ impl SledStore {
         rows: u64,
         shared: SharedKeys,
         options: ImportOptions,
-        reserve: bool,
         report: &mut ImportReport,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<Plan, StoreError> {
@@ -409,7 +407,10 @@ impl SledStore {
         // (row, field, holder): keys a row takes from a stored customer, fine only if
         // that customer is erased by this (replace) import, which is known at the end.
         let mut taken_if_kept: Vec<(u64, &'static str, u64)> = Vec::new();
-        // With `reserve`, the unique keys the rows will write (see [`KeyReservation`]).
+        // A merge that will be written reserves the unique keys its rows write (see
+        // [`KeyReservation`]).
+        let will_write = !options.dry_run && (report.error_count == 0 || options.skip_invalid);
+        let reserve = will_write && options.mode == ImportMode::Merge;
         let mut reserved = Vec::new();
         // Most stores have no unmatched ticket waiting: then no row needs to look.
         let tickets_wait = self.inner.ticket_index.scan_prefix(b"p").next().is_some();
@@ -1359,7 +1360,9 @@ mod tests {
         let erased = block_on(store.create_customer(new("Erased", "erased@x.fr"))).unwrap();
         let kept = block_on(store.create_customer(new("Kept", "kept@x.fr"))).unwrap();
         // Three batches: the stored customers are updated by the last one.
-        let mut rows: Vec<String> = (0..2_500).map(|i| format!(r#"{{"Nom": "Row {i}", "Email": "r{i}@x.fr"}}"#)).collect();
+        let mut rows: Vec<String> = (0..2_500)
+            .map(|i| format!(r#"{{"Nom": "Row {i}", "Email": "r{i}@x.fr"}}"#))
+            .collect();
         rows.push(r#"{"Nom": "FromFile", "Email": "erased@x.fr"}"#.into());
         rows.push(r#"{"Nom": "FromFile", "Email": "kept@x.fr"}"#.into());
         let file = format!("[{}]", rows.join(","));
@@ -1383,7 +1386,11 @@ mod tests {
         let report = store
             .import_customers(&mut input, ImportOptions::default(), &progress)
             .unwrap();
-        assert_eq!((report.created, report.updated, report.unchanged), (2_500, 1, 1), "{report:?}");
+        assert_eq!(
+            (report.created, report.updated, report.unchanged),
+            (2_500, 1, 1),
+            "{report:?}"
+        );
         let (taken, created) = between.into_inner().unwrap().expect("no write between batches");
         assert_eq!(taken, Err(StoreError::ReservedByImport { field: "Email" }));
         assert_eq!(created.id, 2 + 2_500 + 1, "after the ids reserved for the file");
@@ -1394,10 +1401,13 @@ mod tests {
         assert_eq!(store.customer(kept.id_client).unwrap().unwrap().nom, "FromFile");
         assert_eq!(store.customer_count().unwrap(), 2 + 2_500);
         // Once written, nothing is reserved any more.
-        let after = block_on(store.update_customer(created.id_client, CustomerPatch {
-            email: Some("r2400@x.fr".into()),
-            ..Default::default()
-        }));
+        let after = block_on(store.update_customer(
+            created.id_client,
+            CustomerPatch {
+                email: Some("r2400@x.fr".into()),
+                ..Default::default()
+            },
+        ));
         assert!(matches!(after, Err(StoreError::EmailTaken { .. })), "{after:?}");
     }
 

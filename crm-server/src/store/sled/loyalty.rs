@@ -35,7 +35,8 @@ impl LoyaltyStore for SledStore {
                 // Skip the numbers already given explicitly (create, PATCH, import), and
                 // those the import being written will give.
                 let mut card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
-                while tx.index.get(keys::card_key(card))?.is_some() || tx.reserved_for_other(&keys::card_key(card), old.id)
+                while tx.index.get(keys::card_key(card))?.is_some()
+                    || tx.reserved_for_other(&keys::card_key(card), old.id)
                 {
                     card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
                 }
