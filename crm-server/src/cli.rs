@@ -76,6 +76,11 @@ pub struct Cli {
     /// while less than this is free, and resume once twice this is. 0: no reserve.
     #[arg(long, env = "CRM_DISK_RESERVE_MB", default_value_t = Config::DEFAULT_DISK_RESERVE_MB, global = true)]
     pub disk_reserve_mb: u64,
+    /// Longest time a write waits for its turn between the batches of an import being
+    /// written before it is answered `503` `import_running` with `Retry-After` (`5s`,
+    /// `500ms`; `0` refuses at once).
+    #[arg(long, env = "CRM_WRITE_WAIT", value_parser = parse_wait, default_value = "5s")]
+    pub write_wait: Duration,
     /// File of `name:token:role` lines (role read, write or admin; `#` comments and
     /// blank lines allowed): every /api route then needs `Authorization: Bearer
     /// <token>`. Without it, only clients on this machine are answered.
@@ -92,6 +97,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than zero".into()),
         Err(e) => Err(format!("{e} (write it like 24h, 30min or 500ms)")),
+    }
+}
+
+/// A duration that may be zero.
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" => Ok(Duration::ZERO),
+        text => humantime::parse_duration(text).map_err(|e| format!("{e} (write it like 5s or 500ms, or 0)")),
     }
 }
 
@@ -158,6 +171,7 @@ impl Cli {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections.map(|n| n as usize),
             disk_reserve: self.disk_reserve_mb * 1024 * 1024,
+            write_wait: self.write_wait,
             allowed_hosts: self.allowed_hosts.clone(),
             ..Config::new(&self.data)
         }

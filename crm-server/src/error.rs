@@ -154,6 +154,9 @@ impl From<StoreError> for ApiError {
             StoreError::IdClientTaken(existing) => ApiError::new(StatusCode::CONFLICT, "id_client_taken", message)
                 .with("idClient", json!(existing))
                 .with("field", json!("IdClient")),
+            StoreError::ReservedByImport { field } => {
+                ApiError::new(StatusCode::CONFLICT, "reserved_by_import", message).with("field", json!(field))
+            }
             StoreError::PaymentNotFound => ApiError::not_found("payment_not_found", message),
             StoreError::PaymentNotPending { .. } => ApiError::new(StatusCode::CONFLICT, "payment_not_pending", message),
             StoreError::AmountOutOfRange { field, error } => {

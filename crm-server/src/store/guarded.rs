@@ -76,6 +76,8 @@ pub struct GuardedStore {
 struct Guard {
     dir: PathBuf,
     cache_bytes: u64,
+    /// Given to every store opened (see [`SledStore::set_write_wait`]).
+    write_wait: Duration,
     reserve: Reserve,
     /// The open store and its epoch (one more at each reopen); `None` while it is
     /// being reopened or could not be.
@@ -158,6 +160,7 @@ impl GuardedStore {
             },
             dir,
             cache_bytes: config.cache_bytes,
+            write_wait: config.write_wait,
             current: RwLock::new(None),
             epochs: AtomicU64::new(0),
             earlier_flushes: AtomicU64::new(0),
@@ -233,6 +236,7 @@ impl Guard {
     }
 
     fn install(&self, store: SledStore) {
+        store.set_write_wait(self.write_wait);
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((store, epoch));
     }

@@ -36,6 +36,10 @@ pub enum StoreError {
     CardTaken { card: u64, existing: Uuid },
     #[error("the IdClient {0} is already used")]
     IdClientTaken(Uuid),
+    /// The write would give a customer an e-mail, card or IdClient (`field`) that a row
+    /// of the import being written will give to another customer.
+    #[error("this {field} goes to another customer in the customer import being written; nothing was written")]
+    ReservedByImport { field: &'static str },
     #[error("payment not found")]
     PaymentNotFound,
     /// A result for a payment that is no longer pending.

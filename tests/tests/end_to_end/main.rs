@@ -15,6 +15,7 @@ mod disk_full;
 mod drop_in;
 mod durability;
 mod import;
+mod import_turns;
 mod limits;
 mod loyalty;
 mod metrics;

@@ -376,6 +376,9 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
     }
     for (key, value) in after.iter().filter(|(k, v)| before.get(*k) != Some(*v)) {
         if is_unique(key) {
+            if tx.reserved_for_other(key, record.id) {
+                return abort(reserved_by_import(key));
+            }
             if let Some(holder) = tx.index.get(key.as_slice())? {
                 let holder_id = decode_u64(&holder);
                 if holder_id != record.id {
@@ -387,6 +390,16 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
     }
     tx.customers.insert(&record.id.to_be_bytes(), encode(record))?;
     Ok(())
+}
+
+/// The refusal of a unique key that the import being written gives another customer.
+fn reserved_by_import(key: &[u8]) -> StoreError {
+    let field = match key[0] {
+        keys::BY_EMAIL => "Email",
+        keys::BY_CARD => "CarteFid",
+        _ => "IdClient",
+    };
+    StoreError::ReservedByImport { field }
 }
 
 fn conflict(tx: &Tx<'_>, key: &[u8], holder_id: u64, record: &CustomerRecord) -> TxResult<StoreError> {

@@ -32,9 +32,12 @@ impl LoyaltyStore for SledStore {
                 if old.carte_fid.is_some() {
                     return Ok(old);
                 }
-                // Skip the numbers already given explicitly (create, PATCH, import).
+                // Skip the numbers already given explicitly (create, PATCH, import), and
+                // those the import being written will give.
                 let mut card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
-                while tx.index.get(keys::card_key(card))?.is_some() {
+                while tx.index.get(keys::card_key(card))?.is_some()
+                    || tx.reserved_for_other(&keys::card_key(card), old.id)
+                {
                     card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
                 }
                 let mut record = old.clone();

@@ -37,9 +37,11 @@ pub(crate) mod payments;
 pub(crate) mod tickets;
 
 use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock, TryLockError};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -58,6 +60,10 @@ pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// [`DEFAULT_CACHE_MB`] in bytes.
 pub const DEFAULT_CACHE_BYTES: u64 = DEFAULT_CACHE_MB * 1024 * 1024;
+
+/// How long a write waits for its turn while an import is written, by default (see
+/// [`SledStore::set_write_wait`]).
+pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 /// Keys removed in one batch when a replaced register generation is cleared.
 const CLEAR_BATCH: usize = 10_000;
@@ -181,9 +187,21 @@ struct Inner {
     group_commit: GroupCommit,
     /// The database directory (imports spool their rows beside the trees).
     dir: PathBuf,
-    /// Every transaction holds it shared; an import writing its rows holds it
-    /// exclusively, so that nothing changes under its validated plan (see [`import`]).
+    /// An export holds it shared for its whole length, an import being written
+    /// exclusively: one waits for the other (see [`import`], [`backup`]).
     write_gate: RwLock<()>,
+    /// The writers' turns: every write transaction holds it shared
+    /// ([`SledStore::transact`]); an import holds it exclusively while it checks its
+    /// plan and while it writes each batch, and (`mode=merge`) lets go of it between
+    /// batches (see [`import`]). tokio's lock is fair: the writers waiting when a batch
+    /// ends all pass before the next batch, and those that come later wait for the
+    /// next gap, so neither side starves.
+    turns: tokio::sync::RwLock<()>,
+    /// How long a write waits for its turn before it is refused, milliseconds.
+    write_wait_ms: AtomicU64,
+    /// The unique keys that the rows of the merge import being written will give to
+    /// customers: no other customer may take one meanwhile (see [`KeyReservation`]).
+    reserved: RwLock<Option<Arc<KeyReservation>>>,
     /// One import at a time.
     import_lock: Mutex<()>,
     /// Held by the async writer whose transaction runs (see [`SledStore::transact`]).
@@ -214,6 +232,54 @@ pub(crate) struct Tx<'a> {
     pub audit: SnapshotTree<'a>,
     /// Who the transaction's write is made for: its audit entries name them.
     pub origin: &'a crm_model::audit::WriteOrigin,
+    /// The keys an import being written has planned for its rows, in a write that
+    /// runs between its batches; `None` in the import's own transactions.
+    pub reserved: Option<&'a KeyReservation>,
+}
+
+impl Tx<'_> {
+    /// Whether the unique index key `key` is one that the import being written will
+    /// give to a customer other than `id` (then another write must not take it).
+    pub(crate) fn reserved_for_other(&self, key: &[u8], id: u64) -> bool {
+        self.reserved.is_some_and(|r| r.claimed_from(key, id))
+    }
+}
+
+/// The unique index keys (e-mail, card, IdClient) that the rows of a merge import
+/// will write, each with the customer it goes to. Between its batches, other writes
+/// run, and one that took such a key for another customer would break a row planned
+/// earlier; [`super::customers`] refuses it with [`StoreError::ReservedByImport`].
+///
+/// Kept as 64-bit hashes of the keys, sorted, 16 bytes per key: a million rows each
+/// with an e-mail and a card hold 32 MB while the import is written. A collision can
+/// only refuse a write that did not conflict (about one chance in 10^12 at that size),
+/// never let one through.
+pub(crate) struct KeyReservation(Vec<(u64, u64)>);
+
+impl KeyReservation {
+    /// From `(hash of the key, customer id)` pairs ([`KeyReservation::hash`]).
+    pub(crate) fn new(mut entries: Vec<(u64, u64)>) -> KeyReservation {
+        entries.sort_unstable();
+        entries.dedup();
+        entries.shrink_to_fit();
+        KeyReservation(entries)
+    }
+
+    /// SipHash with fixed keys: the same in every reservation of the process.
+    pub(crate) fn hash(key: &[u8]) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn claimed_from(&self, key: &[u8], id: u64) -> bool {
+        let hash = KeyReservation::hash(key);
+        let from = self.0.partition_point(|(k, _)| *k < hash);
+        self.0[from..]
+            .iter()
+            .take_while(|(k, _)| *k == hash)
+            .any(|(_, target)| *target != id)
+    }
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -303,6 +369,9 @@ impl SledStore {
             group_commit: GroupCommit::start(db),
             dir: dir.to_path_buf(),
             write_gate: RwLock::new(()),
+            turns: tokio::sync::RwLock::new(()),
+            write_wait_ms: AtomicU64::new(DEFAULT_WRITE_WAIT.as_millis() as u64),
+            reserved: RwLock::new(None),
             import_lock: Mutex::new(()),
             writer_turn: tokio::sync::Mutex::new(()),
             clearer_running: Mutex::new(false),
@@ -319,6 +388,13 @@ impl SledStore {
         store.resume_interrupted_import(progress)?;
         store.drop_stale_generations()?;
         Ok(store)
+    }
+
+    /// How long a write waits for its turn while an import is written before it is
+    /// refused with [`StoreError::ImportRunning`] (zero: refused at once).
+    pub fn set_write_wait(&self, wait: Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.inner.write_wait_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The live generation of the customer register. Hold it for one operation, not
@@ -411,8 +487,9 @@ impl SledStore {
     }
 
     /// Runs `body` as one atomic transaction over every tree. sled may run the body
-    /// more than once, so it must have no effect outside the transaction. Refused with
-    /// [`StoreError::ImportRunning`] while an import writes its rows.
+    /// more than once, so it must have no effect outside the transaction. While an
+    /// import is written, waits for a turn between its batches, at most the write wait
+    /// ([`Self::set_write_wait`]), then is refused with [`StoreError::ImportRunning`].
     ///
     /// sled runs one transaction at a time and blocks the thread of any other until
     /// then. Writers therefore wait for their turn here, asynchronously: a runtime
@@ -420,23 +497,39 @@ impl SledStore {
     /// on it (with two cores, that parking cost about 15% of the rate of concurrent
     /// credits).
     pub(crate) async fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        // The import's turn first, then sled's: every writer let through between two
+        // batches is past the import's lock before it queues for sled's.
+        let _import_turn = self.write_turn().await?;
         let _turn = self.inner.writer_turn.lock().await;
-        let _shared = match self.inner.write_gate.try_read() {
-            Ok(guard) => guard,
-            Err(TryLockError::WouldBlock) => return Err(StoreError::ImportRunning),
-            Err(TryLockError::Poisoned(guard)) => guard.into_inner(),
-        };
-        self.transact_ungated(body)
+        let reserved = self.inner.reserved.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.transact_in(&self.register(), reserved.as_deref(), body)
     }
 
-    /// [`Self::transact`] for the import, which holds the write gate itself.
+    /// A shared hold on the writers' turns: at once unless an import holds or awaits
+    /// them, else within the write wait.
+    async fn write_turn(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, StoreError> {
+        if let Ok(turn) = self.inner.turns.try_read() {
+            return Ok(turn);
+        }
+        let wait = Duration::from_millis(self.inner.write_wait_ms.load(Ordering::Relaxed));
+        tokio::time::timeout(wait, self.inner.turns.read())
+            .await
+            .map_err(|_| StoreError::ImportRunning)
+    }
+
+    /// [`Self::transact`] for the import, which holds the writers' turns itself.
     fn transact_ungated<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        self.transact_in(&self.register(), body)
+        self.transact_in(&self.register(), None, body)
     }
 
     /// A transaction whose `customers` and `index` are those of `register`: the live
     /// generation, or one a replace import is writing.
-    fn transact_in<T>(&self, register: &Register, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+    fn transact_in<T>(
+        &self,
+        register: &Register,
+        reserved: Option<&KeyReservation>,
+        body: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
         let i = &self.inner;
         // Read once per transaction: an export turns it on and off while it holds the
         // writers' turn, so no transaction runs across the change (see [`backup`]).
@@ -482,6 +575,7 @@ impl SledStore {
                         idempotency: SnapshotTree::new(idempotency, before, backup::Tag::Idempotency),
                         audit: SnapshotTree::new(audit, before, backup::Tag::Audit),
                         origin: &self.origin,
+                        reserved,
                     })
                 },
             )
