@@ -1,5 +1,5 @@
-//! What every handler is given: the store, the settings, the other services and the
-//! imports under way.
+//! The state every route module is given ([`AppState`]): its own module, so that the
+//! route modules and `routes.rs`, which assembles them, do not import each other.
 
 use std::sync::Arc;
 

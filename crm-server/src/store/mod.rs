@@ -69,6 +69,15 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+impl From<crm_model::money::AmountOutOfRange> for StoreError {
+    fn from(e: crm_model::money::AmountOutOfRange) -> Self {
+        StoreError::AmountOutOfRange {
+            field: e.field,
+            error: e.error,
+        }
+    }
+}
+
 /// Customers: the register and its indexes (IdClient, e-mail, card, search, sorts).
 pub trait CustomerStore {
     /// Creates a customer with the next sequence number; its opening credit is its

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use chrono::Utc;
 use crm_model::search::{query_terms, search_tokens};
-use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
+use crm_model::{CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
 use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
@@ -24,13 +24,12 @@ impl CustomerStore for SledStore {
                     return abort(StoreError::IdClientTaken(id_client));
                 }
                 let id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, 1)?;
-                let opening = new.opening_credit;
-                let mut record = new.clone().into_record(id, id_client, now);
-                record.credit = Cents::ZERO;
-                if opening > Cents::ZERO {
+                let creation = new.creation(id, id_client, now);
+                let mut record = creation.record;
+                if let Some(opening) = creation.opening_credit {
                     ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
                 }
-                if let Some((date, amount)) = new.scheduled_payment {
+                if let Some((date, amount)) = creation.payment {
                     payments::schedule_payment(tx, &mut record, date, amount, now)?;
                 }
                 tickets::match_pending(tx, None, &mut record, now)?;

@@ -926,36 +926,30 @@ enum RowWrite {
 }
 
 /// A new customer with id `id` from a row, with its opening credit, payment and the
-/// tickets waiting for it.
+/// tickets waiting for it (see [`crm_model::input::Creation`]).
 fn create_row(tx: &Tx<'_>, row: &ImportRow, id: u64, now: DateTime<Utc>) -> TxResult<CustomerRecord> {
     let c = &row.customer;
-    let id_client = c.id_client.unwrap_or_else(Uuid::new_v4);
-    let mut record = c.clone().into_record(id, id_client, now);
-    record.credit = Cents::ZERO;
-    if c.opening_credit > Cents::ZERO {
-        ledger::append(tx, &mut record, c.opening_credit, LedgerCause::Opening, None, now)?;
+    let creation = c.creation(id, c.id_client.unwrap_or_else(Uuid::new_v4), now);
+    let mut record = creation.record;
+    if let Some(opening) = creation.opening_credit {
+        ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
     }
-    if let Some((date, montant)) = c.scheduled_payment {
+    if let Some((date, montant)) = creation.payment {
         payments::schedule_payment(tx, &mut record, date, montant, now)?;
     }
     tickets::match_pending(tx, None, &mut record, now)?;
     Ok(record)
 }
 
-/// Applies a row to the customer `old` it updates.
+/// Applies a row to the customer `old` it updates (see [`crm_model::import::RowUpdate`]).
 fn update_row(tx: &Tx<'_>, row: &ImportRow, old: CustomerRecord, now: DateTime<Utc>) -> TxResult<RowWrite> {
-    let c = &row.customer;
-    let mut record = old.clone();
-    row.apply_to(&mut record);
-    if let Some(credit) = row.credit().filter(|credit| *credit != record.credit) {
+    let update = row.update_of(&old);
+    let mut record = update.record;
+    if let Some(credit) = update.new_balance {
         ledger::append(tx, &mut record, credit, LedgerCause::ImportAdjustment, None, now)?;
     }
-    if let Some((date, montant)) = c.scheduled_payment {
-        // A row carries one payment, which replaces the pending ones, unless it is the
-        // one already scheduled (re-importing a file changes nothing).
-        if (record.next_payment, record.pending_payments) != (Some(date), montant) {
-            payments::replace_pending_payments(tx, &mut record, Some((date, montant)), now)?;
-        }
+    if let Some(payment) = update.payment {
+        payments::replace_pending_payments(tx, &mut record, Some(payment), now)?;
     }
     if record == old {
         return Ok(RowWrite::Unchanged(old));

@@ -295,18 +295,7 @@ pub(crate) fn add_cents(
     amount: crm_model::Cents,
     field: impl FnOnce() -> String,
 ) -> TxResult<crm_model::Cents> {
-    match total.checked_add(amount) {
-        Some(sum) => Ok(sum),
-        None => abort(StoreError::AmountOutOfRange {
-            field: field(),
-            error: format!(
-                "adding {} cents to {} would pass the largest amount, {} cents; nothing was written",
-                amount.0,
-                total.0,
-                crm_model::money::MAX_CENTS
-            ),
-        }),
-    }
+    total.bounded_add(amount, field).or_else(|e| abort(e.into()))
 }
 
 /// A sled (or spool file) failure as a [`StoreError`]: a full disk is told apart, so that
