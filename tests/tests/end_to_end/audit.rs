@@ -456,3 +456,32 @@ async fn a_restored_export_keeps_the_trail_and_numbers_on_after_it() {
     let last = trail(&restored).await.pop().unwrap();
     assert_eq!((last["seq"].as_u64(), last["IdClient"].as_str()), (Some(4), Some(next.as_str())));
 }
+
+#[tokio::test]
+async fn a_replace_import_is_one_entry_with_its_counts_not_one_per_row() {
+    let app = spawn_app().await;
+    app.create_customer_ok(&json!({"Nom": "Kept", "email": "kept@x.fr"})).await;
+    app.create_customer_ok(&json!({"Nom": "Absent", "email": "absent@x.fr"})).await;
+    let rows = json!([
+        {"Nom": "Kept", "Email": "kept@x.fr", "Phone": "0102030405"},
+        {"Nom": "New", "Email": "new@x.fr"},
+        {"Nom": "Newer", "Email": "newer@x.fr"},
+    ]);
+    let (status, report) = app.import("mode=replace", None, rows.to_string()).await;
+    assert_eq!(status, 200, "{report}");
+    let entries = trail(&app).await;
+    assert_eq!(entries.len(), 3, "two creations and the import: {entries:?}");
+    assert_eq!(
+        facts(&entries[2]),
+        fact(
+            "local",
+            "POST /api/update_db",
+            None,
+            "import (replace): 2 created, 1 updated, 0 unchanged, 1 erased"
+        )
+    );
+    // A dry run writes nothing, so records nothing.
+    let (status, _) = app.import("mode=merge&dry_run=true", None, rows.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(trail(&app).await.len(), 3);
+}
