@@ -93,7 +93,10 @@ impl AuditEntry {
 
 /// The API fields of a customer that a write can change, with how to read each: named
 /// in summaries by their API names.
-const FIELDS: &[(&str, fn(&CustomerRecord) -> String)] = &[
+/// How a summary reads one field of a customer.
+type FieldReader = fn(&CustomerRecord) -> String;
+
+const FIELDS: &[(&str, FieldReader)] = &[
     ("Nom", |r| r.nom.clone()),
     ("Prenom", |r| r.prenom.clone()),
     ("Email", |r| r.email.clone()),
@@ -284,7 +287,10 @@ mod tests {
         assert_eq!(customer_change(Some(&before), &carded).as_deref(), Some("card issued"));
         let mut refused = before.clone();
         refused.nb_refus = 2;
-        assert_eq!(customer_change(Some(&refused), &before).as_deref(), Some("NbRefus 2 -> 0"));
+        assert_eq!(
+            customer_change(Some(&refused), &before).as_deref(),
+            Some("NbRefus 2 -> 0")
+        );
         let mut erased = carded.clone();
         erased.erase_personal_data(Utc::now());
         assert_eq!(

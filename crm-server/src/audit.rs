@@ -50,14 +50,18 @@ pub fn audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
         None | Some("") => None,
         // An IdClient that no customer has is a customer with no entries, not a 404:
         // an erased or restored customer's trail is still asked for by its id.
-        Some(text) => Some(parse_id_client(text).map_err(|_| {
-            bad("bad_request", format!("customer {text:?} is not an IdClient (a UUID)"))
-        })?),
+        Some(text) => Some(
+            parse_id_client(text)
+                .map_err(|_| bad("bad_request", format!("customer {text:?} is not an IdClient (a UUID)")))?,
+        ),
     };
     let after = match params.after.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(text.parse::<u64>().map_err(|_| {
-            bad("bad_cursor", format!("after {text:?} is not a cursor of this list (a next_cursor)"))
+            bad(
+                "bad_cursor",
+                format!("after {text:?} is not a cursor of this list (a next_cursor)"),
+            )
         })?),
     };
     let limit = match params.limit.as_deref().map(str::trim) {

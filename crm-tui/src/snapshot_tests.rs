@@ -247,9 +247,27 @@ fn customer_detail_history() {
         append: false,
         result: Ok(Page {
             items: vec![
-                entry(3, "2019-01-03T08:15:00Z", "caisse-1", "POST /api/credit", "credit +2,50 € (balance 3,50 €)"),
-                entry(2, "2019-01-02T10:30:00Z", "local", "PATCH /api/v1/customers/{}", "changed Email, Phone"),
-                entry(1, "2019-01-01T09:00:00Z", "local", "POST /api/v1/customers", "created with Nom, Prenom, Email"),
+                entry(
+                    3,
+                    "2019-01-03T08:15:00Z",
+                    "caisse-1",
+                    "POST /api/credit",
+                    "credit +2,50 € (balance 3,50 €)",
+                ),
+                entry(
+                    2,
+                    "2019-01-02T10:30:00Z",
+                    "local",
+                    "PATCH /api/v1/customers/{}",
+                    "changed Email, Phone",
+                ),
+                entry(
+                    1,
+                    "2019-01-01T09:00:00Z",
+                    "local",
+                    "POST /api/v1/customers",
+                    "created with Nom, Prenom, Email",
+                ),
             ],
             next_cursor: None,
             total: 3,

@@ -441,7 +441,9 @@ impl Refusal {
 
 /// Who makes a request and through which route, for the audit trail: the token's
 /// name (`local` without tokens) and the route's pattern.
-pub fn write_origin(access: Arc<Access>) -> impl Filter<Extract = (WriteOrigin,), Error = std::convert::Infallible> + Clone {
+pub fn write_origin(
+    access: Arc<Access>,
+) -> impl Filter<Extract = (WriteOrigin,), Error = std::convert::Infallible> + Clone {
     warp::method()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())

@@ -338,18 +338,20 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(
-    state: &AppState<S>,
-    id: &str,
-    raw_query: &str,
-    csrf: Option<String>,
-    history: bool,
-) -> Response {
+pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>, history: bool) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
     let notice = Notice::parse(raw_query);
-    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK, csrf, history) {
+    match show(
+        state,
+        id_client,
+        notice,
+        CreditForm::default(),
+        StatusCode::OK,
+        csrf,
+        history,
+    ) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -363,7 +365,15 @@ pub(super) fn page_with_credit_form<S: Store>(
     credit: CreditForm,
     csrf: Option<String>,
 ) -> Result<Response, PageError> {
-    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf, false)
+    show(
+        state,
+        id_client,
+        None,
+        credit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        csrf,
+        false,
+    )
 }
 
 /// Whether the request may see the audit trail, as `GET /api/v1/audit` decides it: an
@@ -553,7 +563,13 @@ mod tests {
         let bare = html(&CustomerPageView::new(record())).await;
         assert!(bare.contains("<h1>Jon &#60;b&#62;Doe&#60;/b&#62;</h1>"), "{bare}");
         assert!(bare.contains("n° 33") && bare.contains("15,00\u{a0}€"));
-        for section in ["Mouvements de crédit", "Tickets</h2>", "Paiements différés", "<svg", "Historique"] {
+        for section in [
+            "Mouvements de crédit",
+            "Tickets</h2>",
+            "Paiements différés",
+            "<svg",
+            "Historique",
+        ] {
             assert!(!bare.contains(section), "{section} shown without data");
         }
 

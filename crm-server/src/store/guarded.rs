@@ -45,8 +45,8 @@ use crm_model::{
 use uuid::Uuid;
 
 use super::{
-    AuditQuery, AuditStore, BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore,
-    SledStore, StoreAdmin, StoreError, TicketStore,
+    AuditQuery, AuditStore, BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome,
+    LoyaltyStore, PaymentStore, SledStore, StoreAdmin, StoreError, TicketStore,
 };
 use crate::config::Config;
 

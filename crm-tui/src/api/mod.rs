@@ -18,9 +18,9 @@ use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 pub use types::{
-    Article, AuditEntry, CreditBalance, CreditDecision, CustomerChanges, CustomerKey, ImportMode, ImportRequest, ImportSummary,
-    LedgerEntry, NewCustomerRequest, PaymentOutcome, RowError, ScheduledPayment, ServerImportProgress, Ticket,
-    UploadProgress,
+    Article, AuditEntry, CreditBalance, CreditDecision, CustomerChanges, CustomerKey, ImportMode, ImportRequest,
+    ImportSummary, LedgerEntry, NewCustomerRequest, PaymentOutcome, RowError, ScheduledPayment, ServerImportProgress,
+    Ticket, UploadProgress,
 };
 
 /// How long to wait for a TCP connection before calling the server unreachable.
@@ -294,7 +294,12 @@ impl ApiClient {
 
     /// `GET /api/v1/audit?customer=<IdClient>`, newest first: one page of the
     /// customer's audit trail (`cursor`: the `next_cursor` of the page before).
-    pub async fn audit(&self, id_client: Uuid, limit: usize, cursor: Option<&str>) -> Result<Page<AuditEntry>, ApiError> {
+    pub async fn audit(
+        &self,
+        id_client: Uuid,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, ApiError> {
         let mut url = self.url(&["api", "v1", "audit"]);
         {
             let mut pairs = url.query_pairs_mut();

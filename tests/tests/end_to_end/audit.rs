@@ -19,7 +19,8 @@ use uuid::Uuid;
 const READ: &str = "read-token-0123456789";
 const WRITE: &str = "write-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
-const TOKENS: &str = "bi:read-token-0123456789:read\ntills:write-token-0123456789:write\nops:admin-token-0123456789:admin\n";
+const TOKENS: &str =
+    "bi:read-token-0123456789:read\ntills:write-token-0123456789:write\nops:admin-token-0123456789:admin\n";
 
 async fn spawn_with_tokens() -> TestApp {
     spawn_app_with(|config| config.tokens = Some(Arc::new(TokenSet::parse(TOKENS).unwrap()))).await
@@ -92,7 +93,9 @@ async fn every_write_without_tokens_leaves_a_local_entry_with_route_customer_and
     let entries = trail(&app).await;
     let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
-    assert!(entries.iter().all(|e| e["at"].as_str().is_some_and(|at| at.ends_with('Z'))));
+    assert!(entries
+        .iter()
+        .all(|e| e["at"].as_str().is_some_and(|at| at.ends_with('Z'))));
     let id = Some(id.as_str());
     let customer = "/api/v1/customers/{}";
     assert_eq!(
@@ -127,7 +130,12 @@ async fn every_write_without_tokens_leaves_a_local_entry_with_route_customer_and
                     euros(12000)
                 )
             ),
-            fact("local", "POST /api/v1/customers/{}/refusals/reset", id, "NbRefus 1 -> 0"),
+            fact(
+                "local",
+                "POST /api/v1/customers/{}/refusals/reset",
+                id,
+                "NbRefus 1 -> 0"
+            ),
             fact(
                 "local",
                 "POST /api/update_db",
@@ -140,7 +148,9 @@ async fn every_write_without_tokens_leaves_a_local_entry_with_route_customer_and
     // Field names and amounts only: no e-mail, phone or name in any summary.
     for personal in ["lea", "0102030405", "Lefèvre", "bob@"] {
         assert!(
-            entries.iter().all(|e| !e["summary"].as_str().unwrap().contains(personal)),
+            entries
+                .iter()
+                .all(|e| !e["summary"].as_str().unwrap().contains(personal)),
             "{personal} in {entries:?}"
         );
     }
@@ -188,6 +198,7 @@ async fn with_tokens_each_entry_names_the_token_and_the_audit_is_for_admin_only(
     }
     let (status, page) = audit(&app, "", Some(ADMIN)).await;
     assert_eq!(status, 200, "{page}");
+    let customer = Uuid::parse_str(&id).unwrap();
     let id = Some(id.as_str());
     assert_eq!(
         page["items"].as_array().unwrap().iter().map(facts).collect::<Vec<_>>(),
@@ -199,7 +210,6 @@ async fn with_tokens_each_entry_names_the_token_and_the_audit_is_for_admin_only(
 
     // The TUI's client asks the same, with its token.
     let client = |token| ApiClient::with_token(app.address.parse().unwrap(), Some(token));
-    let customer = Uuid::parse_str(id.unwrap()).unwrap();
     let page = client(ADMIN).audit(customer, 10, None).await.unwrap();
     assert_eq!(page.items[0].actor, "ops", "newest first");
     match client(READ).audit(customer, 10, None).await {
@@ -221,7 +231,10 @@ async fn the_trail_is_paged_by_cursor_either_way_and_filtered_by_customer() {
     // 2 creations, 3 patches of A, 1 card of B (the next two change nothing).
     let (status, first) = audit(&app, "limit=2", None).await;
     assert_eq!(status, 200, "{first}");
-    assert_eq!((first["total"].as_u64(), first["next_cursor"].as_str()), (Some(6), Some("2")));
+    assert_eq!(
+        (first["total"].as_u64(), first["next_cursor"].as_str()),
+        (Some(6), Some("2"))
+    );
     let (_, second) = audit(&app, "limit=2&after=2", None).await;
     let seqs = |page: &Value| -> Vec<u64> {
         page["items"]
@@ -243,9 +256,19 @@ async fn the_trail_is_paged_by_cursor_either_way_and_filtered_by_customer() {
     let (_, of_b) = audit(&app, &format!("customer={b}"), None).await;
     assert_eq!(of_b["total"], 2);
     let (_, nobody) = audit(&app, &format!("customer={}", Uuid::new_v4()), None).await;
-    assert_eq!((nobody["total"].as_u64(), nobody["items"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    assert_eq!(
+        (nobody["total"].as_u64(), nobody["items"].as_array().map(Vec::len)),
+        (Some(0), Some(0))
+    );
 
-    for bad in ["customer=nope", "after=x", "limit=0", "limit=5000", "order=sideways", "after=%FF"] {
+    for bad in [
+        "customer=nope",
+        "after=x",
+        "limit=0",
+        "limit=5000",
+        "order=sideways",
+        "after=%FF",
+    ] {
         let (status, body) = audit(&app, bad, None).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
@@ -414,7 +437,10 @@ async fn the_customer_page_shows_the_history_to_those_who_may_read_the_audit() {
             .send()
     };
     let admin = page_as(ADMIN).await.unwrap().text().await.unwrap();
-    assert!(admin.contains("Historique") && admin.contains("<td>tills</td>"), "{admin}");
+    assert!(
+        admin.contains("Historique") && admin.contains("<td>tills</td>"),
+        "{admin}"
+    );
     let read = page_as(READ).await.unwrap();
     assert_eq!(read.status(), 200);
     let read = read.text().await.unwrap();
@@ -454,14 +480,19 @@ async fn a_restored_export_keeps_the_trail_and_numbers_on_after_it() {
     );
     let next = restored.create_customer_ok(&json!({"Nom": "After"})).await;
     let last = trail(&restored).await.pop().unwrap();
-    assert_eq!((last["seq"].as_u64(), last["IdClient"].as_str()), (Some(4), Some(next.as_str())));
+    assert_eq!(
+        (last["seq"].as_u64(), last["IdClient"].as_str()),
+        (Some(4), Some(next.as_str()))
+    );
 }
 
 #[tokio::test]
 async fn a_replace_import_is_one_entry_with_its_counts_not_one_per_row() {
     let app = spawn_app().await;
-    app.create_customer_ok(&json!({"Nom": "Kept", "email": "kept@x.fr"})).await;
-    app.create_customer_ok(&json!({"Nom": "Absent", "email": "absent@x.fr"})).await;
+    app.create_customer_ok(&json!({"Nom": "Kept", "email": "kept@x.fr"}))
+        .await;
+    app.create_customer_ok(&json!({"Nom": "Absent", "email": "absent@x.fr"}))
+        .await;
     let rows = json!([
         {"Nom": "Kept", "Email": "kept@x.fr", "Phone": "0102030405"},
         {"Nom": "New", "Email": "new@x.fr"},

@@ -119,7 +119,9 @@ impl SledStore {
     fn audit_entry(&self, seq: u64) -> Result<AuditEntry, StoreError> {
         match self.inner.audit.get(entry_key(seq)).map_err(storage)? {
             Some(bytes) => decode(&bytes),
-            None => Err(StoreError::Storage(format!("the audit index points to missing entry {seq}"))),
+            None => Err(StoreError::Storage(format!(
+                "the audit index points to missing entry {seq}"
+            ))),
         }
     }
 }
