@@ -198,6 +198,7 @@ async fn with_tokens_each_entry_names_the_token_and_the_audit_is_for_admin_only(
     }
     let (status, page) = audit(&app, "", Some(ADMIN)).await;
     assert_eq!(status, 200, "{page}");
+    let customer = Uuid::parse_str(&id).unwrap();
     let id = Some(id.as_str());
     assert_eq!(
         page["items"].as_array().unwrap().iter().map(facts).collect::<Vec<_>>(),
@@ -209,7 +210,6 @@ async fn with_tokens_each_entry_names_the_token_and_the_audit_is_for_admin_only(
 
     // The TUI's client asks the same, with its token.
     let client = |token| ApiClient::with_token(app.address.parse().unwrap(), Some(token));
-    let customer = Uuid::parse_str(id.unwrap()).unwrap();
     let page = client(ADMIN).audit(customer, 10, None).await.unwrap();
     assert_eq!(page.items[0].actor, "ops", "newest first");
     match client(READ).audit(customer, 10, None).await {
@@ -484,4 +484,35 @@ async fn a_restored_export_keeps_the_trail_and_numbers_on_after_it() {
         (last["seq"].as_u64(), last["IdClient"].as_str()),
         (Some(4), Some(next.as_str()))
     );
+}
+
+#[tokio::test]
+async fn a_replace_import_is_one_entry_with_its_counts_not_one_per_row() {
+    let app = spawn_app().await;
+    app.create_customer_ok(&json!({"Nom": "Kept", "email": "kept@x.fr"}))
+        .await;
+    app.create_customer_ok(&json!({"Nom": "Absent", "email": "absent@x.fr"}))
+        .await;
+    let rows = json!([
+        {"Nom": "Kept", "Email": "kept@x.fr", "Phone": "0102030405"},
+        {"Nom": "New", "Email": "new@x.fr"},
+        {"Nom": "Newer", "Email": "newer@x.fr"},
+    ]);
+    let (status, report) = app.import("mode=replace", None, rows.to_string()).await;
+    assert_eq!(status, 200, "{report}");
+    let entries = trail(&app).await;
+    assert_eq!(entries.len(), 3, "two creations and the import: {entries:?}");
+    assert_eq!(
+        facts(&entries[2]),
+        fact(
+            "local",
+            "POST /api/update_db",
+            None,
+            "import (replace): 2 created, 1 updated, 0 unchanged, 1 erased"
+        )
+    );
+    // A dry run writes nothing, so records nothing.
+    let (status, _) = app.import("mode=merge&dry_run=true", None, rows.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(trail(&app).await.len(), 3);
 }

@@ -181,3 +181,56 @@ impl AuditStore for SledStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CustomerStore;
+    use crm_model::{CustomerPatch, NewCustomer};
+    use futures::executor::block_on;
+
+    fn all(store: &SledStore, customer: Option<Uuid>) -> Vec<AuditEntry> {
+        let query = AuditQuery {
+            customer,
+            after: None,
+            limit: 100,
+            newest_first: false,
+        };
+        block_on(store.audit(&query)).unwrap().items
+    }
+
+    #[test]
+    fn a_refused_write_records_nothing_and_each_handle_records_its_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 4 * 1024 * 1024).unwrap();
+        let new = |email: &str| NewCustomer {
+            nom: "A".into(),
+            email: email.into(),
+            ..Default::default()
+        };
+        let till = store.acting_for(WriteOrigin::new("till", "POST /api/v1/customers"));
+        let a = block_on(till.create_customer(new("a@x.fr"))).unwrap();
+        let b = block_on(store.create_customer(new("b@x.fr"))).unwrap();
+        // Refused whole (the e-mail is A's): neither the change nor its entry.
+        assert!(block_on(till.create_customer(new("a@x.fr"))).is_err());
+        let patch = CustomerPatch {
+            email: Some("a@x.fr".into()),
+            ..Default::default()
+        };
+        assert!(block_on(store.update_customer(b.id_client, patch)).is_err());
+        let entries = all(&store, None);
+        let origins: Vec<(&str, &str, Option<Uuid>)> = entries
+            .iter()
+            .map(|e| (e.actor.as_str(), e.route.as_str(), e.id_client))
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                ("till", "POST /api/v1/customers", Some(a.id_client)),
+                ("local", "-", Some(b.id_client))
+            ]
+        );
+        assert_eq!(read_counter(&store.inner.meta, LAST_AUDIT_SEQ).unwrap(), 2);
+        assert_eq!(all(&store, Some(b.id_client)), entries[1..]);
+    }
+}

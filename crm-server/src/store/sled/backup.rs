@@ -529,6 +529,11 @@ mod tests {
             name: "next_customer_id".into(),
             value: 2
         }));
+        let audited = records
+            .iter()
+            .filter(|r| matches!(r, BackupRecord::Audit { .. }))
+            .count();
+        assert_eq!(audited, 2, "the entries of the two creations, not those written after");
         assert!(matches!(records.last(), Some(BackupRecord::Trailer { counts }) if counts.customers == 2));
         assert!(
             store.inner.before_images.is_empty(),
