@@ -7,25 +7,31 @@
 //!    (`ledger`, one line per entry, in entry order, as many as its `ledger_entries`);
 //! 3. the tickets (`ticket`), payments (`payment`), the keys of credit items already
 //!    applied (`credit_key`), the cursors of ticket consumers (`consumer`) and the
-//!    counters that number what is created next (`counter`);
+//!    counters that number what is created next (`counter`), and the audit trail
+//!    (`audit`, one line per entry, oldest first; since version 2);
 //! 4. a `trailer` with the count of every kind, so that a dump cut short is refused
 //!    rather than restored in part.
 //!
-//! Versions: a version adds kinds of records (the audit trail will be one); a reader
-//! refuses a version above its own, and a kind its version does not know.
+//! Versions: a version adds kinds of records (version 2 added `audit`); a reader
+//! refuses a version above its own, and a kind its version does not know. Dumps of
+//! version 1 (no audit trail) still restore.
 
 use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditEntry;
 use crate::{CustomerRecord, LedgerEntry, PaymentRecord, TicketRecord};
 
 /// The `format` of a dump's header.
 pub const FORMAT: &str = "crm-backup";
 
 /// The version this code writes, and the newest it reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// The first version whose dumps carry the audit trail.
+pub const AUDIT_VERSION: u32 = 2;
 
 /// One line of a dump.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +73,10 @@ pub enum BackupRecord {
         name: String,
         value: u64,
     },
+    /// An entry of the audit trail (since [`AUDIT_VERSION`]).
+    Audit {
+        entry: AuditEntry,
+    },
     Trailer {
         counts: BackupCounts,
     },
@@ -94,6 +104,9 @@ pub struct BackupCounts {
     pub credit_keys: u64,
     pub consumers: u64,
     pub counters: u64,
+    /// Absent from the trailers of version 1 dumps, which have no audit trail.
+    #[serde(default)]
+    pub audit_entries: u64,
 }
 
 impl BackupCounts {
@@ -107,6 +120,7 @@ impl BackupCounts {
             BackupRecord::CreditKey { .. } => &mut self.credit_keys,
             BackupRecord::Consumer { .. } => &mut self.consumers,
             BackupRecord::Counter { .. } => &mut self.counters,
+            BackupRecord::Audit { .. } => &mut self.audit_entries,
             BackupRecord::Header { .. } | BackupRecord::Trailer { .. } => return,
         };
         *counter += 1;
@@ -128,6 +142,8 @@ pub struct BackupError {
 pub struct BackupCheck {
     line: u64,
     header_seen: bool,
+    /// The dump's version, once its header is read.
+    version: u32,
     trailer_seen: bool,
     counts: BackupCounts,
     /// The customer whose ledger may follow: its number, entries expected, seen.
@@ -161,6 +177,7 @@ impl BackupCheck {
                         )));
                     }
                     self.header_seen = true;
+                    self.version = *version;
                     Ok(())
                 }
                 BackupRecord::Header { format, .. } => {
@@ -195,6 +212,10 @@ impl BackupCheck {
                 self.trailer_seen = true;
                 Ok(())
             }
+            BackupRecord::Audit { .. } if self.version < AUDIT_VERSION => Err(self.error(format!(
+                "an audit record in a dump of version {}: audit records come with version {AUDIT_VERSION}",
+                self.version
+            ))),
             BackupRecord::Customer { customer } => {
                 self.ledger_of = Some((customer.id, customer.ledger_entries, 0));
                 self.counts.count(record);
@@ -347,7 +368,7 @@ mod tests {
     fn a_complete_dump_reads_back_record_for_record() {
         let records = complete();
         let text = dump(&records);
-        assert!(text.starts_with(r#"{"kind":"header","format":"crm-backup","version":1"#));
+        assert!(text.starts_with(r#"{"kind":"header","format":"crm-backup","version":2"#));
         let read: Vec<_> = BackupReader::new(text.as_bytes()).map(Result::unwrap).collect();
         assert_eq!(read, records);
         let counts = read_counts(&text);
@@ -400,15 +421,48 @@ mod tests {
 
     #[test]
     fn only_known_formats_versions_and_kinds_are_read() {
-        let later = r#"{"kind":"header","format":"crm-backup","version":2,"created_at":"2026-01-01T00:00:00Z"}"#;
-        assert!(read(later).unwrap_err().message.contains("version 2"));
+        let later = r#"{"kind":"header","format":"crm-backup","version":3,"created_at":"2026-01-01T00:00:00Z"}"#;
+        assert!(read(later).unwrap_err().message.contains("version 3"));
         let other = r#"{"kind":"header","format":"other","version":1,"created_at":"2026-01-01T00:00:00Z"}"#;
         assert!(read(other).unwrap_err().message.contains("format"));
         let not_first = dump(&complete()[1..]);
         assert!(read(&not_first).unwrap_err().message.contains("not a dump"));
-        let unknown_kind = dump(&complete()[..1]) + r#"{"kind":"audit","who":"local"}"# + "\n";
+        let unknown_kind = dump(&complete()[..1]) + r#"{"kind":"signature","who":"local"}"# + "\n";
         let error = read(&unknown_kind).unwrap_err();
         assert_eq!(error.line, 2);
         assert!(error.message.contains("unknown variant"), "{error}");
+    }
+
+    fn audit(seq: u64) -> BackupRecord {
+        let origin = crate::audit::WriteOrigin::local("POST /api/v1/customers");
+        BackupRecord::Audit {
+            entry: AuditEntry::new(seq, Utc::now(), &origin, Some(Uuid::nil()), "created"),
+        }
+    }
+
+    #[test]
+    fn a_version_1_dump_still_reads_and_only_a_version_2_dump_has_audit_records() {
+        // As version 1 wrote them: no audit count in the trailer.
+        let v1 = concat!(
+            r#"{"kind":"header","format":"crm-backup","version":1,"created_at":"2026-01-01T00:00:00Z"}"#,
+            "\n",
+            r#"{"kind":"consumer","name":"bi","cursor":3}"#,
+            "\n",
+            r#"{"kind":"trailer","counts":{"customers":0,"ledger_entries":0,"tickets":0,"payments":0,"#,
+            r#""credit_keys":0,"consumers":1,"counters":0}}"#,
+            "\n",
+        );
+        assert_eq!(read(v1).unwrap().consumers, 1);
+        let mut with_audit = complete();
+        with_audit.insert(with_audit.len() - 1, audit(1));
+        with_audit.insert(with_audit.len() - 1, audit(2));
+        let Some(BackupRecord::Trailer { counts }) = with_audit.last_mut() else {
+            unreachable!()
+        };
+        counts.audit_entries = 2;
+        assert_eq!(read(&dump(&with_audit)).unwrap().audit_entries, 2);
+        let v1_with_audit = v1.lines().next().unwrap().to_string() + "\n" + &serde_json::to_string(&audit(1)).unwrap();
+        let error = read(&v1_with_audit).unwrap_err();
+        assert!(error.message.contains("version 2"), "{error}");
     }
 }

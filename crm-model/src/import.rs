@@ -195,17 +195,33 @@ impl ImportRow {
         self.customer.id_client.is_none() && email_key(&self.customer.email).is_none()
     }
 
+    /// What this row writes to the stored customer `old` it updates (see
+    /// [`RowUpdate`]).
+    pub fn update_of(&self, old: &CustomerRecord) -> RowUpdate {
+        let mut record = old.clone();
+        self.apply_to(&mut record);
+        RowUpdate {
+            record,
+            new_balance: self.credit().filter(|credit| *credit != old.credit),
+            // A row carries one payment, which replaces the pending ones, unless it is
+            // the one already scheduled (importing a file again changes nothing).
+            payment: self
+                .customer
+                .scheduled_payment
+                .filter(|(date, montant)| (old.next_payment, old.pending_payments) != (Some(*date), *montant)),
+        }
+    }
+
     /// What an update by this row makes of `record`, and whether it changes anything.
     /// Credit and the scheduled payment are set directly here, for previews (dry runs);
-    /// the store moves credit through its ledger.
+    /// the store moves them through its ledger and payment schedule.
     pub fn preview_update(&self, record: &CustomerRecord, now: DateTime<Utc>) -> (CustomerRecord, bool) {
-        let mut updated = record.clone();
-        self.apply_to(&mut updated);
-        if let Some(credit) = self.credit() {
+        let plan = self.update_of(record);
+        let mut updated = plan.record;
+        if let Some(credit) = plan.new_balance {
             updated.credit = credit;
         }
-        if let Some((date, montant)) = self.customer.scheduled_payment {
-            // The row's payment replaces the pending ones.
+        if let Some((date, montant)) = plan.payment {
             updated.next_payment = Some(date);
             updated.pending_payments = montant;
         }
@@ -215,6 +231,20 @@ impl ImportRow {
         }
         (updated, changed)
     }
+}
+
+/// What an import row writes to the stored customer it updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowUpdate {
+    /// The customer with the row's fields (those it gives; `Nom` always); its credit
+    /// and payments as they were.
+    pub record: CustomerRecord,
+    /// The balance the row sets, when it gives one that differs: moved through the
+    /// ledger (an import adjustment).
+    pub new_balance: Option<Cents>,
+    /// The payment (due date, amount) that replaces the customer's pending ones, when
+    /// the row gives one other than the one pending.
+    pub payment: Option<(chrono::NaiveDate, Cents)>,
 }
 
 /// One problem of one row, as the import answer lists it.
@@ -1460,6 +1490,41 @@ mod tests {
         assert!(
             !row.preview_update(&record, now).1,
             "the same row again changes nothing"
+        );
+    }
+
+    #[test]
+    fn an_update_moves_the_balance_and_replaces_the_payment_only_when_they_differ() {
+        let (_, rows) = read(
+            r#"[{"Nom":"A","Credit":7,"Date_paiement":"2024-03-01","Montant":40}, {"Nom":"B"}]"#,
+            None,
+        )
+        .unwrap();
+        let (row, bare) = (valid(&rows[0]), valid(&rows[1]));
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let mut old = NewCustomer {
+            nom: "Old".into(),
+            opening_credit: Cents(3),
+            ..NewCustomer::default()
+        }
+        .into_record(1, uuid::Uuid::nil(), Utc::now());
+        let update = row.update_of(&old);
+        assert_eq!(update.record.nom, "A");
+        assert_eq!(update.record.credit, Cents(3), "the balance moves through the ledger");
+        assert_eq!(
+            (update.new_balance, update.payment),
+            (Some(Cents(7)), Some((day, Cents(40))))
+        );
+        old.credit = Cents(7);
+        old.next_payment = Some(day);
+        old.pending_payments = Cents(40);
+        let again = row.update_of(&old);
+        assert_eq!((again.new_balance, again.payment), (None, None), "already so");
+        let update = bare.update_of(&old);
+        assert_eq!(
+            (update.new_balance, update.payment),
+            (None, None),
+            "a row without them keeps both"
         );
     }
 }

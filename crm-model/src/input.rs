@@ -239,6 +239,33 @@ impl NewCustomer {
     }
 }
 
+/// What creating a customer writes besides its record: the record starts with no
+/// credit, and its opening credit and first payment are written through the ledger and
+/// the payment schedule, like every later change of either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creation {
+    /// The new record, with a credit of 0.
+    pub record: CustomerRecord,
+    /// The balance its opening ledger entry moves it to, if any.
+    pub opening_credit: Option<Cents>,
+    /// The payment to schedule for it (due date, amount), if any.
+    pub payment: Option<(NaiveDate, Cents)>,
+}
+
+impl NewCustomer {
+    /// A customer created now with sequence number `id` and `IdClient` `id_client`
+    /// (see [`Creation`]).
+    pub fn creation(&self, id: u64, id_client: Uuid, now: DateTime<Utc>) -> Creation {
+        let mut record = self.clone().into_record(id, id_client, now);
+        record.credit = Cents::ZERO;
+        Creation {
+            record,
+            opening_credit: Some(self.opening_credit).filter(|c| *c > Cents::ZERO),
+            payment: self.scheduled_payment,
+        }
+    }
+}
+
 /// A validated PATCH: `None` leaves a field alone.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CustomerPatch {
@@ -479,6 +506,26 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_creation_starts_at_no_credit_and_carries_its_opening_credit_and_payment() {
+        let now = Utc::now();
+        let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+        let new = NewCustomer {
+            nom: "A".into(),
+            opening_credit: Cents(300),
+            scheduled_payment: Some((day, Cents(90))),
+            ..Default::default()
+        };
+        let id_client = Uuid::new_v4();
+        let created = new.creation(7, id_client, now);
+        assert_eq!((created.record.id, created.record.id_client), (7, id_client));
+        assert_eq!(created.record.credit, Cents::ZERO);
+        assert_eq!(created.opening_credit, Some(Cents(300)));
+        assert_eq!(created.payment, Some((day, Cents(90))));
+        let plain = NewCustomer::default().creation(8, id_client, now);
+        assert_eq!((plain.opening_credit, plain.payment), (None, None));
+    }
 
     fn input(v: Value) -> CustomerInput {
         CustomerInput::from_body(v.to_string().as_bytes()).unwrap()

@@ -3,6 +3,7 @@
 //!
 //! This crate is pure: no I/O, no async. The server and the terminal client share it.
 
+pub mod audit;
 pub mod backup;
 pub mod customer;
 pub mod import;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::customer::CustomerRecord;
 use crate::money::{Cents, MAX_CENTS};
 use crate::validation::{json_type_name, parse_json_object, quoted, ErrorList, FieldError, InputError};
 
@@ -39,6 +40,31 @@ pub struct LedgerEntry {
     /// Idempotency key (ticket id, item id, batch key), when the source gave one.
     #[serde(default)]
     pub key: Option<String>,
+}
+
+/// Moves `record`'s credit to `new_balance` and answers the ledger entry that records
+/// it: the next entry number, the signed amount from the old balance to the new, why.
+/// Every change of a balance goes through here, so that a customer's entries always
+/// sum to its balance; the store stores the entry with the record, atomically.
+pub fn move_credit(
+    record: &mut CustomerRecord,
+    new_balance: Cents,
+    cause: LedgerCause,
+    key: Option<String>,
+    at: DateTime<Utc>,
+) -> LedgerEntry {
+    // Both balances are at most 2^53 - 1: the difference fits an i64.
+    let amount = new_balance.0 as i64 - record.credit.0 as i64;
+    record.ledger_entries += 1;
+    record.credit = new_balance;
+    LedgerEntry {
+        seq: record.ledger_entries,
+        at,
+        amount,
+        balance: new_balance,
+        cause,
+        key,
+    }
 }
 
 /// How `POST /api/credit` names a card holder: the card number, or (older clients) the
@@ -209,6 +235,20 @@ pub fn parse_credit_request(body: &[u8], batch_key: Option<&str>) -> Result<Cred
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn credit_moves_through_numbered_entries_that_sum_to_the_balance() {
+        let at = Utc::now();
+        let mut record = crate::NewCustomer::default().into_record(1, Uuid::nil(), at);
+        let first = move_credit(&mut record, Cents(500), LedgerCause::Opening, None, at);
+        let second = move_credit(&mut record, Cents(120), LedgerCause::ImportAdjustment, None, at);
+        let third = move_credit(&mut record, Cents(170), LedgerCause::Credit, Some("k".into()), at);
+        assert_eq!((first.seq, first.amount, first.balance), (1, 500, Cents(500)));
+        assert_eq!((second.seq, second.amount, second.balance), (2, -380, Cents(120)));
+        assert_eq!((third.seq, third.amount, third.key.as_deref()), (3, 50, Some("k")));
+        assert_eq!((record.credit, record.ledger_entries), (Cents(170), 3));
+        assert_eq!(first.amount + second.amount + third.amount, 170);
+    }
 
     #[test]
     fn card_refs_are_numbers_digits_or_uuids() {

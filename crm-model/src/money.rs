@@ -80,6 +80,18 @@ impl Cents {
         self.0.checked_add(other.0).filter(|sum| *sum <= MAX_CENTS).map(Cents)
     }
 
+    /// [`Cents::checked_add`] for a stored amount: past [`MAX_CENTS`], the refusal
+    /// names `field` and says that nothing was written.
+    pub fn bounded_add(self, other: Cents, field: impl FnOnce() -> String) -> Result<Cents, AmountOutOfRange> {
+        self.checked_add(other).ok_or_else(|| AmountOutOfRange {
+            field: field(),
+            error: format!(
+                "adding {} cents to {} would pass the largest amount, {MAX_CENTS} cents; nothing was written",
+                other.0, self.0
+            ),
+        })
+    }
+
     /// Rounds an amount in euros (older sources send some prices so) to the nearest
     /// cent, half up. The decimal point is moved on the number as written, so that
     /// `1.005` is 101 cents (as a binary float times 100 it would be 100.49...).
@@ -207,10 +219,33 @@ impl std::fmt::Display for Cents {
     }
 }
 
+/// A write that would take a stored amount past [`MAX_CENTS`]: refused whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {error}")]
+pub struct AmountOutOfRange {
+    /// The field of the request the amount came from.
+    pub field: String,
+    pub error: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bounded_sum_past_the_largest_amount_names_its_field() {
+        assert_eq!(Cents(1).bounded_add(Cents(2), || "x".into()), Ok(Cents(3)));
+        assert_eq!(
+            Cents(MAX_CENTS).bounded_add(Cents(0), || "x".into()),
+            Ok(Cents(MAX_CENTS))
+        );
+        let refused = Cents(MAX_CENTS)
+            .bounded_add(Cents(1), || "Tickets[2].Montant".into())
+            .unwrap_err();
+        assert_eq!(refused.field, "Tickets[2].Montant");
+        assert!(refused.error.contains("nothing was written"), "{refused}");
+    }
 
     #[test]
     fn reads_integers_fractions_and_strings() {

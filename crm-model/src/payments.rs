@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::customer::CustomerRecord;
 use crate::input::parse_date;
-use crate::money::Cents;
+use crate::money::{AmountOutOfRange, Cents};
 use crate::validation::{json_type_name, parse_json_object, FieldError, InputError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,85 @@ pub struct PaymentRecord {
     pub customer: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// A payment of `montant` due on `date`, scheduled now: pending, never tried.
+    pub fn scheduled(id: u64, id_client: Uuid, date: NaiveDate, montant: Cents) -> Payment {
+        Payment {
+            id,
+            id_client,
+            montant,
+            date,
+            status: PaymentStatus::Pending,
+            attempts: 0,
+            sent_at: None,
+        }
+    }
+
+    /// Whether an import row's payment may replace this one: a payment sent to the
+    /// payment service without a definite answer yet stays pending, because it may have
+    /// been charged and its answer must still find it.
+    pub fn replaceable(&self) -> bool {
+        self.status == PaymentStatus::Pending && self.sent_at.is_none()
+    }
+}
+
+/// A customer's `Date_paiement` (the earliest due date) and `Montant` (the sum of the
+/// amounts) from its pending payments.
+pub fn pending_totals<'a>(
+    pending: impl IntoIterator<Item = &'a Payment>,
+) -> Result<(Option<NaiveDate>, Cents), AmountOutOfRange> {
+    let mut next = None::<NaiveDate>;
+    let mut total = Cents::ZERO;
+    for payment in pending {
+        next = Some(next.map_or(payment.date, |d| d.min(payment.date)));
+        total = total.bounded_add(payment.montant, || "Montant".into())?;
+    }
+    Ok((next, total))
+}
+
+/// What the payment service's answer does to a payment (see [`record_result`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultEffect {
+    /// An OK for a payment already paid (the service may send its OK twice): nothing
+    /// changes.
+    Repeated,
+    /// An OK for a payment an import replaced while its answer was awaited: the money
+    /// was taken all the same, so it is paid; it was no longer among the customer's
+    /// pending payments, so the customer does not change.
+    PaidAfterReplace,
+    /// Paid: it leaves the customer's pending payments.
+    Paid,
+    /// Refused: due one day later, one attempt more, and one refusal more for the
+    /// customer ([`count_refusal`]).
+    Refused,
+}
+
+/// Applies the payment service's answer (`paid` or refused) to `payment`; a payment
+/// the answer cannot apply to answers its status instead (nothing changed).
+pub fn record_result(payment: &mut Payment, paid: bool) -> Result<ResultEffect, PaymentStatus> {
+    let effect = match (payment.status, paid) {
+        (PaymentStatus::Paid, true) => return Ok(ResultEffect::Repeated),
+        (PaymentStatus::Replaced, true) => ResultEffect::PaidAfterReplace,
+        (PaymentStatus::Pending, true) => ResultEffect::Paid,
+        (PaymentStatus::Pending, false) => ResultEffect::Refused,
+        (status, _) => return Err(status),
+    };
+    if effect == ResultEffect::Refused {
+        payment.attempts += 1;
+        payment.date = payment.date.succ_opt().unwrap_or(payment.date);
+    } else {
+        payment.status = PaymentStatus::Paid;
+    }
+    payment.sent_at = None;
+    Ok(effect)
+}
+
+/// One refusal more for a customer whose payment was refused: at `refusal_limit`
+/// refusals, it is refused credit ([`credit_allowed`]) until they are reset.
+pub fn count_refusal(customer: &mut CustomerRecord) {
+    customer.nb_refus = customer.nb_refus.saturating_add(1);
 }
 
 /// Whether a customer with `nb_refus` refusals may take credit under `refusal_limit`.
@@ -171,6 +251,65 @@ pub fn parse_payment_result(body: &[u8]) -> Result<bool, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 1, d).unwrap()
+    }
+
+    #[test]
+    fn a_refusal_moves_the_due_date_a_day_and_a_payment_is_paid_once() {
+        let mut payment = Payment::scheduled(1, Uuid::nil(), day(31), Cents(500));
+        payment.sent_at = Some(Utc::now());
+        assert!(!payment.replaceable(), "sent, awaiting its answer");
+        assert_eq!(record_result(&mut payment, false), Ok(ResultEffect::Refused));
+        assert_eq!(
+            (payment.date, payment.attempts, payment.sent_at),
+            (day(31).succ_opt().unwrap(), 1, None)
+        );
+        assert_eq!(payment.status, PaymentStatus::Pending);
+        assert!(payment.replaceable());
+        assert_eq!(record_result(&mut payment, true), Ok(ResultEffect::Paid));
+        assert_eq!(payment.status, PaymentStatus::Paid);
+        assert_eq!(record_result(&mut payment, true), Ok(ResultEffect::Repeated));
+        assert_eq!(record_result(&mut payment, false), Err(PaymentStatus::Paid));
+        assert_eq!(payment.attempts, 1, "a refusal after the payment changes nothing");
+    }
+
+    #[test]
+    fn a_replaced_payment_can_still_be_paid_but_not_refused() {
+        let mut payment = Payment::scheduled(1, Uuid::nil(), day(2), Cents(5));
+        payment.status = PaymentStatus::Replaced;
+        let before = payment.clone();
+        assert_eq!(record_result(&mut payment, false), Err(PaymentStatus::Replaced));
+        assert_eq!(payment, before);
+        assert_eq!(record_result(&mut payment, true), Ok(ResultEffect::PaidAfterReplace));
+        assert_eq!(payment.status, PaymentStatus::Paid);
+    }
+
+    #[test]
+    fn pending_totals_are_the_earliest_date_and_the_sum() {
+        let payments = [
+            Payment::scheduled(1, Uuid::nil(), day(5), Cents(100)),
+            Payment::scheduled(2, Uuid::nil(), day(3), Cents(50)),
+        ];
+        assert_eq!(pending_totals(&payments), Ok((Some(day(3)), Cents(150))));
+        assert_eq!(pending_totals(&[]), Ok((None, Cents::ZERO)));
+        let huge = [
+            Payment::scheduled(1, Uuid::nil(), day(5), Cents(crate::money::MAX_CENTS)),
+            Payment::scheduled(2, Uuid::nil(), day(3), Cents(1)),
+        ];
+        assert_eq!(pending_totals(&huge).unwrap_err().field, "Montant");
+    }
+
+    #[test]
+    fn refusals_count_up_to_the_limit() {
+        let mut customer = crate::NewCustomer::default().into_record(1, Uuid::nil(), Utc::now());
+        for _ in 0..3 {
+            assert!(credit_allowed(customer.nb_refus, 3));
+            count_refusal(&mut customer);
+        }
+        assert!(!credit_allowed(customer.nb_refus, 3));
+    }
 
     #[test]
     fn the_documents_body_is_read_with_a_string_amount_too() {

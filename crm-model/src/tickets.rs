@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::customer::email_key;
-use crate::money::Cents;
+use crate::customer::{email_key, CustomerRecord};
+use crate::loyalty::{move_credit, LedgerCause, LedgerEntry};
+use crate::money::{AmountOutOfRange, Cents};
 use crate::validation::{is_valid_email, json_type_name, parse_json_object, quoted, ErrorList, InputError};
 
 /// The origin of web-shop tickets, whose `client` is an e-mail.
@@ -135,6 +136,70 @@ impl Ticket {
     pub fn is_anonymous(&self) -> bool {
         self.client.trim().is_empty() && self.carte_fid.is_none()
     }
+}
+
+/// The client keys a stored customer answers to, for matching tickets: its
+/// `IdClient`, and while it is not erased its e-mail and card.
+pub fn client_refs_of(record: &CustomerRecord) -> Vec<ClientRef> {
+    let mut refs = vec![ClientRef::IdClient(record.id_client)];
+    if !record.erased {
+        refs.extend(record.email_key().map(ClientRef::Email));
+        refs.extend(record.carte_fid.map(ClientRef::Card));
+    }
+    refs
+}
+
+/// The keys `record` answers to that `old` (the same customer before a change; `None`
+/// for a new one) did not: the unmatched tickets waiting under them are now its own.
+pub fn gained_client_refs(old: Option<&CustomerRecord>, record: &CustomerRecord) -> Vec<ClientRef> {
+    let had = old.map(client_refs_of).unwrap_or_default();
+    client_refs_of(record)
+        .into_iter()
+        .filter(|r| !had.contains(r))
+        .collect()
+}
+
+/// The customer a ticket credits: the first of its keys, in the order of
+/// [`Ticket::client_refs`], that a live customer answers to. `find` is the store's
+/// look-up of a live customer by one key.
+pub fn matching_customer<E>(
+    ticket: &Ticket,
+    mut find: impl FnMut(&ClientRef) -> Result<Option<CustomerRecord>, E>,
+) -> Result<Option<CustomerRecord>, E> {
+    for client in ticket.client_refs() {
+        if let Some(customer) = find(&client)? {
+            return Ok(Some(customer));
+        }
+    }
+    Ok(None)
+}
+
+/// Credits `customer` for a purchase: half the ticket's price to its balance (the
+/// ledger entry answered, keyed by the ticket's `uid`), its price to the average
+/// basket (`ticket_count`, `ticket_total`), and the ticket marked as this customer's.
+/// A balance or basket total that would pass the largest amount refuses it whole,
+/// naming `field`. The store stores the entry, the ticket and the customer together.
+pub fn credit_ticket(
+    customer: &mut CustomerRecord,
+    ticket: &mut TicketRecord,
+    now: DateTime<Utc>,
+    field: &dyn Fn() -> String,
+) -> Result<LedgerEntry, AmountOutOfRange> {
+    let balance = customer.credit.bounded_add(ticket.ticket.credit(), field)?;
+    let ticket_total = customer.ticket_total.bounded_add(ticket.ticket.prix, field)?;
+    let entry = move_credit(
+        customer,
+        balance,
+        LedgerCause::Ticket,
+        Some(ticket.ticket.uid.clone()),
+        now,
+    );
+    customer.ticket_count += 1;
+    customer.ticket_total = ticket_total;
+    customer.updated_at = now;
+    ticket.customer = Some(customer.id);
+    ticket.ticket.unmatched = false;
+    Ok(entry)
 }
 
 /// A card number typed or scanned as a ticket's `client`: digits only.
@@ -647,6 +712,91 @@ fn integer(value: &Value) -> i64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn customer(id: u64, email: &str, card: Option<u64>) -> CustomerRecord {
+        let new = crate::NewCustomer {
+            nom: "A".into(),
+            email: email.into(),
+            carte_fid: card,
+            ..Default::default()
+        };
+        new.into_record(id, Uuid::new_v4(), Utc::now())
+    }
+
+    fn priced(prix: u64, client: &str, card: Option<u64>) -> TicketRecord {
+        let ticket = one(json!({
+            "id": 1, "uid": "m1", "date": "2024-01-02T10:00:00Z", "prix": prix, "client": client,
+            "CarteFid": card, "pointsFidelite": 0, "modePaiement": "CARD", "origin": "magasin",
+            "Promo_client": 0, "articles": []
+        }))
+        .unwrap();
+        TicketRecord {
+            seq: 1,
+            ticket,
+            customer: None,
+            first_article_id: 1,
+        }
+    }
+
+    #[test]
+    fn a_ticket_credits_half_its_price_and_counts_in_the_average_basket() {
+        let mut c = customer(4, "a@x.fr", None);
+        let mut t = priced(1001, "a@x.fr", None);
+        t.ticket.unmatched = true;
+        let entry = credit_ticket(&mut c, &mut t, Utc::now(), &|| "tickets[0]".into()).unwrap();
+        assert_eq!(
+            (entry.amount, entry.balance, entry.cause),
+            (500, Cents(500), LedgerCause::Ticket)
+        );
+        assert_eq!(entry.key, Some(t.ticket.uid.clone()));
+        assert_eq!((c.credit, c.ticket_count, c.ticket_total), (Cents(500), 1, Cents(1001)));
+        assert_eq!(c.panier_moyen(), Cents(1001));
+        assert_eq!((t.customer, t.ticket.unmatched), (Some(4), false));
+    }
+
+    #[test]
+    fn a_ticket_past_the_largest_amount_changes_nothing() {
+        let mut c = customer(4, "", None);
+        c.ticket_total = Cents(crate::money::MAX_CENTS);
+        let before = c.clone();
+        let mut t = priced(2, "", Some(7));
+        let refused = credit_ticket(&mut c, &mut t, Utc::now(), &|| "tickets[3]".into()).unwrap_err();
+        assert_eq!(refused.field, "tickets[3]");
+        assert_eq!((c, t.customer), (before, None));
+    }
+
+    #[test]
+    fn a_ticket_goes_to_the_first_of_its_keys_a_customer_answers_to() {
+        let by_card = customer(1, "", Some(7));
+        let by_email = customer(2, "jo@x.fr", None);
+        let ticket = priced(10, "Jo@x.fr", Some(7)).ticket;
+        let find = |client: &ClientRef| -> Result<Option<CustomerRecord>, ()> {
+            Ok(match client {
+                ClientRef::Email(e) if e == "jo@x.fr" => Some(by_email.clone()),
+                ClientRef::Card(7) => Some(by_card.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(matching_customer(&ticket, find).unwrap().map(|c| c.id), Some(2));
+        let anonymous = priced(10, "", None).ticket;
+        assert_eq!(matching_customer(&anonymous, find).unwrap(), None);
+    }
+
+    #[test]
+    fn a_customer_gains_the_keys_it_did_not_answer_to_and_an_erased_one_keeps_its_id_only() {
+        let old = customer(1, "a@x.fr", None);
+        let mut carded = old.clone();
+        carded.carte_fid = Some(9);
+        assert_eq!(gained_client_refs(Some(&old), &carded), [ClientRef::Card(9)]);
+        assert_eq!(
+            gained_client_refs(None, &old),
+            [ClientRef::IdClient(old.id_client), ClientRef::Email("a@x.fr".into())]
+        );
+        let mut erased = carded.clone();
+        erased.erased = true;
+        assert_eq!(client_refs_of(&erased), [ClientRef::IdClient(old.id_client)]);
+        assert!(gained_client_refs(Some(&carded), &erased).is_empty());
+    }
 
     fn one(v: Value) -> Result<Ticket, FieldErrors> {
         parse_ticket(v, Some("magasin"), TicketSource::Api)

@@ -1,21 +1,22 @@
 //! The command line of `crm-server`.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crm_model::import::{ImportPhase, ImportProgress};
-use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
+use crm_model::{ImportMode, ImportOptions, ImportReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Clock, Config, Database};
 use crate::store::sled::DEFAULT_CACHE_MB;
 use crate::store::{GuardedStore, ImportStore};
+use crm_model::audit::WriteOrigin;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,6 +86,11 @@ pub struct Cli {
     /// while less than this is free, and resume once twice this is. 0: no reserve.
     #[arg(long, env = "CRM_DISK_RESERVE_MB", default_value_t = Config::DEFAULT_DISK_RESERVE_MB, global = true)]
     pub disk_reserve_mb: u64,
+    /// Longest time a write waits for its turn between the batches of an import being
+    /// written before it is answered `503` `import_running` with `Retry-After` (`5s`,
+    /// `500ms`; `0` refuses at once).
+    #[arg(long, env = "CRM_WRITE_WAIT", value_parser = parse_wait, default_value = "5s")]
+    pub write_wait: Duration,
     /// File of `name:token:role` lines (role read, write or admin; `#` comments and
     /// blank lines allowed): every /api route then needs `Authorization: Bearer
     /// <token>`. Without it, only clients on this machine are answered.
@@ -101,6 +107,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than zero".into()),
         Err(e) => Err(format!("{e} (write it like 24h, 30min or 500ms)")),
+    }
+}
+
+/// A duration that may be zero.
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" => Ok(Duration::ZERO),
+        text => humantime::parse_duration(text).map_err(|e| format!("{e} (write it like 5s or 500ms, or 0)")),
     }
 }
 
@@ -167,6 +181,7 @@ impl Cli {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections.map(|n| n as usize),
             disk_reserve: self.disk_reserve_mb * 1024 * 1024,
+            write_wait: self.write_wait,
             allowed_hosts: self.allowed_hosts.clone(),
             database: self.database.as_ref().map(|url| Database {
                 url: url.clone(),
@@ -327,7 +342,8 @@ fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode
         return ExitCode::FAILURE;
     }
     let store = match open_store(config) {
-        Ok(store) => store,
+        // Recorded in the audit trail as a write made on this machine.
+        Ok(store) => crate::store::AuditStore::acting_for(&store, WriteOrigin::local("crm-server import")),
         Err(code) => return code,
     };
     let opened = File::open(file).and_then(|f| Ok((f.metadata()?.len(), f)));
@@ -338,15 +354,25 @@ fn import_file(config: &Config, file: &Path, options: ImportOptions) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    let progress = ImportDisplay::new(size);
+    let Some(runtime) = crate::backup::runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let progress = Arc::new(ImportDisplay::new(size));
     let reader = CountingReader {
         inner: handle,
-        display: &progress,
+        display: progress.clone(),
     };
-    let file_name = file.file_name().and_then(|n| n.to_str());
-    let outcome = ImportRows::open(reader, None, file_name)
-        .map_err(Into::into)
-        .and_then(|mut rows| store.import_customers(&mut rows, options, &|p| progress.update(p)));
+    let file_name = file.file_name().and_then(|n| n.to_str()).map(str::to_string);
+    let display = progress.clone();
+    let outcome = runtime.block_on(async {
+        let rows = crate::import::blocking_stream(
+            crate::import::rows_of(reader, None, file_name),
+            crate::import::QUEUED_ROWS,
+        );
+        store
+            .import_customers(rows, options, Arc::new(move |p| display.update(p)))
+            .await
+    });
     progress.finish();
     match outcome {
         Ok(report) => print_report(&report, options),
@@ -406,12 +432,12 @@ fn print_report(report: &ImportReport, options: ImportOptions) -> ExitCode {
 }
 
 /// The file, counting the bytes read for the progress display.
-struct CountingReader<'a> {
+struct CountingReader {
     inner: File,
-    display: &'a ImportDisplay,
+    display: Arc<ImportDisplay>,
 }
 
-impl Read for CountingReader<'_> {
+impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.display.read_bytes(n as u64);
@@ -423,7 +449,7 @@ impl Read for CountingReader<'_> {
 /// otherwise (logs, pipes).
 struct ImportDisplay {
     bar: Option<ProgressBar>,
-    state: RefCell<DisplayState>,
+    state: Mutex<DisplayState>,
 }
 
 struct DisplayState {
@@ -448,7 +474,7 @@ impl ImportDisplay {
         });
         ImportDisplay {
             bar,
-            state: RefCell::new(DisplayState {
+            state: Mutex::new(DisplayState {
                 size,
                 read: 0,
                 phase: None,
@@ -458,7 +484,7 @@ impl ImportDisplay {
     }
 
     fn read_bytes(&self, n: u64) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.read += n;
         if let Some(bar) = &self.bar {
             bar.set_position(state.read);
@@ -466,7 +492,7 @@ impl ImportDisplay {
     }
 
     fn update(&self, progress: ImportProgress) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let phase_changed = state.phase != Some(progress.phase);
         state.phase = Some(progress.phase);
         let name = match progress.phase {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access::TokenSet;
-use crate::store::sled::DEFAULT_CACHE_BYTES;
+use crate::store::sled::{DEFAULT_CACHE_BYTES, DEFAULT_WRITE_WAIT};
 
 /// Everything the server can be told at start-up.
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ pub struct Config {
     /// fills so that the store can still be opened, read and flushed (see
     /// [`crate::store::guarded`]); writes stop while less than this is free. 0: none.
     pub disk_reserve: u64,
+    /// Longest time a write waits for its turn between the batches of an import being
+    /// written before it is answered `503` `import_running` (zero: at once).
+    pub write_wait: Duration,
     /// The tokens of `--tokens`; without them, only loopback peers are answered.
     pub tokens: Option<Arc<TokenSet>>,
     /// Names besides the loopback ones, the bound address and `crm` that the `Host`
@@ -76,6 +79,7 @@ impl Config {
     pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_DISK_RESERVE_MB: u64 = 32;
+    pub const DEFAULT_WRITE_WAIT: Duration = DEFAULT_WRITE_WAIT;
 
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -94,6 +98,7 @@ impl Config {
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
             disk_reserve: Self::DEFAULT_DISK_RESERVE_MB * 1024 * 1024,
+            write_wait: Self::DEFAULT_WRITE_WAIT,
             tokens: None,
             allowed_hosts: Vec::new(),
             listen_addr: None,

@@ -14,7 +14,7 @@ use warp::Filter;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{body_limited, into_response, json, json_with_status, parse_query, raw_query, stream_json_array};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Customers per batch of a streamed full listing.
@@ -22,7 +22,7 @@ const STREAM_BATCH: usize = 256;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let all = warp::path!("api" / "data")
         .and(warp::get())
@@ -31,20 +31,19 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let by_id = warp::path!("api" / "data" / String)
         .and(warp::get())
         .and(with_state.clone())
-        .then(|id: String, state: AppState<S>| async move { customer_as_list(&state, &id) });
-    let by_email_legacy =
-        warp::path!("api" / "data" / String)
-            .and(warp::post())
-            .and(with_state.clone())
-            .and(body_limited(limit))
-            .then(|_slug: String, state: AppState<S>, body| async move {
-                customer_by_email(&state, body).map(|c| json(&[c]))
-            });
+        .then(|id: String, state: AppState<S>| async move { customer_as_list(&state, &id).await });
+    let by_email_legacy = warp::path!("api" / "data" / String)
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(body_limited(limit))
+        .then(|_slug: String, state: AppState<S>, body| async move {
+            customer_by_email(&state, body).await.map(|c| json(&[c]))
+        });
     let by_email = warp::path!("api" / "customer" / "email")
         .and(warp::post())
         .and(with_state.clone())
         .and(body_limited(limit))
-        .then(|state: AppState<S>, body| async move { customer_by_email(&state, body).map(|c| json(&c)) });
+        .then(|state: AppState<S>, body| async move { customer_by_email(&state, body).await.map(|c| json(&c)) });
     let create_legacy = warp::path!("api" / "create_customer")
         .and(warp::post())
         .and(with_state.clone())
@@ -64,7 +63,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let get = warp::path!("api" / "v1" / "customers" / String)
         .and(warp::get())
         .and(with_state.clone())
-        .then(|id: String, state: AppState<S>| async move { get_customer(&state, &id) });
+        .then(|id: String, state: AppState<S>| async move { get_customer(&state, &id).await });
     let patch = warp::path!("api" / "v1" / "customers" / String)
         .and(warp::patch())
         .and(with_state.clone())
@@ -106,12 +105,13 @@ pub fn parse_id_client(segment: &str) -> Result<Uuid, ApiError> {
 #[utoipa::path(get, path = "/api/data", tag = "customers",
     responses((status = 200, description = "Every customer, ordered by id (streamed)", body = [Customer])))]
 async fn all_customers<S: Store>(state: AppState<S>) -> Result<Response, ApiError> {
-    let mut after = None;
-    Ok(stream_json_array("[", "]", move || {
-        let batch = state.store.customers_after(after, STREAM_BATCH)?;
-        after = batch.last().map(|r| r.id).or(after);
-        Ok(batch.iter().map(|r| r.to_customer()).collect::<Vec<_>>())
-    }))
+    let batches = futures::stream::try_unfold((state.store, None), |(store, after)| async move {
+        let batch = store.customers_after(after, STREAM_BATCH).await?;
+        let after = batch.last().map(|r| r.id).or(after);
+        let customers = batch.iter().map(|r| r.to_customer()).collect::<Vec<_>>();
+        Ok(Some((customers, (store, after))))
+    });
+    Ok(stream_json_array("[", "]", batches))
 }
 
 /// One customer as a one-element array, as the first implementation answered it.
@@ -119,10 +119,11 @@ async fn all_customers<S: Store>(state: AppState<S>) -> Result<Response, ApiErro
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The customer, in a one-element array", body = [Customer]),
         (status = 404, description = "Unknown customer (`user not found`)", body = ErrorBody)))]
-fn customer_as_list<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
+async fn customer_as_list<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
     let customer = state
         .store
-        .customer(parse_id_client(id)?)?
+        .customer(parse_id_client(id)?)
+        .await?
         .ok_or_else(ApiError::customer_not_found)?;
     Ok(json(&[customer.to_customer()]))
 }
@@ -139,7 +140,7 @@ pub struct EmailLookup {
     responses((status = 200, description = "The customer", body = Customer),
         (status = 404, description = "No customer has this e-mail", body = ErrorBody),
         (status = 422, description = "No e-mail in the body", body = ErrorBody)))]
-fn customer_by_email<S: Store>(state: &AppState<S>, body: Result<Bytes, ApiError>) -> Result<Customer, ApiError> {
+async fn customer_by_email<S: Store>(state: &AppState<S>, body: Result<Bytes, ApiError>) -> Result<Customer, ApiError> {
     let object = parse_json_object(&body?)?;
     let email = ["email", "Email", "mail"]
         .iter()
@@ -153,7 +154,8 @@ fn customer_by_email<S: Store>(state: &AppState<S>, body: Result<Bytes, ApiError
     };
     let customer = state
         .store
-        .customer_by_email(email)?
+        .customer_by_email(email)
+        .await?
         .ok_or_else(ApiError::customer_not_found)?;
     Ok(customer.to_customer())
 }
@@ -224,7 +226,7 @@ async fn create_customer<S: Store>(state: AppState<S>, body: Result<Bytes, ApiEr
 async fn list_customers<S: Store>(state: AppState<S>, query: String) -> Result<Response, ApiError> {
     let params: ListParams = parse_query(&query)?;
     let query = ListQuery::from_params(&params)?;
-    let page = state.store.list_customers(&query)?;
+    let page = state.store.list_customers(&query).await?;
     Ok(json(&Page {
         items: page.items.iter().map(|r| r.to_customer()).collect::<Vec<_>>(),
         next_cursor: page.next_cursor,
@@ -237,10 +239,11 @@ async fn list_customers<S: Store>(state: AppState<S>, query: String) -> Result<R
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The customer", body = Customer),
         (status = 404, description = "Unknown customer", body = ErrorBody)))]
-fn get_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
+async fn get_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
     let customer = state
         .store
-        .customer(parse_id_client(id)?)?
+        .customer(parse_id_client(id)?)
+        .await?
         .ok_or_else(ApiError::customer_not_found)?;
     Ok(json(&customer.to_customer()))
 }

@@ -154,6 +154,9 @@ impl From<StoreError> for ApiError {
             StoreError::IdClientTaken(existing) => ApiError::new(StatusCode::CONFLICT, "id_client_taken", message)
                 .with("idClient", json!(existing))
                 .with("field", json!("IdClient")),
+            StoreError::ReservedByImport { field } => {
+                ApiError::new(StatusCode::CONFLICT, "reserved_by_import", message).with("field", json!(field))
+            }
             StoreError::PaymentNotFound => ApiError::not_found("payment_not_found", message),
             StoreError::PaymentNotPending { .. } => ApiError::new(StatusCode::CONFLICT, "payment_not_pending", message),
             StoreError::AmountOutOfRange { field, error } => {
@@ -212,7 +215,8 @@ impl Reply for ApiError {
     fn into_response(self) -> Response {
         let mut response = warp::reply::with_status(warp::reply::json(&self.body()), self.status).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every refusal for now (an import being written) says when to come back.
+            // Every refusal for now (an import being written, a store unavailable)
+            // says when to come back.
             response.headers_mut().insert(
                 warp::http::header::RETRY_AFTER,
                 warp::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
@@ -260,9 +264,14 @@ mod tests {
 
     #[test]
     fn a_refusal_to_retry_says_when() {
-        let response = ApiError::from(StoreError::ImportRunning).into_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()["retry-after"], "1");
+        for refusal in [
+            StoreError::ImportRunning,
+            StoreError::Unavailable("the database cannot be reached".into()),
+        ] {
+            let response = ApiError::from(refusal).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
         let response = ApiError::customer_not_found().into_response();
         assert!(response.headers().get("retry-after").is_none());
     }

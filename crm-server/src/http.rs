@@ -144,45 +144,47 @@ pub fn normalize_uri(uri: &Uri) -> Option<Uri> {
 }
 
 /// Streams a JSON array (inside `prefix`/`suffix`, e.g. `[`/`]` or `{"tickets":[`/`]}`)
-/// whose items come in batches from `next_batch`, called on a blocking thread until it
-/// answers an empty batch. At most a few batches are in memory whatever the total, and
+/// whose items come in `batches`, read by a task of its own until the stream ends or
+/// yields an empty batch. At most a few batches are in memory whatever the total, and
 /// production stops when the client goes away.
-pub fn stream_json_array<T, F>(prefix: &'static str, suffix: &'static str, next_batch: F) -> Response
+pub fn stream_json_array<T, B>(prefix: &'static str, suffix: &'static str, batches: B) -> Response
 where
-    T: Serialize,
-    F: FnMut() -> Result<Vec<T>, crate::store::StoreError> + Send + 'static,
+    T: Serialize + Send + 'static,
+    B: Stream<Item = Result<Vec<T>, crate::store::StoreError>> + Send + 'static,
 {
-    stream_json_array_then(prefix, suffix, next_batch, || async {})
+    stream_json_array_then(prefix, suffix, batches, || async {})
 }
 
 /// [`stream_json_array`], then `on_complete` once the whole body, suffix included, has
 /// been taken by the connection (the body stream was polled to its end). It does not
 /// run when the listing fails or the client goes away before the end.
-pub fn stream_json_array_then<T, F, C, Fut>(
+pub fn stream_json_array_then<T, B, C, Fut>(
     prefix: &'static str,
     suffix: &'static str,
-    mut next_batch: F,
+    batches: B,
     on_complete: C,
 ) -> Response
 where
-    T: Serialize,
-    F: FnMut() -> Result<Vec<T>, crate::store::StoreError> + Send + 'static,
+    T: Serialize + Send + 'static,
+    B: Stream<Item = Result<Vec<T>, crate::store::StoreError>> + Send + 'static,
     C: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (chunks, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let produced_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer_done = produced_all.clone();
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
+        let mut batches = std::pin::pin!(batches);
         let mut first = true;
         let mut buf = Vec::with_capacity(64 * 1024);
         buf.extend_from_slice(prefix.as_bytes());
         loop {
-            let batch = match next_batch() {
-                Ok(batch) => batch,
-                Err(e) => {
+            let batch = match batches.next().await {
+                Some(Ok(batch)) => batch,
+                None => Vec::new(),
+                Some(Err(e)) => {
                     tracing::error!(error = %e, "listing failed mid-stream");
-                    let _ = chunks.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    let _ = chunks.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
@@ -196,12 +198,15 @@ where
                 first = false;
                 serde_json::to_writer(&mut buf, item).expect("API objects serialise");
             }
-            if chunks.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_err() {
+            if chunks.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
                 return; // the client went away
             }
+            // Reads and serialising are synchronous: between batches, the other tasks of
+            // this thread (and the I/O driver, which tells of a client gone) get a turn.
+            tokio::task::yield_now().await;
         }
         buf.extend_from_slice(suffix.as_bytes());
-        if chunks.blocking_send(Ok(Bytes::from(buf))).is_ok() {
+        if chunks.send(Ok(Bytes::from(buf))).await.is_ok() {
             producer_done.store(true, std::sync::atomic::Ordering::Release);
         }
     });

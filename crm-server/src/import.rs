@@ -1,6 +1,7 @@
 //! `POST /api/update_db`: customer import, as a raw body or as the file of a multipart
 //! form, parsed while it arrives. The body is handed in chunks to a blocking thread
-//! that reads rows from it ([`ImportRows`]) and runs the store's import.
+//! that reads rows from it ([`ImportRows`]), and the rows to the store's import as a
+//! stream.
 
 use std::io::Read;
 use std::pin::Pin;
@@ -9,7 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use crm_model::import::ImportError;
-use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows};
+use crm_model::{ImportMode, ImportOptions, ImportReport, ImportRows, RowOutcome};
+use futures::stream::BoxStream;
 use futures::{Future, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,14 +25,17 @@ use crate::access::Role;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{into_response, json, parse_query, raw_query};
 use crate::pages;
-use crate::routes::AppState;
-use crate::store::{ImportFailure, Store};
+use crate::state::AppState;
+use crate::store::{ImportFailure, ImportProgressFn, Store};
 
-/// Body chunks queued between the connection and the import thread.
+/// Body chunks queued between the connection and the thread that parses rows.
 const QUEUED_CHUNKS: usize = 16;
 
+/// Parsed rows queued between that thread and the store's import.
+pub const QUEUED_ROWS: usize = 1024;
+
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
     warp::path!("api" / "update_db")
         .and(warp::post())
         .and(with_state)
@@ -231,16 +236,18 @@ async fn update_db<S: Store>(
     let store = state.store.clone();
     let tracker = state.imports.clone();
     let id = tracker.start(options);
-    // The blocking import runs to its end even if this request is dropped: it records
-    // its own end, so that no import stays "running" in the tracker.
-    let import = tokio::task::spawn_blocking(move || {
-        let outcome = ImportRows::open(
-            ChunkReader::new(received, whole),
-            file_type.as_deref(),
-            file_name.as_deref(),
-        )
-        .map_err(ImportFailure::from)
-        .and_then(|mut rows| store.import_customers(&mut rows, options, &|progress| tracker.progress(id, progress)));
+    let rows = blocking_stream(
+        rows_of(ChunkReader::new(received, whole), file_type, file_name),
+        QUEUED_ROWS,
+    );
+    let progress: ImportProgressFn = {
+        let tracker = tracker.clone();
+        Arc::new(move |progress| tracker.progress(id, progress))
+    };
+    // A task of its own: the import runs to its end even if this request is dropped,
+    // and records its own end, so that no import stays "running" in the tracker.
+    let import = tokio::spawn(async move {
+        let outcome = store.import_customers(rows, options, progress).await;
         tracker.finish(id, outcome.as_ref().map_err(|failure| failure.to_string()));
         outcome
     });
@@ -332,6 +339,48 @@ fn limited(
         }
         Ok(bytes)
     })
+}
+
+/// The rows of a file read from a blocking reader, opened (its format sniffed) on the
+/// first call of `next`, so that the whole read runs where the iterator runs.
+pub fn rows_of<R: Read + Send + 'static>(
+    reader: R,
+    file_type: Option<String>,
+    file_name: Option<String>,
+) -> impl Iterator<Item = Result<RowOutcome, ImportError>> + Send + 'static {
+    let mut opening = Some((reader, file_type, file_name));
+    let mut rows = None;
+    std::iter::from_fn(move || {
+        if let Some((reader, file_type, file_name)) = opening.take() {
+            match ImportRows::open(reader, file_type.as_deref(), file_name.as_deref()) {
+                Ok(opened) => rows = Some(opened),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        rows.as_mut()?.next()
+    })
+}
+
+/// The items of a blocking iterator (rows parsed from a reader that blocks) as a
+/// stream: the iterator runs on a blocking thread, at most `ahead` items ahead of the
+/// stream's reader; dropping the stream stops it.
+pub fn blocking_stream<I>(items: I, ahead: usize) -> BoxStream<'static, I::Item>
+where
+    I: Iterator + Send + 'static,
+    I::Item: Send + 'static,
+{
+    let (sender, received) = mpsc::channel(ahead);
+    tokio::task::spawn_blocking(move || {
+        for item in items {
+            if sender.blocking_send(item).is_err() {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|item| (item, received))
+    })
+    .boxed()
 }
 
 /// Reads on a blocking thread the chunks an async task receives. The sender sets

@@ -19,7 +19,7 @@ use warp::Filter;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{into_response, json};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Finished imports remembered.

@@ -4,12 +4,14 @@
 //! Entry point: [`run`] (or [`serve`] with any [`store::Store`]).
 
 pub mod access;
+pub mod audit;
 pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod customers;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod imports;
@@ -22,6 +24,7 @@ pub mod recovery;
 pub mod routes;
 pub mod scheduler;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tickets;
 

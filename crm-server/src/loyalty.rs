@@ -13,12 +13,12 @@ use warp::Filter;
 use crate::customers::parse_id_client;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{body_limited, into_response, json, raw_query, seq_page_query};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::{CreditResult, Store};
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let credit = warp::path!("api" / "credit")
         .and(warp::post())
@@ -29,7 +29,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let credit_of = warp::path!("api" / "credit" / String)
         .and(warp::get())
         .and(with_state.clone())
-        .then(|card: String, state: AppState<S>| async move { credit_of(&state, &card) });
+        .then(|card: String, state: AppState<S>| async move { credit_of(&state, &card).await });
     let card = warp::path!("api" / "v1" / "customers" / String / "card")
         .and(warp::post())
         .and(with_state.clone())
@@ -38,7 +38,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state)
         .and(raw_query())
-        .then(|id: String, state: AppState<S>, query: String| async move { ledger(&state, &id, &query) });
+        .then(|id: String, state: AppState<S>, query: String| async move { ledger(&state, &id, &query).await });
 
     credit
         .or(credit_of)
@@ -152,10 +152,10 @@ pub struct CreditBalance {
     params(("carteFid" = String, Path, description = "Card number, or IdClient")),
     responses((status = 200, description = "The holder's credit", body = CreditBalance),
         (status = 404, description = "Unknown card", body = ErrorBody)))]
-fn credit_of<S: Store>(state: &AppState<S>, card: &str) -> Result<Response, ApiError> {
+async fn credit_of<S: Store>(state: &AppState<S>, card: &str) -> Result<Response, ApiError> {
     let unknown = || ApiError::not_found("card_not_found", format!("no customer holds card {card:?}"));
     let card_ref = CardRef::parse(&Value::String(card.to_string())).map_err(|_| unknown())?;
-    let holder = state.store.customer_by_card_ref(&card_ref)?.ok_or_else(unknown)?;
+    let holder = state.store.customer_by_card_ref(&card_ref).await?.ok_or_else(unknown)?;
     let carte_fid = match card_ref {
         CardRef::Card(n) => json!(n),
         CardRef::IdClient(id) => json!(id),
@@ -185,8 +185,8 @@ async fn issue_card<S: Store>(id: String, state: AppState<S>) -> Result<Response
     responses((status = 200, description = "A page of ledger entries", body = Page<LedgerEntry>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 404, description = "Unknown customer", body = ErrorBody)))]
-fn ledger<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
+async fn ledger<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
     let id_client = parse_id_client(id)?;
     let (limit, after) = seq_page_query(query)?;
-    Ok(json(&state.store.ledger(id_client, after, limit)?))
+    Ok(json(&state.store.ledger(id_client, after, limit).await?))
 }

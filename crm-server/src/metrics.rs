@@ -16,7 +16,7 @@ use warp::Filter;
 use crate::access::{Access, Role};
 use crate::error::ApiError;
 use crate::imports::ImportTracker;
-use crate::store::Store;
+use crate::store::{Store, StoreStats};
 
 /// The header that carries a request's id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -51,6 +51,7 @@ const ROUTES: &[&str] = &[
     "/api/get_tickets/{}",
     "/api/paiement",
     "/api/update_db",
+    "/api/v1/audit",
     "/api/v1/customers",
     "/api/v1/customers/{}",
     "/api/v1/customers/{}/card",
@@ -177,12 +178,12 @@ impl Metrics {
     }
 
     /// The exposition: the store's gauges read now, then every metric.
-    fn render<S: Store>(&self, store: &S, imports: &ImportTracker) -> Result<String, ApiError> {
+    fn render(&self, stats: StoreStats, imports: &ImportTracker) -> Result<String, ApiError> {
         let as_gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.customers.set(as_gauge(store.customer_count()?));
-        self.tickets.set(as_gauge(store.last_ticket_seq()?));
-        self.flushes.set(as_gauge(store.flush_count()));
-        self.store_bytes.set(store.size_on_disk().map_or(0, as_gauge));
+        self.customers.set(as_gauge(stats.customers));
+        self.tickets.set(as_gauge(stats.tickets));
+        self.flushes.set(as_gauge(stats.flushes));
+        self.store_bytes.set(stats.size_on_disk.map_or(0, as_gauge));
         let current = imports.current();
         self.import_running.set(i64::from(current.is_some()));
         self.import_done.set(current.as_ref().map_or(0, |i| as_gauge(i.done)));
@@ -220,25 +221,42 @@ pub fn routes<S: Store>(
         .and(warp::get())
         .and(warp::ext::optional::<Peer>())
         .and(warp::header::headers_cloned())
-        .map(move |peer: Option<Peer>, headers: warp::http::HeaderMap| {
-            let admin = access.tokens_configured()
-                && access
-                    .principal(&headers)
-                    .is_some_and(|principal| principal.role == Role::Admin);
-            if !served_to(peer, admin) {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "metrics_loopback_only",
-                    "/metrics is served to loopback peers and admin tokens only",
-                )
-                .into_response();
-            }
-            match metrics.render(&store, &imports) {
-                Ok(text) => warp::reply::with_header(text, "content-type", prometheus::TEXT_FORMAT).into_response(),
-                Err(e) => e.into_response(),
-            }
+        .then(move |peer: Option<Peer>, headers: warp::http::HeaderMap| {
+            let (store, imports, metrics, access) = (store.clone(), imports.clone(), metrics.clone(), access.clone());
+            async move { answer(&store, &imports, &metrics, &access, peer, &headers).await }
         })
         .boxed()
+}
+
+/// The answer of `GET /metrics`.
+async fn answer<S: Store>(
+    store: &S,
+    imports: &ImportTracker,
+    metrics: &Metrics,
+    access: &Access,
+    peer: Option<Peer>,
+    headers: &warp::http::HeaderMap,
+) -> Response {
+    let admin = access.tokens_configured()
+        && access
+            .principal(headers)
+            .is_some_and(|principal| principal.role == Role::Admin);
+    if !served_to(peer, admin) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "metrics_loopback_only",
+            "/metrics is served to loopback peers and admin tokens only",
+        )
+        .into_response();
+    }
+    let stats = match store.stats().await {
+        Ok(stats) => stats,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match metrics.render(stats, imports) {
+        Ok(text) => warp::reply::with_header(text, "content-type", prometheus::TEXT_FORMAT).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Wraps every route: the request id (incoming if sane, else a new UUID) in the

@@ -26,7 +26,7 @@ pub use bodies::*;
             the scheduler's daily calls) is the file docs/api.md of the crm repository."
     ),
     paths(
-        crate::routes::health,
+        crate::health::health,
         crate::customers::all_customers,
         crate::customers::customer_as_list,
         crate::customers::customer_by_email,
@@ -72,6 +72,7 @@ pub use bodies::*;
         crate::scheduler::pull_web_shop,
         crate::scheduler::send_payments,
         crate::backup::export,
+        crate::audit::audit,
         openapi_json,
     ),
     components(schemas(

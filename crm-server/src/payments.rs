@@ -16,12 +16,12 @@ use warp::Filter;
 use crate::customers::parse_id_client;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{body_limited, into_response, json, parse_query, raw_query, seq_page_query};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let allow = warp::path!("api" / "allow_credit")
         .and(warp::post())
@@ -32,12 +32,14 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .then(|id: String, state: AppState<S>, query: String| async move { customer_payments(&state, &id, &query) });
+        .then(
+            |id: String, state: AppState<S>, query: String| async move { customer_payments(&state, &id, &query).await },
+        );
     let due = warp::path!("api" / "v1" / "payments")
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .then(|state: AppState<S>, query: String| async move { payments_due(&state, &query) });
+        .then(|state: AppState<S>, query: String| async move { payments_due(&state, &query).await });
     let result = warp::path!("api" / "v1" / "payments" / String / "result")
         .and(warp::post())
         .and(with_state.clone())
@@ -106,10 +108,10 @@ async fn allow_credit<S: Store>(state: AppState<S>, body: Result<Bytes, ApiError
     responses((status = 200, description = "A page of payments", body = Page<Payment>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 404, description = "Unknown customer", body = ErrorBody)))]
-fn customer_payments<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
+async fn customer_payments<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
     let id_client = parse_id_client(id)?;
     let (limit, after) = seq_page_query(query)?;
-    Ok(json(&state.store.customer_payments(id_client, after, limit)?))
+    Ok(json(&state.store.customer_payments(id_client, after, limit).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,7 +128,7 @@ struct DueParams {
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of pending payments", body = Page<Payment>),
         (status = 400, description = "Invalid due date, limit or cursor", body = ErrorBody)))]
-fn payments_due<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, ApiError> {
+async fn payments_due<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, ApiError> {
     let params: DueParams = parse_query(query)?;
     let due: NaiveDate = match params.due.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         Some(text) => parse_date(text).map_err(|e| ApiError::bad_request(format!("due: {e}")))?,
@@ -137,11 +139,12 @@ fn payments_due<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, 
         cursor: params.cursor,
         ..Default::default()
     })?;
-    Ok(json(&state.store.payments_due(
-        due,
-        list.cursor.as_deref(),
-        list.limit,
-    )?))
+    Ok(json(
+        &state
+            .store
+            .payments_due(due, list.cursor.as_deref(), list.limit)
+            .await?,
+    ))
 }
 
 /// Body of `POST /api/v1/payments/<id>/result`.

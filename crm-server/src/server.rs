@@ -14,7 +14,8 @@ use tower_service::Service;
 use crate::config::Config;
 use crate::connections::{Activity, TimedBody, Timeouts, Watched};
 use crate::http::normalize_uri;
-use crate::routes::{routes, AppState};
+use crate::routes::routes;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for requests in flight before closing.

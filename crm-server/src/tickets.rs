@@ -26,7 +26,7 @@ use warp::Filter;
 use crate::customers::parse_id_client;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::{body_limited, into_response, json, raw_query, seq_page_query, stream_json_array_then};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Tickets per batch of a streamed listing.
@@ -37,7 +37,7 @@ const MAX_CONSUMER_CHARS: usize = 100;
 
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let stream_limit = state.config.stream_limit;
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
 
     let ingest = warp::path!("api" / "v1" / "tickets")
         .and(warp::post())
@@ -48,20 +48,22 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .then(|state: AppState<S>, query: String| async move { list_tickets(&state, &query) });
+        .then(|state: AppState<S>, query: String| async move { list_tickets(&state, &query).await });
     let of_customer = warp::path!("api" / "v1" / "customers" / String / "tickets")
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .then(|id: String, state: AppState<S>, query: String| async move { customer_tickets(&state, &id, &query) });
+        .then(
+            |id: String, state: AppState<S>, query: String| async move { customer_tickets(&state, &id, &query).await },
+        );
     let all = warp::path!("api" / "get_tickets")
         .and(warp::get())
         .and(with_state.clone())
-        .then(|state: AppState<S>| async move { get_tickets(state, None) });
+        .then(|state: AppState<S>| async move { get_tickets(state, None).await });
     let for_consumer = warp::path!("api" / "get_tickets" / String)
         .and(warp::get())
         .and(with_state)
-        .then(|consumer: String, state: AppState<S>| async move { get_tickets(state, Some(consumer)) });
+        .then(|consumer: String, state: AppState<S>| async move { get_tickets(state, Some(consumer)).await });
 
     ingest
         .or(list)
@@ -134,9 +136,9 @@ fn invalid_tickets(errors: ErrorList<TicketError>, bad: u64) -> ApiError {
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of tickets", body = Page<Ticket>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorBody)))]
-fn list_tickets<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, ApiError> {
+async fn list_tickets<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, ApiError> {
     let (limit, after) = seq_page_query(query)?;
-    let page = state.store.ticket_page(after, limit)?;
+    let page = state.store.ticket_page(after, limit).await?;
     Ok(json(&tickets_of(page)))
 }
 
@@ -148,11 +150,11 @@ fn list_tickets<S: Store>(state: &AppState<S>, query: &str) -> Result<Response, 
     responses((status = 200, description = "A page of tickets", body = Page<Ticket>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 404, description = "Unknown customer", body = ErrorBody)))]
-fn customer_tickets<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
+async fn customer_tickets<S: Store>(state: &AppState<S>, id: &str, query: &str) -> Result<Response, ApiError> {
     let id_client = parse_id_client(id)?;
     let (limit, after) = seq_page_query(query)?;
     Ok(json(&tickets_of(
-        state.store.customer_tickets(id_client, after, limit)?,
+        state.store.customer_tickets(id_client, after, limit).await?,
     )))
 }
 
@@ -186,7 +188,7 @@ fn get_tickets_doc() {}
     params(("consumer" = String, Path, description = "The consumer's name (`bi`, `promo`...)")),
     responses((status = 200, description = "The tickets this consumer has not received (streamed)", body = TicketList),
         (status = 404, description = "A consumer name longer than 100 characters", body = ErrorBody)))]
-fn get_tickets<S: Store>(state: AppState<S>, consumer: Option<String>) -> Result<Response, ApiError> {
+async fn get_tickets<S: Store>(state: AppState<S>, consumer: Option<String>) -> Result<Response, ApiError> {
     if consumer
         .as_ref()
         .is_some_and(|c| c.chars().count() > MAX_CONSUMER_CHARS)
@@ -197,23 +199,26 @@ fn get_tickets<S: Store>(state: AppState<S>, consumer: Option<String>) -> Result
         ));
     }
     let from = match &consumer {
-        Some(name) => state.store.consumer_cursor(name)?,
+        Some(name) => state.store.consumer_cursor(name).await?,
         None => 0,
     };
     // The answer ends at the newest ticket stored now, so that it ends even while
     // tickets keep coming.
-    let until = state.store.last_ticket_seq()?;
+    let until = state.store.last_ticket_seq().await?;
     let last_sent = Arc::new(AtomicU64::new(from));
     let producer_position = last_sent.clone();
-    let store = state.store.clone();
-    let next_batch = move || {
-        let after = producer_position.load(Ordering::Acquire);
-        let batch = store.tickets_after(after, until, STREAM_BATCH)?;
-        if let Some(last) = batch.last() {
-            producer_position.store(last.seq, Ordering::Release);
-        }
-        Ok(batch.iter().map(LegacyTicket::from_record).collect::<Vec<_>>())
-    };
+    let batches = futures::stream::try_unfold(
+        (state.store.clone(), producer_position),
+        move |(store, position)| async move {
+            let after = position.load(Ordering::Acquire);
+            let batch = store.tickets_after(after, until, STREAM_BATCH).await?;
+            if let Some(last) = batch.last() {
+                position.store(last.seq, Ordering::Release);
+            }
+            let tickets = batch.iter().map(LegacyTicket::from_record).collect::<Vec<_>>();
+            Ok(Some((tickets, (store, position))))
+        },
+    );
     let store = state.store.clone();
     let on_complete = move || async move {
         let (Some(name), sent) = (consumer, last_sent.load(Ordering::Acquire)) else {
@@ -225,5 +230,5 @@ fn get_tickets<S: Store>(state: AppState<S>, consumer: Option<String>) -> Result
             }
         }
     };
-    Ok(stream_json_array_then("{\"tickets\":[", "]}", next_batch, on_complete))
+    Ok(stream_json_array_then("{\"tickets\":[", "]}", batches, on_complete))
 }

@@ -133,6 +133,11 @@ pub async fn execute(api: ApiClient, command: Command, sender: UnboundedSender<M
                     append,
                     result: api.payments(id_client, limit, cursor).await,
                 },
+                SubList::History => Message::HistoryLoaded {
+                    id_client,
+                    append,
+                    result: api.audit(id_client, limit, cursor).await,
+                },
             }
         }
         Command::PatchCustomer { id_client, changes } => {

@@ -232,6 +232,54 @@ fn customer_detail_ledger() {
 }
 
 #[test]
+fn customer_detail_history() {
+    let mut app = customers_app();
+    app.update(key(KeyCode::Enter));
+    let entry = |seq: u64, at: &str, actor: &str, route: &str, summary: &str| crate::api::AuditEntry {
+        seq,
+        at: at.into(),
+        actor: actor.into(),
+        route: route.into(),
+        summary: summary.into(),
+    };
+    app.update(Message::HistoryLoaded {
+        id_client: Uuid::from_u128(1),
+        append: false,
+        result: Ok(Page {
+            items: vec![
+                entry(
+                    3,
+                    "2019-01-03T08:15:00Z",
+                    "caisse-1",
+                    "POST /api/credit",
+                    "credit +2,50 € (balance 3,50 €)",
+                ),
+                entry(
+                    2,
+                    "2019-01-02T10:30:00Z",
+                    "local",
+                    "PATCH /api/v1/customers/{}",
+                    "changed Email, Phone",
+                ),
+                entry(
+                    1,
+                    "2019-01-01T09:00:00Z",
+                    "local",
+                    "POST /api/v1/customers",
+                    "created with Nom, Prenom, Email",
+                ),
+            ],
+            next_cursor: None,
+            total: 3,
+        }),
+    });
+    for _ in 0..3 {
+        app.update(key(KeyCode::Char('l')));
+    }
+    insta::assert_snapshot!(draw(&app));
+}
+
+#[test]
 fn edit_form_with_a_server_error() {
     let mut app = customers_app();
     app.update(key(KeyCode::Char('e')));

@@ -32,6 +32,12 @@ pub async fn spawn_app_on(data_dir: tempfile::TempDir) -> TestApp {
     start(data_dir, |_| {}).await
 }
 
+/// Starts a server on an existing data directory after `configure` has adjusted its
+/// settings (a schedule whose first run must find what the directory holds).
+pub async fn spawn_app_on_with(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
+    start(data_dir, configure).await
+}
+
 /// Starts a server after `configure` has adjusted its settings.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     start(tempfile::tempdir().expect("temporary data dir"), configure).await

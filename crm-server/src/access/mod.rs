@@ -28,8 +28,9 @@ use warp::Filter;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::raw_query;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
+use crm_model::audit::WriteOrigin;
 pub use csrf::Sessions;
 use origin::CrossSite;
 pub use tokens::{Principal, Role, TokenSet, TokensError};
@@ -436,6 +437,34 @@ impl Refusal {
         }
         response
     }
+}
+
+/// Who makes a request and through which route, for the audit trail: the token's
+/// name (`local` without tokens) and the route's pattern.
+pub fn write_origin(
+    access: Arc<Access>,
+) -> impl Filter<Extract = (WriteOrigin,), Error = std::convert::Infallible> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .map(move |method: Method, path: warp::path::FullPath, headers: HeaderMap| {
+            // The access checks passed before any route: a write has a principal. A
+            // route open to all (none writes) may have none.
+            let actor = access.principal(&headers).map_or_else(|| anonymous().name, |p| p.name);
+            WriteOrigin::new(actor, format!("{method} {}", crate::metrics::route_of(path.as_str())))
+        })
+}
+
+/// The request's state, its store acting for the request's [`write_origin`]: what
+/// every route module hands its handlers, so that each write is recorded as theirs.
+pub fn acting_state<S: Store>(
+    state: AppState<S>,
+) -> impl Filter<Extract = (AppState<S>,), Error = std::convert::Infallible> + Clone {
+    let access = state.access.clone();
+    warp::any()
+        .map(move || state.clone())
+        .and(write_origin(access))
+        .map(|state: AppState<S>, origin: WriteOrigin| state.acting_for(origin))
 }
 
 /// `routes` behind the access checks: a refused request never reaches them.

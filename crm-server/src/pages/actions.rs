@@ -18,11 +18,11 @@ use super::customer::{self, CreditForm, Notice};
 use super::forms::{erased, write_failed, FormData};
 use super::{format, guard, see_other, PageError};
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// The live customer of the path, after the cross-site and CSRF checks.
-fn target<S: Store>(
+async fn target<S: Store>(
     state: &AppState<S>,
     headers: &HeaderMap,
     form: &FormData,
@@ -30,7 +30,7 @@ fn target<S: Store>(
 ) -> Result<crm_model::CustomerRecord, PageError> {
     guard::check_form(state, headers, form)?;
     let id_client = uuid::Uuid::parse_str(id).map_err(|_| PageError::customer_not_found())?;
-    match state.store.customer(id_client)? {
+    match state.store.customer(id_client).await? {
         None => Err(PageError::customer_not_found()),
         Some(record) if record.erased => Err(erased()),
         Some(record) => Ok(record),
@@ -103,7 +103,7 @@ where
 {
     let outcome = async {
         let form = FormData::read(body)?;
-        let record = target(state, headers, &form, id)?;
+        let record = target(state, headers, &form, id).await?;
         action(record.id_client).await.map_err(failed)?;
         Ok::<_, PageError>(back_to(record.id_client, &notice.query()))
     };
@@ -164,12 +164,12 @@ pub async fn request_credit<S: Store>(
 ) -> Response {
     let outcome = async {
         let form = FormData::read(body)?;
-        let record = target(&state, &headers, &form, &id)?;
+        let record = target(&state, &headers, &form, &id).await?;
         let csrf = state.access.csrf_for(&headers);
         let request = match read_credit(&form, record.id_client) {
             Ok(request) => request,
             Err(credit_form) => {
-                return customer::page_with_credit_form(&state, record.id_client, credit_form, csrf);
+                return customer::page_with_credit_form(&state, record.id_client, credit_form, csrf).await;
             }
         };
         match state.store.allow_credit(request, state.config.refusal_limit).await {
@@ -185,7 +185,7 @@ pub async fn request_credit<S: Store>(
                     ),
                     date_error: None,
                 };
-                customer::page_with_credit_form(&state, record.id_client, credit_form, csrf)
+                customer::page_with_credit_form(&state, record.id_client, credit_form, csrf).await
             }
             Err(error) => Err(failed(error)),
         }

@@ -18,8 +18,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{credit_chart, format, render, PageError};
-use crate::routes::AppState;
-use crate::store::Store;
+use crate::state::AppState;
+use crate::store::{AuditQuery, Store};
+use crm_model::audit::AuditEntry;
 
 /// Everything the customer page can show. `None` leaves a section out; `Some` of an
 /// empty list shows the section saying it is empty.
@@ -30,6 +31,10 @@ pub struct CustomerPageView {
     /// The customer's ledger, oldest first; also drawn as the credit chart.
     pub ledger: Option<Vec<LedgerEntry>>,
     pub payments: Option<Vec<PaymentView>>,
+    /// The latest entries of the customer's audit trail, newest first ("Historique"):
+    /// shown to those who may read the audit trail (`admin`, or everyone without
+    /// tokens).
+    pub history: Option<Vec<AuditEntry>>,
 }
 
 impl CustomerPageView {
@@ -40,6 +45,7 @@ impl CustomerPageView {
             tickets: None,
             ledger: None,
             payments: None,
+            history: None,
         }
     }
 }
@@ -98,6 +104,15 @@ struct LedgerRow {
     key: String,
     amount: String,
     balance: String,
+}
+
+struct HistoryRow {
+    seq: u64,
+    at: String,
+    at_iso: String,
+    actor: String,
+    route: String,
+    summary: String,
 }
 
 struct PaymentRow {
@@ -198,6 +213,7 @@ struct CustomerPage<'a> {
     ledger: Option<Vec<LedgerRow>>,
     tickets: Option<&'a [TicketView]>,
     payments: Option<Vec<PaymentRow>>,
+    history: Option<Vec<HistoryRow>>,
     csrf: Option<String>,
 }
 
@@ -298,6 +314,19 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
                 })
                 .collect()
         }),
+        history: view.history.as_ref().map(|entries| {
+            entries
+                .iter()
+                .map(|e| HistoryRow {
+                    seq: e.seq,
+                    at: format::date_time(e.at),
+                    at_iso: e.at.to_rfc3339(),
+                    actor: e.actor.clone(),
+                    route: e.route.clone(),
+                    summary: e.summary.clone(),
+                })
+                .collect()
+        }),
     };
     render(&page, status)
 }
@@ -309,39 +338,86 @@ fn render_page(view: &CustomerPageView, extras: PageExtras, status: StatusCode) 
         ("credit" = Option<String>, Query, description = "The outcome of a credit request: the id of the payment it scheduled, or `refused`")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "Unknown customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(state: &AppState<S>, id: &str, raw_query: &str, csrf: Option<String>) -> Response {
+pub async fn page<S: Store>(
+    state: &AppState<S>,
+    id: &str,
+    raw_query: &str,
+    csrf: Option<String>,
+    history: bool,
+) -> Response {
     let Ok(id_client) = Uuid::parse_str(id) else {
         return PageError::customer_not_found().into_response();
     };
     let notice = Notice::parse(raw_query);
-    match show(state, id_client, notice, CreditForm::default(), StatusCode::OK, csrf) {
+    match show(
+        state,
+        id_client,
+        notice,
+        CreditForm::default(),
+        StatusCode::OK,
+        csrf,
+        history,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-/// The page again with the credit form as posted and its errors (`422`).
-pub(super) fn page_with_credit_form<S: Store>(
+/// The page again with the credit form as posted and its errors (`422`), without
+/// the history: the form is what matters there.
+pub(super) async fn page_with_credit_form<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     credit: CreditForm,
     csrf: Option<String>,
 ) -> Result<Response, PageError> {
-    show(state, id_client, None, credit, StatusCode::UNPROCESSABLE_ENTITY, csrf)
+    show(
+        state,
+        id_client,
+        None,
+        credit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        csrf,
+        false,
+    )
+    .await
 }
 
-fn show<S: Store>(
+/// Whether the request may see the audit trail, as `GET /api/v1/audit` decides it: an
+/// `admin` token (or session), or anyone when no tokens are configured.
+pub(super) fn may_read_audit<S>(state: &AppState<S>, headers: &warp::http::HeaderMap) -> bool {
+    state
+        .access
+        .principal(headers)
+        .is_some_and(|p| p.role == crate::access::Role::Admin)
+}
+
+async fn show<S: Store>(
     state: &AppState<S>,
     id_client: Uuid,
     notice: Option<Notice>,
     credit: CreditForm,
     status: StatusCode,
     csrf: Option<String>,
+    history: bool,
 ) -> Result<Response, PageError> {
-    let view = view(state, id_client)?.ok_or_else(PageError::customer_not_found)?;
+    let mut view = view(state, id_client)
+        .await?
+        .ok_or_else(PageError::customer_not_found)?;
+    if history {
+        let query = AuditQuery {
+            customer: Some(id_client),
+            after: None,
+            limit: HISTORY_LIMIT,
+            newest_first: true,
+        };
+        view.history = Some(state.store.audit(&query).await?.items);
+    }
     let refusal_limit = state.config.refusal_limit;
     let banner = match notice {
-        Some(notice) => banner(state, &view.customer, notice, refusal_limit)?,
+        Some(notice) => banner(state, &view.customer, notice, refusal_limit).await?,
         None => None,
     };
     let extras = PageExtras {
@@ -355,7 +431,7 @@ fn show<S: Store>(
 
 /// The sentence of `notice`, from what the store holds now; `None` when the store does
 /// not bear it out (a link typed by hand, or something changed since).
-fn banner<S: Store>(
+async fn banner<S: Store>(
     state: &AppState<S>,
     c: &CustomerRecord,
     notice: Notice,
@@ -374,7 +450,7 @@ fn banner<S: Store>(
         }
         Notice::Reset => None,
         Notice::CreditAllowed(id) => {
-            let payments = state.store.customer_payments(c.id_client, id.checked_sub(1), 1)?;
+            let payments = state.store.customer_payments(c.id_client, id.checked_sub(1), 1).await?;
             payments.items.into_iter().find(|p| p.id == id).and_then(|p| {
                 ok(format!(
                     "Crédit accordé : un paiement différé de {} est programmé le {}.",
@@ -398,18 +474,25 @@ fn banner<S: Store>(
 /// Most tickets, ledger entries and payments one page shows (the API pages the rest).
 const SECTION_LIMIT: usize = 200;
 
-fn view<S: Store>(state: &AppState<S>, id_client: Uuid) -> Result<Option<CustomerPageView>, crate::store::StoreError> {
-    let Some(customer) = state.store.customer(id_client)? else {
+/// The latest audit entries the page shows (`GET /api/v1/audit?customer=` has all).
+const HISTORY_LIMIT: usize = 20;
+
+async fn view<S: Store>(
+    state: &AppState<S>,
+    id_client: Uuid,
+) -> Result<Option<CustomerPageView>, crate::store::StoreError> {
+    let Some(customer) = state.store.customer(id_client).await? else {
         return Ok(None);
     };
-    let tickets = state.store.customer_tickets(id_client, None, SECTION_LIMIT)?;
-    let ledger = state.store.ledger(id_client, None, SECTION_LIMIT)?;
-    let payments = state.store.customer_payments(id_client, None, SECTION_LIMIT)?;
+    let tickets = state.store.customer_tickets(id_client, None, SECTION_LIMIT).await?;
+    let ledger = state.store.ledger(id_client, None, SECTION_LIMIT).await?;
+    let payments = state.store.customer_payments(id_client, None, SECTION_LIMIT).await?;
     Ok(Some(CustomerPageView {
         customer,
         tickets: Some(tickets.items.iter().map(|t| ticket_view(&t.ticket)).collect()),
         ledger: Some(ledger.items),
         payments: Some(payments.items.iter().map(payment_view).collect()),
+        history: None,
     }))
 }
 
@@ -494,7 +577,13 @@ mod tests {
         let bare = html(&CustomerPageView::new(record())).await;
         assert!(bare.contains("<h1>Jon &#60;b&#62;Doe&#60;/b&#62;</h1>"), "{bare}");
         assert!(bare.contains("n° 33") && bare.contains("15,00\u{a0}€"));
-        for section in ["Mouvements de crédit", "Tickets</h2>", "Paiements différés", "<svg"] {
+        for section in [
+            "Mouvements de crédit",
+            "Tickets</h2>",
+            "Paiements différés",
+            "<svg",
+            "Historique",
+        ] {
             assert!(!bare.contains(section), "{section} shown without data");
         }
 

@@ -24,7 +24,7 @@ use super::customer::Notice;
 use super::forms::{erased, french_error, write_failed, FormData};
 use super::{customer, guard, render, see_other, PageError};
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// One field of the forms: its API name, French label and how it is typed.
@@ -146,8 +146,8 @@ struct Holder {
 }
 
 impl Holder {
-    fn of<S: Store>(state: &AppState<S>, id_client: Uuid) -> Holder {
-        let name = match state.store.customer(id_client) {
+    async fn of<S: Store>(state: &AppState<S>, id_client: Uuid) -> Holder {
+        let name = match state.store.customer(id_client).await {
             Ok(Some(record)) => customer::heading(&record),
             _ => format!("client {id_client}"),
         };
@@ -306,11 +306,11 @@ fn form_page(
 }
 
 /// Splits a store's answer to a write: a taken e-mail comes back on the form.
-fn taken_email<S: Store>(state: &AppState<S>, error: StoreError) -> Result<Problems, PageError> {
+async fn taken_email<S: Store>(state: &AppState<S>, error: StoreError) -> Result<Problems, PageError> {
     match error {
         StoreError::EmailTaken { email, existing } => Ok(Problems {
             errors: Vec::new(),
-            holder: Some((email, Holder::of(state, existing))),
+            holder: Some((email, Holder::of(state, existing).await)),
         }),
         other => Err(write_failed(other)),
     }
@@ -386,7 +386,7 @@ pub async fn create<S: Store>(state: AppState<S>, headers: HeaderMap, body: Resu
                         Notice::Created.query()
                     )))
                 }
-                Err(error) => taken_email(&state, error)?,
+                Err(error) => taken_email(&state, error).await?,
             },
         };
         let status = if problems.holder.is_some() {
@@ -400,9 +400,9 @@ pub async fn create<S: Store>(state: AppState<S>, headers: HeaderMap, body: Resu
 }
 
 /// The live customer `id`, or the page saying why there is none.
-fn live_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<CustomerRecord, PageError> {
+async fn live_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<CustomerRecord, PageError> {
     let id_client = Uuid::parse_str(id).map_err(|_| PageError::customer_not_found())?;
-    match state.store.customer(id_client)? {
+    match state.store.customer(id_client).await? {
         None => Err(PageError::customer_not_found()),
         Some(record) if record.erased => Err(erased()),
         Some(record) => Ok(record),
@@ -414,8 +414,8 @@ fn live_customer<S: Store>(state: &AppState<S>, id: &str) -> Result<CustomerReco
     params(("IdClient" = String, Path, description = "The customer's UUID")),
     responses((status = 200, description = "The form", content_type = "text/html", body = String),
         (status = 404, description = "Unknown or erased customer (HTML page)", content_type = "text/html", body = String)))]
-pub fn edit_page<S: Store>(state: &AppState<S>, id: &str, csrf: Option<String>) -> Response {
-    match live_customer(state, id) {
+pub async fn edit_page<S: Store>(state: &AppState<S>, id: &str, csrf: Option<String>) -> Response {
+    match live_customer(state, id).await {
         Ok(record) => {
             let values = record_values(&record);
             form_page(
@@ -464,7 +464,7 @@ pub async fn edit<S: Store>(
         let form = FormData::read(body)?;
         guard::check_form(&state, &headers, &form)?;
         let csrf = state.access.csrf_for(&headers);
-        let record = live_customer(&state, &id)?;
+        let record = live_customer(&state, &id).await?;
         let values = form_values(&form, "");
         let stored = record_values(&record);
         // What the form started with; a form without them is compared with the store.
@@ -480,7 +480,7 @@ pub async fn edit<S: Store>(
             Ok(patch) => match state.store.update_customer(record.id_client, patch).await {
                 Ok(_) => return Ok(see_other(&format!("{page_of}?{}", Notice::Saved.query()))),
                 Err(StoreError::CustomerNotFound) => return Err(erased()),
-                Err(error) => taken_email(&state, error)?,
+                Err(error) => taken_email(&state, error).await?,
             },
         };
         let status = if problems.holder.is_some() {

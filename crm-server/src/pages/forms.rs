@@ -56,6 +56,12 @@ pub fn write_failed(error: StoreError) -> PageError {
             "Import en cours",
             "Un import de clients est en cours d'écriture : rien n'a été enregistré. Réessayez dans un instant.",
         ),
+        StoreError::ReservedByImport { .. } => PageError::new(
+            StatusCode::CONFLICT,
+            "Import en cours",
+            "L'import de clients en cours d'écriture donne cet e-mail (ou cette carte) à un autre client : rien \
+             n'a été enregistré.",
+        ),
         StoreError::StorageFull { nothing_written } => PageError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "Disque plein",

@@ -13,7 +13,7 @@ use warp::http::{HeaderMap, StatusCode};
 use super::forms::FormData;
 use super::PageError;
 use crate::access::origin::{cross_site, CrossSite};
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// `Ok` when the request may come from one of this service's own pages.
 pub fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {

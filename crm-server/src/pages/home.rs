@@ -12,7 +12,7 @@ use warp::reply::Response;
 
 use super::import::ImportSummaryView;
 use super::{format, render, PageError};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 pub const PAGE_SIZE: usize = 50;
@@ -287,21 +287,24 @@ struct HomePage {
         ("import" = Option<String>, Query, description = "The id of an import this server finished (the import form redirects here with it): the page shows its result in a banner, with a warning for the rows that have neither IdClient nor Email. An unknown id shows no banner")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "Unknown sort or stale cursor (HTML page)", content_type = "text/html", body = String)))]
-pub fn page<S: Store>(state: &AppState<S>, raw_query: &str) -> Response {
-    match build(state, raw_query) {
+pub async fn page<S: Store>(state: &AppState<S>, raw_query: &str) -> Response {
+    match build(state, raw_query).await {
         Ok(page) => render(&page, StatusCode::OK),
         Err(error) => error.into_response(),
     }
 }
 
-fn build<S: Store>(state: &AppState<S>, raw_query: &str) -> Result<HomePage, PageError> {
+async fn build<S: Store>(state: &AppState<S>, raw_query: &str) -> Result<HomePage, PageError> {
     let params = HomeParams::parse(raw_query)?;
-    let list = state.store.list_customers(&ListQuery {
-        limit: PAGE_SIZE,
-        cursor: params.cursor.clone(),
-        q: (!params.q.is_empty()).then(|| params.q.clone()),
-        sort: params.sort,
-    })?;
+    let list = state
+        .store
+        .list_customers(&ListQuery {
+            limit: PAGE_SIZE,
+            cursor: params.cursor.clone(),
+            q: (!params.q.is_empty()).then(|| params.q.clone()),
+            sort: params.sort,
+        })
+        .await?;
     let total_sentence = if params.q.is_empty() {
         format::counted(list.total, "client", "clients")
     } else {

@@ -15,7 +15,7 @@ use super::{guard, render, see_other, PageError};
 use crate::access::csrf::{expired_cookie, same_secret, session_cookie};
 use crate::error::ApiError;
 use crate::http::{body_limited, raw_query};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 #[derive(Template)]

@@ -39,7 +39,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::http::{body_limited, raw_query};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 pub use chart::credit_chart;
@@ -56,14 +56,14 @@ const CONTENT_SECURITY_POLICY: &str =
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
     let limit = state.config.body_limit;
     let login_state = state.clone();
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
     // `/` is not under `/api`, so it is left out of the OpenAPI document.
     let root = warp::path::end().and(warp::get()).map(|| see_other("/api"));
     let home = warp::path!("api")
         .and(warp::get())
         .and(with_state.clone())
         .and(raw_query())
-        .map(|state: AppState<S>, query: String| home::page(&state, &query));
+        .then(|state: AppState<S>, query: String| async move { home::page(&state, &query).await });
     // The CSRF token that the page's forms carry.
     let csrf = {
         let state = login_state.clone();
@@ -84,12 +84,18 @@ pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(raw_query())
         .and(csrf.clone())
-        .map(|id: String, state: AppState<S>, query: String, csrf| customer::page(&state, &id, &query, csrf));
+        .and(warp::header::headers_cloned())
+        .then(
+            |id: String, state: AppState<S>, query: String, csrf, headers| async move {
+                let history = customer::may_read_audit(&state, &headers);
+                customer::page(&state, &id, &query, csrf, history).await
+            },
+        );
     let edit_form = warp::path!("api" / "customers" / String / "edit")
         .and(warp::get())
         .and(with_state.clone())
         .and(csrf.clone())
-        .map(|id: String, state: AppState<S>, csrf| customer_form::edit_page(&state, &id, csrf));
+        .then(|id: String, state: AppState<S>, csrf| async move { customer_form::edit_page(&state, &id, csrf).await });
     let login = login::routes(login_state, limit);
     let stylesheet = warp::path!("api" / "assets" / "crm.css")
         .and(warp::get())

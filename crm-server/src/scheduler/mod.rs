@@ -26,8 +26,9 @@ use self::payment_run::PaymentRunSummary;
 use self::pulls::{PullSummary, Source, SHOPS, WEB_SHOP};
 use crate::config::Config;
 use crate::http::json;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::Store;
+use crm_model::audit::WriteOrigin;
 use warp::Reply;
 
 /// The other services as the server reaches them.
@@ -74,7 +75,7 @@ impl Upstream {
 /// The scheduler's routes but `POST /api/credit`, which shares its path with the
 /// document's credit batches (see [`crate::loyalty`]).
 pub fn routes<S: Store>(state: AppState<S>) -> BoxedFilter<(Response,)> {
-    let with_state = warp::any().map(move || state.clone());
+    let with_state = crate::access::acting_state(state);
     let post_or_get = || warp::post().or(warp::get()).unify();
 
     let shops = warp::path!("api" / "credit")
@@ -150,9 +151,10 @@ pub fn spawn_schedule<S: Store>(state: AppState<S>, every: Duration) -> tokio::t
                 if upstream.stopping.load(Ordering::Acquire) {
                     return;
                 }
-                pulls::pull(&state.store, &upstream, source).await;
+                let origin = WriteOrigin::scheduler(format!("scheduler pull {}", source.service));
+                pulls::pull(&state.store.acting_for(origin), &upstream, source).await;
             }
-            payment_run::run(&state).await;
+            payment_run::run(&state.acting_for(WriteOrigin::scheduler("scheduler payment run"))).await;
             if upstream.stopping.load(Ordering::Acquire) {
                 return;
             }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::gateway::Gateway;
 use super::pulls::push_listed;
 use crate::config::Clock;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// The payment service behind the gateway and its route.
@@ -129,7 +129,7 @@ pub async fn run<S: Store>(state: &AppState<S>) -> PaymentRunSummary {
     summary.date = Some(date);
     // Collected first: a refused payment moves a day later, which may still be due,
     // and must not be sent twice in one run.
-    let due = match due_payments(&state.store, date) {
+    let due = match due_payments(&state.store, date).await {
         Ok(due) => due,
         Err(e) => return summary.failed(format!("the due payments could not be read: {e}")),
     };
@@ -177,11 +177,11 @@ async fn today(clock: Clock, gateway: &Gateway) -> Result<NaiveDate, String> {
     }
 }
 
-fn due_payments<S: Store>(store: &S, date: NaiveDate) -> Result<Vec<Payment>, StoreError> {
+async fn due_payments<S: Store>(store: &S, date: NaiveDate) -> Result<Vec<Payment>, StoreError> {
     let mut due = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.payments_due(date, cursor.as_deref(), PAGE)?;
+        let page = store.payments_due(date, cursor.as_deref(), PAGE).await?;
         due.extend(page.items);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -205,7 +205,7 @@ async fn send<S: Store>(
     summary: &mut PaymentRunSummary,
 ) -> Result<Sent, StoreError> {
     let store = &state.store;
-    let Some(customer) = store.customer(payment.id_client)?.filter(|c| !c.erased) else {
+    let Some(customer) = store.customer(payment.id_client).await?.filter(|c| !c.erased) else {
         summary.push_error(format!(
             "payment {}: its customer is erased or unknown, so it has no account to charge; not sent",
             payment.id

@@ -36,16 +36,19 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use crm_model::import::{ImportError, ImportProgress};
+use crm_model::audit::{AuditEntry, WriteOrigin};
+use crm_model::backup::{BackupCounts, BackupRecord};
 use crm_model::{
     AllowCredit, CardRef, CreditItem, CustomerPatch, CustomerRecord, ImportOptions, ImportReport, LedgerEntry,
-    ListQuery, NewCustomer, Page, Payment, RowOutcome, Ticket, TicketRecord,
+    ListQuery, NewCustomer, Page, Payment, Ticket, TicketRecord,
 };
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    BackupStore, CreditResult, CustomerStore, ImportFailure, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore,
-    SledStore, StoreAdmin, StoreError, TicketStore,
+    AuditQuery, AuditStore, BackupRecordStream, BackupStore, CreditResult, CustomerStore, ExportError, ImportFailure,
+    ImportProgressFn, ImportRowStream, ImportStore, IngestOutcome, LoyaltyStore, PaymentStore, RestoreError, SledStore,
+    StoreAdmin, StoreError, StoreStats, TicketStore,
 };
 use crate::config::Config;
 
@@ -66,11 +69,15 @@ const REOPEN_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct GuardedStore {
     guard: std::sync::Arc<Guard>,
+    /// Who the writes through this handle are made for (see [`AuditStore::acting_for`]).
+    origin: WriteOrigin,
 }
 
 struct Guard {
     dir: PathBuf,
     cache_bytes: u64,
+    /// Given to every store opened (see [`SledStore::set_write_wait`]).
+    write_wait: Duration,
     reserve: Reserve,
     /// The open store and its epoch (one more at each reopen); `None` while it is
     /// being reopened or could not be.
@@ -153,6 +160,7 @@ impl GuardedStore {
             },
             dir,
             cache_bytes: config.cache_bytes,
+            write_wait: config.write_wait,
             current: RwLock::new(None),
             epochs: AtomicU64::new(0),
             earlier_flushes: AtomicU64::new(0),
@@ -173,18 +181,23 @@ impl GuardedStore {
         }
         Ok(GuardedStore {
             guard: std::sync::Arc::new(guard),
+            origin: WriteOrigin::default(),
         })
     }
 
     /// Runs a read; when sled has stopped on a full disk, reopens it and reads again.
-    fn read<T>(&self, op: impl Fn(&SledStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    /// `op` owns the store handle and drops it when done: a reopen waits for it.
+    async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(SledStore) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
         let (store, epoch) = self.guard.store()?;
-        match op(&store) {
+        match op(store).await {
             Err(StoreError::StorageFull { .. }) => {
-                drop(store);
                 self.guard.failed_on_full_disk(epoch);
                 let (store, _) = self.guard.store()?;
-                op(&store).map_err(|e| match e {
+                op(store).await.map_err(|e| match e {
                     StoreError::StorageFull { .. } => StoreError::Unavailable("the disk is full".into()),
                     other => other,
                 })
@@ -201,6 +214,7 @@ impl GuardedStore {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let (store, epoch) = self.guard.admit_write()?;
+        let store = store.acting_for(self.origin.clone());
         // `op` owns the store handle and drops it when done: a reopen waits for it.
         let outcome = op(store).await;
         if let Err(StoreError::StorageFull { .. }) = outcome {
@@ -222,6 +236,7 @@ impl Guard {
     }
 
     fn install(&self, store: SledStore) {
+        store.set_write_wait(self.write_wait);
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((store, epoch));
     }
@@ -369,28 +384,29 @@ impl CustomerStore for GuardedStore {
         self.write(|s| async move { s.erase_customer(id_client).await }).await
     }
 
-    fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
-        self.read(|s| s.customer(id_client))
+    async fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
+        self.read(|s| async move { s.customer(id_client).await }).await
     }
 
-    fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
-        self.read(|s| s.customer_by_email(email))
+    async fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        self.read(|s| async move { s.customer_by_email(email).await }).await
     }
 
-    fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
-        self.read(|s| s.customer_by_card(card))
+    async fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
+        self.read(|s| async move { s.customer_by_card(card).await }).await
     }
 
-    fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
-        self.read(|s| s.customers_after(after, limit))
+    async fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
+        self.read(|s| async move { s.customers_after(after, limit).await })
+            .await
     }
 
-    fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
-        self.read(|s| s.list_customers(query))
+    async fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+        self.read(|s| async move { s.list_customers(query).await }).await
     }
 
-    fn customer_count(&self) -> Result<u64, StoreError> {
-        self.read(|s| s.customer_count())
+    async fn customer_count(&self) -> Result<u64, StoreError> {
+        self.read(|s| async move { s.customer_count().await }).await
     }
 }
 
@@ -403,12 +419,13 @@ impl LoyaltyStore for GuardedStore {
         self.write(|s| async move { s.credit(items).await }).await
     }
 
-    fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
-        self.read(|s| s.customer_by_card_ref(card))
+    async fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
+        self.read(|s| async move { s.customer_by_card_ref(card).await }).await
     }
 
-    fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
-        self.read(|s| s.ledger(id_client, after, limit))
+    async fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
+        self.read(|s| async move { s.ledger(id_client, after, limit).await })
+            .await
     }
 }
 
@@ -417,29 +434,31 @@ impl TicketStore for GuardedStore {
         self.write(|s| async move { s.ingest_tickets(tickets).await }).await
     }
 
-    fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
-        self.read(|s| s.tickets_after(after, until, limit))
+    async fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
+        self.read(|s| async move { s.tickets_after(after, until, limit).await })
+            .await
     }
 
-    fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
-        self.read(|s| s.ticket_page(after, limit))
+    async fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
+        self.read(|s| async move { s.ticket_page(after, limit).await }).await
     }
 
-    fn last_ticket_seq(&self) -> Result<u64, StoreError> {
-        self.read(|s| s.last_ticket_seq())
+    async fn last_ticket_seq(&self) -> Result<u64, StoreError> {
+        self.read(|s| async move { s.last_ticket_seq().await }).await
     }
 
-    fn customer_tickets(
+    async fn customer_tickets(
         &self,
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<TicketRecord>, StoreError> {
-        self.read(|s| s.customer_tickets(id_client, after, limit))
+        self.read(|s| async move { s.customer_tickets(id_client, after, limit).await })
+            .await
     }
 
-    fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
-        self.read(|s| s.consumer_cursor(name))
+    async fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
+        self.read(|s| async move { s.consumer_cursor(name).await }).await
     }
 
     async fn advance_consumer(&self, name: &str, seq: u64) -> Result<(), StoreError> {
@@ -455,17 +474,24 @@ impl PaymentStore for GuardedStore {
             .await
     }
 
-    fn customer_payments(
+    async fn customer_payments(
         &self,
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<Payment>, StoreError> {
-        self.read(|s| s.customer_payments(id_client, after, limit))
+        self.read(|s| async move { s.customer_payments(id_client, after, limit).await })
+            .await
     }
 
-    fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
-        self.read(|s| s.payments_due(due, after, limit))
+    async fn payments_due(
+        &self,
+        due: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Payment>, StoreError> {
+        self.read(|s| async move { s.payments_due(due, after, limit).await })
+            .await
     }
 
     async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
@@ -486,14 +512,15 @@ impl PaymentStore for GuardedStore {
 }
 
 impl ImportStore for GuardedStore {
-    fn import_customers(
+    async fn import_customers(
         &self,
-        rows: &mut dyn Iterator<Item = Result<RowOutcome, ImportError>>,
+        rows: ImportRowStream,
         options: ImportOptions,
-        progress: &dyn Fn(ImportProgress),
+        progress: ImportProgressFn,
     ) -> Result<ImportReport, ImportFailure> {
         let (store, epoch) = self.guard.admit_write()?;
-        let outcome = store.import_customers(rows, options, progress);
+        let store = store.acting_for(self.origin.clone());
+        let outcome = store.import_customers(rows, options, progress).await;
         drop(store);
         if let Err(ImportFailure::Store(StoreError::StorageFull { .. })) = outcome {
             self.guard.failed_on_full_disk(epoch);
@@ -504,13 +531,28 @@ impl ImportStore for GuardedStore {
 
 /// An export keeps the before-images of the writes made while it runs in the store,
 /// so it is admitted as a write: refused on a full disk, like an import.
+impl AuditStore for GuardedStore {
+    fn acting_for(&self, origin: WriteOrigin) -> Self {
+        GuardedStore {
+            guard: self.guard.clone(),
+            origin,
+        }
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>, StoreError> {
+        self.read(|s| async move { s.audit(query).await }).await
+    }
+}
+
 impl BackupStore for GuardedStore {
-    fn export<E: From<StoreError>>(
-        &self,
-        emit: &mut dyn FnMut(&crm_model::backup::BackupRecord) -> Result<(), E>,
-    ) -> Result<crm_model::backup::BackupCounts, E> {
+    async fn export(&self, sink: mpsc::Sender<BackupRecord>) -> Result<BackupCounts, ExportError> {
         let (store, _) = self.guard.admit_write()?;
-        store.export(emit)
+        store.export(sink).await
+    }
+
+    async fn restore(&self, records: BackupRecordStream) -> Result<BackupCounts, RestoreError> {
+        let (store, _) = self.guard.admit_write()?;
+        store.restore(records).await
     }
 }
 
@@ -523,22 +565,14 @@ impl StoreAdmin for GuardedStore {
         store.flush().await
     }
 
-    fn flush_count(&self) -> u64 {
-        let current = self
-            .guard
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |(store, _)| store.flush_count());
-        self.guard.earlier_flushes.load(Ordering::Relaxed) + current
+    /// The flushes count those of the stores closed before the current one too.
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut stats = self.read(|s| async move { s.stats().await }).await?;
+        stats.flushes += self.guard.earlier_flushes.load(Ordering::Relaxed);
+        Ok(stats)
     }
 
-    fn size_on_disk(&self) -> Option<u64> {
-        self.guard.store().ok().and_then(|(store, _)| store.size_on_disk())
-    }
-
-    fn degraded(&self) -> Option<String> {
+    async fn degraded(&self) -> Option<String> {
         if self.guard.recover() {
             return None;
         }

@@ -5,13 +5,17 @@
 //! once it is on disk, so that a PostgreSQL store can implement the same traits.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
+use crm_model::audit::{AuditEntry, WriteOrigin};
+use crm_model::backup::{BackupCounts, BackupError, BackupRecord};
 use crm_model::import::{ImportError, ImportProgress};
 use crm_model::{
     AllowCredit, Cents, CreditItem, CustomerPatch, CustomerRecord, ImportOptions, ImportReport, LedgerEntry, ListQuery,
     NewCustomer, Page, Payment, RowOutcome, Ticket, TicketRecord,
 };
+use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub mod guarded;
@@ -33,6 +37,10 @@ pub enum StoreError {
     CardTaken { card: u64, existing: Uuid },
     #[error("the IdClient {0} is already used")]
     IdClientTaken(Uuid),
+    /// The write would give a customer an e-mail, card or IdClient (`field`) that a row
+    /// of the import being written will give to another customer.
+    #[error("this {field} goes to another customer in the customer import being written; nothing was written")]
+    ReservedByImport { field: &'static str },
     #[error("payment not found")]
     PaymentNotFound,
     /// A result for a payment that is no longer pending.
@@ -55,9 +63,20 @@ pub enum StoreError {
     /// (see [`guarded`] for why the answer cannot be surer).
     #[error("the disk of the data directory is full")]
     StorageFull { nothing_written: bool },
-    /// The store is closed for a moment (being reopened after a failure of its disk).
+    /// The store cannot be reached for a moment: being reopened after a failure of its
+    /// disk, a database down or restarting, a pool with no free connection. Answered
+    /// `503` with `Retry-After`: nothing was written, the client tries again.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<crm_model::money::AmountOutOfRange> for StoreError {
+    fn from(e: crm_model::money::AmountOutOfRange) -> Self {
+        StoreError::AmountOutOfRange {
+            field: e.field,
+            error: e.error,
+        }
+    }
 }
 
 /// Customers: the register and its indexes (IdClient, e-mail, card, search, sorts).
@@ -77,23 +96,31 @@ pub trait CustomerStore {
     fn erase_customer(&self, id_client: Uuid) -> impl Future<Output = Result<CustomerRecord, StoreError>> + Send;
 
     /// A customer by public id, erased ones included.
-    fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError>;
+    fn customer(&self, id_client: Uuid) -> impl Future<Output = Result<Option<CustomerRecord>, StoreError>> + Send;
 
     /// A live customer by e-mail, case-insensitively.
-    fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError>;
+    fn customer_by_email(&self, email: &str)
+        -> impl Future<Output = Result<Option<CustomerRecord>, StoreError>> + Send;
 
     /// A live customer by loyalty card number.
-    fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError>;
+    fn customer_by_card(&self, card: u64) -> impl Future<Output = Result<Option<CustomerRecord>, StoreError>> + Send;
 
     /// Up to `limit` live customers with an `id` above `after`, in `id` order: the
     /// building block of streamed full listings, which must not hold every customer.
-    fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError>;
+    fn customers_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CustomerRecord>, StoreError>> + Send;
 
     /// One page of the live customers, searched and sorted through indexes.
-    fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError>;
+    fn list_customers(
+        &self,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Page<CustomerRecord>, StoreError>> + Send;
 
     /// How many live customers there are (a counter, not a scan).
-    fn customer_count(&self) -> Result<u64, StoreError>;
+    fn customer_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// What became of one item of a credit batch.
@@ -128,10 +155,18 @@ pub trait LoyaltyStore {
     fn credit(&self, items: Vec<CreditItem>) -> impl Future<Output = Result<Vec<CreditResult>, StoreError>> + Send;
 
     /// A live customer by card number, or by IdClient.
-    fn customer_by_card_ref(&self, card: &crm_model::CardRef) -> Result<Option<CustomerRecord>, StoreError>;
+    fn customer_by_card_ref(
+        &self,
+        card: &crm_model::CardRef,
+    ) -> impl Future<Output = Result<Option<CustomerRecord>, StoreError>> + Send;
 
     /// A page of a customer's ledger, oldest first, after entry `after`.
-    fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError>;
+    fn ledger(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<LedgerEntry>, StoreError>> + Send;
 }
 
 /// Tickets: ingestion (idempotent on `uid`), listings, and the cursors of consumers.
@@ -140,13 +175,22 @@ pub trait TicketStore {
     fn ingest_tickets(&self, tickets: Vec<Ticket>) -> impl Future<Output = Result<IngestOutcome, StoreError>> + Send;
 
     /// Up to `limit` tickets with a sequence number above `after` and at most `until`.
-    fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError>;
+    fn tickets_after(
+        &self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<TicketRecord>, StoreError>> + Send;
 
     /// A page of every ticket, oldest first, after ticket `after`.
-    fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError>;
+    fn ticket_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<TicketRecord>, StoreError>> + Send;
 
     /// The sequence number of the newest ticket (0 when none): how many there are.
-    fn last_ticket_seq(&self) -> Result<u64, StoreError>;
+    fn last_ticket_seq(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// A page of a customer's credited tickets, oldest first, after ticket `after`.
     fn customer_tickets(
@@ -154,10 +198,10 @@ pub trait TicketStore {
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
-    ) -> Result<Page<TicketRecord>, StoreError>;
+    ) -> impl Future<Output = Result<Page<TicketRecord>, StoreError>> + Send;
 
     /// The last ticket sequence number consumer `name` has received (0 at first).
-    fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError>;
+    fn consumer_cursor(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Moves consumer `name`'s cursor to `seq` (never backwards), durably.
     fn advance_consumer(&self, name: &str, seq: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -174,12 +218,21 @@ pub trait PaymentStore {
     ) -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
 
     /// A page of a customer's payments (every status), by id, after payment `after`.
-    fn customer_payments(&self, id_client: Uuid, after: Option<u64>, limit: usize)
-        -> Result<Page<Payment>, StoreError>;
+    fn customer_payments(
+        &self,
+        id_client: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Payment>, StoreError>> + Send;
 
     /// A page of pending payments due on or before `due`, by due date then id, after
     /// the opaque position `after`.
-    fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError>;
+    fn payments_due(
+        &self,
+        due: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Payment>, StoreError>> + Send;
 
     /// Records the payment service's answer: paid, or a refusal (the customer's
     /// `NbRefus` + 1, due date one day later).
@@ -213,6 +266,13 @@ pub enum ImportFailure {
     Store(#[from] StoreError),
 }
 
+/// What an import hears of its progress, from whichever thread or task runs it.
+pub type ImportProgressFn = Arc<dyn Fn(ImportProgress) + Send + Sync>;
+
+/// The rows of an import as they are read: an upload or a file parsed while it arrives.
+/// An `Err` item (unreadable input, an upload cut short) fails the import whole.
+pub type ImportRowStream = BoxStream<'static, Result<RowOutcome, ImportError>>;
+
 /// Customer imports (`POST /api/update_db`, `crm-server import`).
 pub trait ImportStore {
     /// Imports every row of `rows` (see the implementation for the guarantees): the
@@ -221,47 +281,115 @@ pub trait ImportStore {
     /// the bad rows. `progress` hears of each stage. With `mode=replace`, readers see
     /// the old customers until the new set is complete, then only the new set.
     ///
-    /// Blocking and long: call it from a blocking thread, never from async code.
+    /// Long: the stream is read to its end before anything is written.
     fn import_customers(
         &self,
-        rows: &mut dyn Iterator<Item = Result<RowOutcome, ImportError>>,
+        rows: ImportRowStream,
         options: ImportOptions,
-        progress: &dyn Fn(ImportProgress),
-    ) -> Result<ImportReport, ImportFailure>;
+        progress: ImportProgressFn,
+    ) -> impl Future<Output = Result<ImportReport, ImportFailure>> + Send;
+}
+
+/// What a store can tell of itself cheaply, for `/healthz` and `/metrics`: counters
+/// it keeps, never a scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// Writes made durable so far, as disk flushes (sled's group commit) or commits:
+    /// with group commit, far fewer than concurrent writes.
+    pub flushes: u64,
+    /// Live customers.
+    pub customers: u64,
+    /// Tickets stored (the newest ticket's sequence number).
+    pub tickets: u64,
+    /// Bytes the store takes on disk, when it can tell.
+    pub size_on_disk: Option<u64>,
 }
 
 /// Health and durability of the store as a whole.
+///
+/// Every store retries, inside each operation, the failures that only say "try again"
+/// (a database's serialization failures and deadlocks): callers never see them. What
+/// reaches them is [`StoreError::Unavailable`] when the storage cannot be reached for
+/// now (database down, pool exhausted), answered `503` with `Retry-After`.
 pub trait StoreAdmin {
     /// Makes every acknowledged write durable (used at shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// How many disk flushes the store has made: with group commit, far fewer than
-    /// concurrent writes.
-    fn flush_count(&self) -> u64;
+    /// Counters of the store (see [`StoreStats`]).
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
 
     /// Why the store cannot take writes for now (a full disk), if it cannot; reads
     /// still work. Checked by `/healthz`.
-    fn degraded(&self) -> Option<String> {
-        None
-    }
-    /// Bytes the store takes on disk, when it can tell (for `/metrics`).
-    fn size_on_disk(&self) -> Option<u64> {
-        None
+    fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
+        std::future::ready(None)
     }
 }
 
-/// Backups (`crm-server export`, `GET /api/v1/export`).
+/// Why an export stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sink of the records was closed (the reader went away).
+    #[error("the reader of the export went away")]
+    ReaderGone,
+}
+
+/// Why a restore failed. The store is left empty (a database rolls its transaction
+/// back; sled removes the new directory, see [`sled::SledStore::restore_into`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0} is not empty: restore into a new store")]
+    NotEmpty(String),
+    #[error("the dump is refused at {0}")]
+    Dump(#[from] BackupError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The records of a dump as they are read, each checked (see
+/// [`crm_model::backup::BackupReader`]), for [`BackupStore::restore`].
+pub type BackupRecordStream = BoxStream<'static, Result<BackupRecord, BackupError>>;
+
+/// Backups (`crm-server export`, `GET /api/v1/export`, `crm-server restore`).
 pub trait BackupStore {
-    /// Hands `emit` every record of a dump of one consistent snapshot of the store,
-    /// header to trailer, one at a time, while other writes go on; an error of `emit`
-    /// (the reader went away) stops it. Refused with [`StoreError::ImportRunning`]
-    /// while an import writes; an import started meanwhile waits for the end.
-    ///
-    /// Blocking and long: call it from a blocking thread, never from async code.
-    fn export<E: From<StoreError>>(
+    /// Sends `sink` every record of a dump of one consistent snapshot of the store,
+    /// header to trailer, one at a time, while other writes go on; a closed sink (the
+    /// reader went away) stops it. Refused with [`StoreError::ImportRunning`] (before
+    /// the header) while an import writes; an import started meanwhile waits for the
+    /// end. The sink is bounded: a slow reader slows the export, it never piles up.
+    fn export(
         &self,
-        emit: &mut dyn FnMut(&crm_model::backup::BackupRecord) -> Result<(), E>,
-    ) -> Result<crm_model::backup::BackupCounts, E>;
+        sink: tokio::sync::mpsc::Sender<BackupRecord>,
+    ) -> impl Future<Output = Result<BackupCounts, ExportError>> + Send;
+
+    /// Writes the records of a dump into this store, which must hold nothing yet
+    /// ([`RestoreError::NotEmpty`] otherwise), rebuilding every index from them. The
+    /// dump is checked to its trailer: a dump refused part way (unreadable, cut
+    /// short, inconsistent) is an error, and the caller discards the store.
+    fn restore(&self, records: BackupRecordStream) -> impl Future<Output = Result<BackupCounts, RestoreError>> + Send;
+}
+
+/// Which audit entries to read (`GET /api/v1/audit`, the customer page, the TUI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only the entries of this customer.
+    pub customer: Option<Uuid>,
+    /// Entries after this sequence number (before it when `newest_first`).
+    pub after: Option<u64>,
+    pub limit: usize,
+    pub newest_first: bool,
+}
+
+/// The audit trail: every write above records who made it, through which route, and a
+/// summary of the change, in its own atomic write (see [`crm_model::audit`]).
+pub trait AuditStore: Sized {
+    /// This store acting for `origin`: the writes made through the handle it answers
+    /// are recorded under that actor and route. Cheap (a clone of the handle).
+    fn acting_for(&self, origin: WriteOrigin) -> Self;
+
+    /// A page of the trail, by sequence number: a key range, never an offset.
+    fn audit(&self, query: &AuditQuery) -> impl Future<Output = Result<Page<AuditEntry>, StoreError>> + Send;
 }
 
 /// Everything the server needs of its storage.
@@ -273,6 +401,7 @@ pub trait Store:
     + PaymentStore
     + StoreAdmin
     + BackupStore
+    + AuditStore
     + Clone
     + Send
     + Sync
@@ -288,6 +417,7 @@ impl<T> Store for T where
         + PaymentStore
         + StoreAdmin
         + BackupStore
+        + AuditStore
         + Clone
         + Send
         + Sync

@@ -18,9 +18,9 @@ use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 pub use types::{
-    Article, CreditBalance, CreditDecision, CustomerChanges, CustomerKey, ImportMode, ImportRequest, ImportSummary,
-    LedgerEntry, NewCustomerRequest, PaymentOutcome, RowError, ScheduledPayment, ServerImportProgress, Ticket,
-    UploadProgress,
+    Article, AuditEntry, CreditBalance, CreditDecision, CustomerChanges, CustomerKey, ImportMode, ImportRequest,
+    ImportSummary, LedgerEntry, NewCustomerRequest, PaymentOutcome, RowError, ScheduledPayment, ServerImportProgress,
+    Ticket, UploadProgress,
 };
 
 /// How long to wait for a TCP connection before calling the server unreachable.
@@ -290,6 +290,27 @@ impl ApiClient {
         cursor: Option<&str>,
     ) -> Result<Page<LedgerEntry>, ApiError> {
         self.customer_page(id_client, "ledger", limit, cursor).await
+    }
+
+    /// `GET /api/v1/audit?customer=<IdClient>`, newest first: one page of the
+    /// customer's audit trail (`cursor`: the `next_cursor` of the page before).
+    pub async fn audit(
+        &self,
+        id_client: Uuid,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, ApiError> {
+        let mut url = self.url(&["api", "v1", "audit"]);
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("customer", &id_client.to_string());
+            pairs.append_pair("order", "desc");
+            pairs.append_pair("limit", &limit.to_string());
+            if let Some(cursor) = cursor {
+                pairs.append_pair("after", cursor);
+            }
+        }
+        self.send_json(self.http.get(url).timeout(REQUEST_TIMEOUT)).await
     }
 
     /// `GET /api/v1/customers/<IdClient>/payments`, one page.

@@ -249,6 +249,20 @@ pub struct Article {
     pub quantity: u64,
 }
 
+/// One entry of the audit trail (`GET /api/v1/audit`): who changed what, when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// RFC 3339 date-time.
+    pub at: String,
+    /// The token's name, `local` or `scheduler`.
+    pub actor: String,
+    pub route: String,
+    /// What changed: field names and amounts.
+    pub summary: String,
+}
+
 /// One credit movement of a customer's ledger: `{seq, at, amount, balance, cause, key}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]

@@ -34,7 +34,7 @@ const SEARCH: Keys = &[
 ];
 
 const DETAIL: Keys = &[
-    ("h l / ← →", "tickets, ledger, scheduled payments"),
+    ("h l / ← →", "tickets, ledger, scheduled payments, history"),
     ("j k g G PgUp PgDn", "move in the list"),
     ("e", "edit the customer"),
     ("c", "issue a loyalty card"),

@@ -109,6 +109,7 @@ pub enum SubList {
     Tickets,
     Ledger,
     Payments,
+    History,
 }
 
 /// Everything that changes the state: keys, terminal size, answers, timers.
@@ -143,6 +144,11 @@ pub enum Message {
         id_client: Uuid,
         append: bool,
         result: Result<Page<ScheduledPayment>, ApiError>,
+    },
+    HistoryLoaded {
+        id_client: Uuid,
+        append: bool,
+        result: Result<Page<crate::api::AuditEntry>, ApiError>,
     },
     CustomerSaved(Result<Customer, ApiError>),
     CardIssued(Result<Customer, ApiError>),
@@ -316,6 +322,11 @@ impl App {
                 append,
                 result,
             } => self.on_sub_list(id_client, append, result, |d| &mut d.payments, "payments"),
+            Message::HistoryLoaded {
+                id_client,
+                append,
+                result,
+            } => self.on_sub_list(id_client, append, result, |d| &mut d.history, "history"),
             Message::CustomerSaved(result) => self.on_customer_saved(result),
             Message::CardIssued(result) => self.on_card_issued(result),
             Message::CustomerCreated(result) => self.on_customer_created(result),

@@ -360,7 +360,11 @@ fn the_new_customer_form_validates_as_you_type_and_sends_its_fields() {
 fn editing_sends_only_changed_fields_and_shows_server_errors_on_them() {
     let mut app = loaded_app();
     let commands = app.update(key(KeyCode::Enter));
-    assert_eq!(commands.len(), 4, "customer, tickets, ledger, payments: {commands:?}");
+    assert_eq!(
+        commands.len(),
+        5,
+        "customer, tickets, ledger, payments, history: {commands:?}"
+    );
     app.update(key(KeyCode::Char('e')));
     let edit = app.customers.edit.as_ref().expect("edit form");
     assert_eq!(edit.form.value("Email"), "client1@mimi.com");

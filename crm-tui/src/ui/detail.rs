@@ -1,4 +1,5 @@
-//! One customer: their card of details, then their tickets, ledger or scheduled payments.
+//! One customer: their card of details, then their tickets, ledger, scheduled payments
+//! or history (audit trail).
 
 use crm_model::{Cents, Customer, Sexe};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,7 +9,7 @@ use ratatui::widgets::{Block, HighlightSpacing, Paragraph, Table, TableState, Ta
 use ratatui::Frame;
 
 use super::columns::{self, Column};
-use crate::api::{LedgerEntry, ScheduledPayment, Ticket};
+use crate::api::{AuditEntry, LedgerEntry, ScheduledPayment, Ticket};
 use crate::app::paged::PagedList;
 use crate::app::{App, CustomerDetail, DetailPane};
 
@@ -169,6 +170,18 @@ fn render_pane(app: &App, detail: &CustomerDetail, frame: &mut Frame, area: Rect
                 ]
             };
             render_list(&detail.payments, rows, &columns, cells, frame, area)
+        }
+        DetailPane::History => {
+            let history = &detail.history.items;
+            let columns = [
+                Column::fitted("Date", 16, 0, false),
+                Column::text_fitting("By", history.iter().map(|e| e.actor.as_str()), (5, 12), 2, 0),
+                Column::text_fitting("Route", history.iter().map(|e| e.route.as_str()), (10, 34), 3, 0),
+                // What changed matters most after when: it takes the room left.
+                Column::text_fitting("Change", history.iter().map(|e| e.summary.as_str()), (20, 60), 1, 1),
+            ];
+            let cells = |e: &AuditEntry| vec![date_time(&e.at), e.actor.clone(), e.route.clone(), e.summary.clone()];
+            render_list(&detail.history, rows, &columns, cells, frame, area)
         }
     }
 }

@@ -69,6 +69,48 @@ struct Args {
     work: Option<PathBuf>,
 }
 
+/// Clients creating customers during the HTTP import (see `post_file_probing_creates`).
+const PROBES: usize = 4;
+
+/// What the creates made during an import met.
+#[derive(Default)]
+struct CreateWaits {
+    /// Latency of each acknowledged create, ms.
+    ok_ms: Vec<f64>,
+    /// Answered `503` (waited past the write wait).
+    refused: u64,
+    /// Any other answer, or none.
+    failed: u64,
+}
+
+impl CreateWaits {
+    fn figure(mut self, rows: u64) -> Figure {
+        self.ok_ms.sort_by(f64::total_cmp);
+        let at = |q: f64| match self.ok_ms.len() {
+            0 => f64::NAN,
+            len => self.ok_ms[((len - 1) as f64 * q).round() as usize],
+        };
+        let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
+        Figure::new(
+            "server",
+            format!(
+                "create latency during the HTTP import of {} rows (max)",
+                report::number(rows as f64)
+            ),
+            max,
+            "ms",
+        )
+        .load(PROBES, p50, p99)
+        .note(format!(
+            "{PROBES} clients creating one customer each 20 ms while the import ran: {} acknowledged, {} answered \
+             503, {} failed",
+            self.ok_ms.len(),
+            self.refused,
+            self.failed
+        ))
+    }
+}
+
 /// Sampled keys the loads pick from.
 const SAMPLE: u64 = 100_000;
 
@@ -750,7 +792,8 @@ impl Bench {
             self.push(f);
         }
 
-        // 8. Writes while an import runs: other writes answer 503 import_running.
+        // 8. Writes while an import runs: they wait for a turn between its batches (at
+        //    most the write wait, then 503 import_running).
         let extra = (n / 100).max(2_000);
         let extra_file = self.work.join("more-customers.json");
         write_file(&extra_file, 2, n, extra)?;
@@ -840,12 +883,14 @@ impl Bench {
         procs::reset_peak(server.pid());
         let peak = PeakWatch::start(server.pid());
         let started = Instant::now();
-        let answer = self.post_file(&format!("{base}/api/update_db"), &file)?;
+        let (answer, waits) = self.post_file_probing_creates(&base, &file);
+        let answer = answer?;
         let elapsed = started.elapsed().as_secs_f64();
         let peak_mb = peak.stop();
         if !answer.contains(&format!("\"created\":{n}")) {
             return Err(format!("the HTTP import answered {answer}"));
         }
+        self.push(waits.figure(n));
         server.stop(Duration::from_secs(60));
         let data_mb = procs::dir_mb(&http_data);
         let f = Figure::new(
@@ -933,25 +978,85 @@ impl Bench {
         Ok((bytes, elapsed))
     }
 
+    /// [`Self::post_file`] to `{base}/api/update_db`, while [`PROBES`] clients create
+    /// customers one after another until it answers: how long writes wait for their
+    /// turn between the import's batches.
+    fn post_file_probing_creates(&self, base: &str, file: &Path) -> (Result<String, String>, CreateWaits) {
+        let body = match std::fs::read(file) {
+            Ok(body) => body,
+            Err(e) => return (Err(format!("read {}: {e}", file.display())), CreateWaits::default()),
+        };
+        let running = std::sync::atomic::AtomicBool::new(true);
+        let probe = |client: usize| {
+            let running = &running;
+            async move {
+                let mut waits = CreateWaits::default();
+                let url = format!("{base}/api/create_customer");
+                let mut i = 0u64;
+                while running.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let body = format!(r#"{{"Nom":"Probe","email":"probe-{client}-{i}@bench.example"}}"#);
+                    let sent = Instant::now();
+                    let answer = self
+                        .client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let took = sent.elapsed().as_secs_f64() * 1e3;
+                    match answer.map(|a| a.status().as_u16()) {
+                        Ok(200..=299) => waits.ok_ms.push(took),
+                        Ok(503) => waits.refused += 1,
+                        Ok(_) | Err(_) => waits.failed += 1,
+                    }
+                    // A few creates a second each: they measure the wait, not load it.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                waits
+            }
+        };
+        let (answer, waits) = self.runtime.block_on(async {
+            let probes = futures::future::join_all((0..PROBES).map(probe));
+            let import = async {
+                // The probes' connections are open before the import starts.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let answer = self.post_body(&format!("{base}/api/update_db"), body).await;
+                running.store(false, std::sync::atomic::Ordering::Relaxed);
+                answer
+            };
+            futures::future::join(import, probes).await
+        });
+        let mut all = CreateWaits::default();
+        for w in waits {
+            all.ok_ms.extend(w.ok_ms);
+            all.refused += w.refused;
+            all.failed += w.failed;
+        }
+        (answer, all)
+    }
+
     /// POSTs a JSON file as the raw body; answers the server's answer.
     fn post_file(&self, url: &str, file: &Path) -> Result<String, String> {
         let body = std::fs::read(file).map_err(|e| format!("read {}: {e}", file.display()))?;
-        self.runtime.block_on(async {
-            let response = self
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("POST {url}: {e}"))?;
-            let status = response.status();
-            let text = response.text().await.map_err(|e| format!("POST {url}: {e}"))?;
-            if !status.is_success() {
-                return Err(format!("POST {url}: {status} {text}"));
-            }
-            Ok(text)
-        })
+        self.runtime.block_on(self.post_body(url, body))
+    }
+
+    async fn post_body(&self, url: &str, body: Vec<u8>) -> Result<String, String> {
+        let response = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("POST {url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("POST {url}: {status} {text}"));
+        }
+        Ok(text)
     }
 
     /// Walks `sort=Nom` a thousand at a time to 10% of the customers deep (at most

@@ -39,7 +39,7 @@ fn records(dump: &str) -> Vec<Value> {
     assert_eq!(lines[0]["kind"], "header");
     assert_eq!(
         (lines[0]["format"].as_str(), lines[0]["version"].as_u64()),
-        (Some("crm-backup"), Some(1))
+        (Some("crm-backup"), Some(2))
     );
     assert_eq!(lines.last().unwrap()["kind"], "trailer");
     lines[1..].to_vec()
@@ -106,6 +106,7 @@ async fn view(app: &TestApp, ids: &[String]) -> Value {
             "ledger": app.all_pages(&format!("/api/v1/customers/{id}/ledger"), 2).await,
             "tickets": app.all_pages(&format!("/api/v1/customers/{id}/tickets"), 2).await,
             "payments": app.all_pages(&format!("/api/v1/customers/{id}/payments"), 2).await,
+            "audit": app.all_pages(&format!("/api/v1/audit?customer={id}"), 2).await,
         }));
     }
     json!({
@@ -116,6 +117,7 @@ async fn view(app: &TestApp, ids: &[String]) -> Value {
         "by_credit": app.list_customers("sort=Credit").await,
         "tickets": app.all_pages("/api/v1/tickets", 2).await,
         "due": app.all_pages("/api/v1/payments?due=2099-12-31", 2).await,
+        "audit": app.all_pages("/api/v1/audit", 3).await,
         "each": each,
     })
 }
@@ -138,6 +140,7 @@ async fn a_restored_export_reads_the_same_and_its_sequences_go_on() {
         "credit_key",
         "consumer",
         "counter",
+        "audit",
     ] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} record in {dump}");
     }
@@ -259,7 +262,7 @@ async fn restore_refuses_a_used_directory_and_a_dump_cut_short() {
     assert!(!target.exists(), "a refused restore leaves nothing behind");
 
     let later = files.path().join("later.jsonl");
-    std::fs::write(&later, dump.replacen("\"version\":1", "\"version\":9", 1)).unwrap();
+    std::fs::write(&later, dump.replacen("\"version\":2", "\"version\":9", 1)).unwrap();
     let out = server_command(&["restore", later.to_str().unwrap()], &target);
     assert!(String::from_utf8_lossy(&out.stderr).contains("version 9"));
 }

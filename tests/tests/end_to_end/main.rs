@@ -6,6 +6,7 @@
 //! Run one file's tests with `cargo test -p crm-tests --test end_to_end customers::`.
 
 mod access;
+mod audit;
 mod backups;
 mod browser;
 mod browser_attacks;
@@ -14,6 +15,7 @@ mod disk_full;
 mod drop_in;
 mod durability;
 mod import;
+mod import_turns;
 mod limits;
 mod loyalty;
 mod metrics;

@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/update_db"),
     ("post", "/api/update_db"),
     ("get", "/api/v1/export"),
+    ("get", "/api/v1/audit"),
     ("get", "/api/v1/imports/current"),
     ("get", "/api/v1/imports/{id}"),
     ("get", "/api/customers/{IdClient}"),
@@ -495,6 +496,17 @@ async fn every_json_answer_matches_the_documented_schema() {
 
     // The dump, and the login forms refused without their CSRF token.
     doc.check("get", "/api/v1/export", c.get(u("/api/v1/export"))).await;
+    // The audit trail of everything above, a page of it, one customer's, and a 400.
+    doc.check("get", "/api/v1/audit", c.get(u("/api/v1/audit?limit=3&order=desc")))
+        .await;
+    doc.check(
+        "get",
+        "/api/v1/audit",
+        c.get(u(&format!("/api/v1/audit?customer={ana}"))),
+    )
+    .await;
+    doc.check("get", "/api/v1/audit", c.get(u("/api/v1/audit?after=x")))
+        .await;
     let form = |path: &str, body: &'static str| {
         c.post(u(path))
             .header("content-type", "application/x-www-form-urlencoded")

@@ -334,6 +334,31 @@ async fn search_then_open_a_customer_shows_their_details_tickets_ledger_and_paym
     tui.key(KeyCode::Char('l')).await;
     tui.assert_on_screen(&["2030-01-15", "pending", &euros(36000), "1 of 1"]);
 
+    // The history: the audit trail of Bloggs, newest first (no tokens: `local`).
+    let history = &tui.app.customers.detail.as_ref().unwrap().history;
+    assert_eq!(history.error, None);
+    let routes: Vec<&str> = history.items.iter().map(|e| e.route.as_str()).collect();
+    assert_eq!(
+        routes,
+        [
+            "POST /api/allow_credit",
+            // One entry per ticket credited.
+            "POST /api/v1/tickets",
+            "POST /api/v1/tickets",
+            "POST /api/v1/customers/{}/card",
+            "POST /api/create_customer",
+        ]
+    );
+    assert!(history.items.iter().all(|e| e.actor == "local"));
+    tui.key(KeyCode::Char('l')).await;
+    tui.assert_on_screen(&[
+        "History",
+        "POST /api/allow_credit",
+        &format!("payment 1 of {} scheduled", euros(36000)),
+        "card issued",
+        "5 of 5",
+    ]);
+
     tui.key(KeyCode::Esc).await;
     assert!(tui.app.customers.detail.is_none());
     tui.assert_on_screen(&["Bloggs", "row 1 of 1"]);

@@ -30,19 +30,20 @@
 //! The indexes are not dumped: a restore rebuilds them from the records.
 
 use std::fs;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::TryLockError;
 
-use crm_model::backup::{BackupCounts, BackupError, BackupReader, BackupRecord};
+use crm_model::backup::{BackupCheck, BackupCounts, BackupError, BackupRecord};
 use crm_model::{CustomerRecord, LedgerEntry, PaymentRecord, PaymentStatus, TicketRecord};
+use futures::StreamExt;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use sled::IVec;
+use tokio::sync::mpsc;
 
 use super::keys::{self, decode_u64, index_entries, is_unique};
-use super::{decode, encode, ledger, loyalty, payments, storage, tickets, SledStore};
-use crate::store::{BackupStore, StoreError};
+use super::{audit, decode, encode, ledger, loyalty, payments, read_counter, storage, tickets, SledStore};
+use crate::store::{BackupRecordStream, BackupStore, ExportError, RestoreError, StoreAdmin, StoreError};
 
 type UnabortableTransactionResult<T> = Result<T, UnabortableTransactionError>;
 
@@ -51,12 +52,13 @@ pub(crate) const BEFORE_IMAGES: &str = "backup_before_images";
 
 /// The counters of the `meta` tree a dump carries (the live-customer count is rebuilt
 /// by a restore, the register generation starts again at 0).
-const COUNTERS: [&[u8]; 5] = [
+const COUNTERS: [&[u8]; 6] = [
     keys::NEXT_CUSTOMER_ID,
     tickets::LAST_TICKET_SEQ,
     tickets::LAST_ARTICLE_ID,
     payments::LAST_PAYMENT_ID,
     loyalty::LAST_ISSUED_CARD,
+    audit::LAST_AUDIT_SEQ,
 ];
 
 const CONSUMER_PREFIX: &[u8] = b"consumer:";
@@ -73,6 +75,7 @@ pub(crate) enum Tag {
     Tickets = b't',
     Payments = b'p',
     Idempotency = b'i',
+    Audit = b'a',
 }
 
 fn image_key(tag: Tag, key: &[u8]) -> Vec<u8> {
@@ -177,17 +180,17 @@ impl SledStore {
 
     fn export_records<E: From<StoreError>>(
         &self,
-        emit: &mut dyn FnMut(&BackupRecord) -> Result<(), E>,
+        emit: &mut dyn FnMut(BackupRecord) -> Result<(), E>,
     ) -> Result<(), E> {
         let register = self.register();
         let inner = &self.inner;
         for entry in self.snapshot_scan(&register.customers, Tag::Customers, &[]) {
             let (key, value) = entry?;
             let customer: CustomerRecord = decode(&value)?;
-            emit(&BackupRecord::Customer { customer })?;
+            emit(BackupRecord::Customer { customer })?;
             for entry in self.snapshot_scan(&inner.ledger, Tag::Ledger, &key) {
                 let entry: LedgerEntry = decode(&entry?.1)?;
-                emit(&BackupRecord::Ledger {
+                emit(BackupRecord::Ledger {
                     customer: decode_u64(&key),
                     entry,
                 })?;
@@ -195,25 +198,29 @@ impl SledStore {
         }
         for entry in self.snapshot_scan(&inner.tickets, Tag::Tickets, &[]) {
             let ticket: TicketRecord = decode(&entry?.1)?;
-            emit(&BackupRecord::Ticket { ticket })?;
+            emit(BackupRecord::Ticket { ticket })?;
         }
         for entry in self.snapshot_scan(&inner.payments, Tag::Payments, &[]) {
             let payment: PaymentRecord = decode(&entry?.1)?;
-            emit(&BackupRecord::Payment { payment })?;
+            emit(BackupRecord::Payment { payment })?;
         }
         for entry in self.snapshot_scan(&inner.idempotency, Tag::Idempotency, CREDIT_KEY_PREFIX) {
             let (key, customer) = entry?;
-            emit(&BackupRecord::CreditKey {
+            emit(BackupRecord::CreditKey {
                 key: String::from_utf8_lossy(&key[CREDIT_KEY_PREFIX.len()..]).into_owned(),
                 customer: decode_u64(&customer),
             })?;
         }
         for entry in self.snapshot_scan(&inner.meta, Tag::Meta, CONSUMER_PREFIX) {
             let (key, cursor) = entry?;
-            emit(&BackupRecord::Consumer {
+            emit(BackupRecord::Consumer {
                 name: String::from_utf8_lossy(&key[CONSUMER_PREFIX.len()..]).into_owned(),
                 cursor: decode_u64(&cursor),
             })?;
+        }
+        for entry in self.snapshot_scan(&inner.audit, Tag::Audit, audit::ENTRIES) {
+            let entry = decode(&entry?.1)?;
+            emit(BackupRecord::Audit { entry })?;
         }
         for name in COUNTERS {
             let now = inner.meta.get(name).map_err(storage)?;
@@ -222,7 +229,7 @@ impl SledStore {
                 None => None,
             };
             if let Some(value) = value {
-                emit(&BackupRecord::Counter {
+                emit(BackupRecord::Counter {
                     name: String::from_utf8_lossy(name).into_owned(),
                     value: decode_u64(&value),
                 })?;
@@ -231,34 +238,35 @@ impl SledStore {
         Ok(())
     }
 
-    /// Restores the dump `reader` reads into `dir`, a new data directory (missing or
-    /// empty, else refused), streaming: records are written as they are read, and the
-    /// indexes are rebuilt from them. A dump that is refused part way (unreadable,
-    /// cut short, inconsistent) leaves `dir` as it was: empty.
-    pub fn restore<R: BufRead>(
+    /// Restores a dump into `dir`, a new data directory (missing or empty, else
+    /// refused), streaming: records are written as they are read, and the indexes are
+    /// rebuilt from them. A dump that is refused part way (unreadable, cut short,
+    /// inconsistent) leaves `dir` as it was: empty.
+    pub async fn restore_into(
         dir: &Path,
         cache_bytes: u64,
-        reader: BackupReader<R>,
+        records: BackupRecordStream,
     ) -> Result<BackupCounts, RestoreError> {
         let existed = match fs::read_dir(dir) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
-                    return Err(RestoreError::NotEmpty(dir.to_path_buf()));
+                    return Err(RestoreError::NotEmpty(dir.display().to_string()));
                 }
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(RestoreError::Store(storage(format!("{}: {e}", dir.display())))),
         };
-        let outcome = SledStore::open(dir, cache_bytes)
-            .map_err(RestoreError::Store)
-            .and_then(|store| {
-                let counts = store.restore_records(reader)?;
-                futures::executor::block_on(crate::store::StoreAdmin::flush(&store))?;
-                Ok(counts)
-            });
+        let outcome = match SledStore::open(dir, cache_bytes) {
+            // The store is dropped (closed) at the end of this arm.
+            Ok(store) => match store.restore(records).await {
+                Ok(counts) => store.flush().await.map(|()| counts).map_err(RestoreError::from),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(RestoreError::Store(e)),
+        };
         if outcome.is_err() {
-            // The store is closed (dropped) by now: leave the directory as it was.
+            // The store is closed by now: leave the directory as it was.
             let _ = fs::remove_dir_all(dir);
             if existed {
                 let _ = fs::create_dir_all(dir);
@@ -267,15 +275,35 @@ impl SledStore {
         outcome
     }
 
-    fn restore_records<R: BufRead>(&self, mut reader: BackupReader<R>) -> Result<BackupCounts, RestoreError> {
+    /// Whether nothing was ever written to the store (a restore needs one so).
+    fn is_new(&self) -> Result<bool, StoreError> {
+        let register = self.register();
+        let i = &self.inner;
+        for tree in [&register.customers, &i.ledger, &i.tickets, &i.payments, &i.idempotency] {
+            if !tree.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(read_counter(&i.meta, keys::NEXT_CUSTOMER_ID)? == 0)
+    }
+
+    /// Writes the records, each checked by a [`BackupCheck`] (whoever read them), and
+    /// says whether the dump was complete.
+    fn restore_records(
+        &self,
+        records: &mut dyn Iterator<Item = Result<BackupRecord, BackupError>>,
+    ) -> Result<BackupCounts, RestoreError> {
         let register = self.register();
         let inner = &self.inner;
         let mut live_customers = 0u64;
         let mut line = 0u64;
+        let mut check = BackupCheck::new();
         let refuse = |line: u64, message: String| RestoreError::Dump(BackupError { line, message });
-        for record in reader.by_ref() {
+        for record in records {
             line += 1;
-            match record? {
+            let record = record?;
+            check.accept(&record)?;
+            match record {
                 BackupRecord::Customer { customer } => {
                     let id = customer.id.to_be_bytes();
                     if register.customers.contains_key(id).map_err(storage)? {
@@ -357,10 +385,11 @@ impl SledStore {
                     };
                     inner.meta.insert(counter, &value.to_be_bytes()).map_err(storage)?;
                 }
+                BackupRecord::Audit { entry } => self.restore_audit_entry(&entry)?,
                 BackupRecord::Header { .. } | BackupRecord::Trailer { .. } => {}
             }
         }
-        let counts = reader.finish()?;
+        let counts = check.finish()?;
         inner
             .meta
             .insert(keys::LIVE_CUSTOMERS, &live_customers.to_be_bytes())
@@ -378,10 +407,12 @@ fn append_id(tree: &sled::Tree, key: Vec<u8>, id: u64) -> Result<(), StoreError>
     Ok(())
 }
 
-impl BackupStore for SledStore {
-    fn export<E: From<StoreError>>(
+impl SledStore {
+    /// The export of [`BackupStore::export`] on the calling thread, which it blocks,
+    /// handing each record to `emit`; an error of `emit` stops it.
+    pub(crate) fn export_blocking<E: From<StoreError>>(
         &self,
-        emit: &mut dyn FnMut(&BackupRecord) -> Result<(), E>,
+        emit: &mut dyn FnMut(BackupRecord) -> Result<(), E>,
     ) -> Result<BackupCounts, E> {
         let _one_export = self.inner.export_lock.lock().unwrap_or_else(|p| p.into_inner());
         let _no_import = match self.inner.write_gate.try_read() {
@@ -392,29 +423,43 @@ impl BackupStore for SledStore {
         self.inner.before_images.clear().map_err(storage)?;
         self.set_export_running(true);
         let mut counts = BackupCounts::default();
-        let outcome = emit(&BackupRecord::header(chrono::Utc::now())).and_then(|()| {
+        let outcome = emit(BackupRecord::header(chrono::Utc::now())).and_then(|()| {
             self.export_records(&mut |record| {
-                counts.count(record);
+                counts.count(&record);
                 emit(record)
             })
         });
         self.set_export_running(false);
         self.inner.before_images.clear().map_err(storage)?;
         outcome?;
-        emit(&BackupRecord::Trailer { counts })?;
+        emit(BackupRecord::Trailer { counts })?;
         Ok(counts)
     }
 }
 
-/// Why a restore failed; the directory is left empty.
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("{} is not empty: restore into a new directory", .0.display())]
-    NotEmpty(PathBuf),
-    #[error("the dump is refused at {0}")]
-    Dump(#[from] BackupError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// Both run on a blocking thread: sled's scans and writes block, and they are long.
+impl BackupStore for SledStore {
+    async fn export(&self, sink: mpsc::Sender<BackupRecord>) -> Result<BackupCounts, ExportError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            store.export_blocking(&mut |record| sink.blocking_send(record).map_err(|_| ExportError::ReaderGone))
+        })
+        .await
+        .map_err(|e| ExportError::Store(storage(format!("the export stopped: {e}"))))?
+    }
+
+    async fn restore(&self, records: BackupRecordStream) -> Result<BackupCounts, RestoreError> {
+        if !self.is_new()? {
+            return Err(RestoreError::NotEmpty(self.inner.dir.display().to_string()));
+        }
+        let (store, runtime) = (self.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            let mut records = records;
+            store.restore_records(&mut std::iter::from_fn(|| runtime.block_on(records.next())))
+        })
+        .await
+        .map_err(|e| RestoreError::Store(storage(format!("the restore stopped: {e}"))))?
+    }
 }
 
 #[cfg(test)]
@@ -436,12 +481,12 @@ mod tests {
         let mut records = Vec::new();
         let mut first = true;
         store
-            .export(&mut |record: &BackupRecord| -> Result<(), StoreError> {
+            .export_blocking(&mut |record: BackupRecord| -> Result<(), StoreError> {
                 if first && matches!(record, BackupRecord::Customer { .. }) {
                     first = false;
                     during();
                 }
-                records.push(record.clone());
+                records.push(record);
                 Ok(())
             })
             .unwrap();
@@ -484,6 +529,11 @@ mod tests {
             name: "next_customer_id".into(),
             value: 2
         }));
+        let audited = records
+            .iter()
+            .filter(|r| matches!(r, BackupRecord::Audit { .. }))
+            .count();
+        assert_eq!(audited, 2, "the entries of the two creations, not those written after");
         assert!(matches!(records.last(), Some(BackupRecord::Trailer { counts }) if counts.customers == 2));
         assert!(
             store.inner.before_images.is_empty(),

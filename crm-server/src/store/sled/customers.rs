@@ -5,12 +5,12 @@ use std::ops::Bound;
 
 use chrono::Utc;
 use crm_model::search::{query_terms, search_tokens};
-use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
+use crm_model::{CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
 use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
 use super::{
-    abort, bump_counter, decode, encode, ledger, payments, storage, tickets, Register, SledStore, Tx, TxResult,
+    abort, audit, bump_counter, decode, encode, ledger, payments, storage, tickets, Register, SledStore, Tx, TxResult,
 };
 use crate::store::{CustomerStore, StoreError};
 
@@ -24,18 +24,18 @@ impl CustomerStore for SledStore {
                     return abort(StoreError::IdClientTaken(id_client));
                 }
                 let id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, 1)?;
-                let opening = new.opening_credit;
-                let mut record = new.clone().into_record(id, id_client, now);
-                record.credit = Cents::ZERO;
-                if opening > Cents::ZERO {
+                let creation = new.creation(id, id_client, now);
+                let mut record = creation.record;
+                if let Some(opening) = creation.opening_credit {
                     ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
                 }
-                if let Some((date, amount)) = new.scheduled_payment {
+                if let Some((date, amount)) = creation.payment {
                     payments::schedule_payment(tx, &mut record, date, amount, now)?;
                 }
                 tickets::match_pending(tx, None, &mut record, now)?;
                 write_customer(tx, None, &record)?;
                 bump_counter(tx.meta, keys::LIVE_CUSTOMERS, 1)?;
+                audit::customer_changed(tx, None, &record, None, now)?;
                 Ok(record)
             })
             .await?;
@@ -53,6 +53,7 @@ impl CustomerStore for SledStore {
                 tickets::match_pending(tx, Some(&old), &mut record, now)?;
                 if record != old {
                     write_customer(tx, Some(&old), &record)?;
+                    audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 }
                 Ok(record)
             })
@@ -73,6 +74,7 @@ impl CustomerStore for SledStore {
                 record.erase_personal_data(now);
                 write_customer(tx, Some(&old), &record)?;
                 bump_counter(tx.meta, keys::LIVE_CUSTOMERS, -1)?;
+                audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 Ok(record)
             })
             .await?;
@@ -80,22 +82,22 @@ impl CustomerStore for SledStore {
         Ok(record)
     }
 
-    fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
         self.register().customer_by_index(&keys::id_client_key(id_client))
     }
 
-    fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
         match crm_model::customer::email_key(email) {
             Some(key) => self.register().customer_by_index(&keys::email_key(&key)),
             None => Ok(None),
         }
     }
 
-    fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
         self.register().customer_by_index(&keys::card_key(card))
     }
 
-    fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
+    async fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
         let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_be_bytes().to_vec()));
         let mut out = Vec::with_capacity(limit);
         for item in self.register().customers.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
@@ -111,7 +113,19 @@ impl CustomerStore for SledStore {
         Ok(out)
     }
 
-    fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+    /// On a blocking thread: a search reads every customer its longest term matches.
+    async fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+        let (store, query) = (self.clone(), query.clone());
+        super::blocking(move || store.list_customers_now(&query)).await
+    }
+
+    async fn customer_count(&self) -> Result<u64, StoreError> {
+        Ok(self.register_with_count()?.1)
+    }
+}
+
+impl SledStore {
+    fn list_customers_now(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
         let after = query
             .cursor
             .as_deref()
@@ -125,10 +139,6 @@ impl CustomerStore for SledStore {
             None => (scan(&register, query.sort, after.as_deref(), query.limit)?, count),
         };
         Ok(page(positioned, query.sort, query.limit, total))
-    }
-
-    fn customer_count(&self) -> Result<u64, StoreError> {
-        Ok(self.register_with_count()?.1)
     }
 }
 
@@ -365,6 +375,9 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
     }
     for (key, value) in after.iter().filter(|(k, v)| before.get(*k) != Some(*v)) {
         if is_unique(key) {
+            if tx.reserved_for_other(key, record.id) {
+                return abort(reserved_by_import(key));
+            }
             if let Some(holder) = tx.index.get(key.as_slice())? {
                 let holder_id = decode_u64(&holder);
                 if holder_id != record.id {
@@ -376,6 +389,16 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
     }
     tx.customers.insert(&record.id.to_be_bytes(), encode(record))?;
     Ok(())
+}
+
+/// The refusal of a unique key that the import being written gives another customer.
+fn reserved_by_import(key: &[u8]) -> StoreError {
+    let field = match key[0] {
+        keys::BY_EMAIL => "Email",
+        keys::BY_CARD => "CarteFid",
+        _ => "IdClient",
+    };
+    StoreError::ReservedByImport { field }
 }
 
 fn conflict(tx: &Tx<'_>, key: &[u8], holder_id: u64, record: &CustomerRecord) -> TxResult<StoreError> {

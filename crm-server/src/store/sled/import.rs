@@ -31,10 +31,24 @@
 //!   process dies during pass 3, the next [`SledStore::open`] finishes the import from
 //!   the journal (roll forward) before serving: once pass 3 has started, the whole file
 //!   is applied, exactly once per row.
-//! - *No interleaved writes*: from pass 2 to the end, the import holds the store's
-//!   write gate, so other writes are refused with [`StoreError::ImportRunning`]
-//!   (HTTP 503, retry) rather than invalidating the checked plan (nor the ids it gave
-//!   the customers it creates). Reads go on.
+//! - *Writes between batches*: from pass 2 on, the import holds the writers' turns
+//!   (see [`SledStore::transact`]): other writes wait for a turn, at most the write wait
+//!   (`--write-wait`, 5 s), then are refused with [`StoreError::ImportRunning`] (HTTP
+//!   503 with `Retry-After`). Pass 2 and the journal hold them throughout, so that the
+//!   plan is checked against a store that does not move.
+//!   - With `mode=merge`, pass 3 lets the writers waiting through after each batch,
+//!     while the batch is flushed. What they may do cannot break the plan: the ids of
+//!     the customers the import creates are reserved with the journal (a create in
+//!     between takes the next id after them); the e-mails, cards and IdClients the rows
+//!     write are reserved for their customers ([`super::KeyReservation`]), so a write
+//!     that would give one to another customer is refused `409 reserved_by_import`
+//!     (a new card skips them). A write to a customer that a later row updates is
+//!     overwritten by that row, in file order (its credit set to the row's, with the
+//!     ledger entry of the difference); a customer erased in between stays erased,
+//!     and its later rows count as unchanged.
+//!   - With `mode=replace`, the writes wait until the swap (and so are refused when
+//!     the import takes longer than the write wait): a write to the live register in
+//!     between would not be in the new one, and would be lost at the swap.
 //! - *What readers see*: readers are never blocked.
 //!   - With `mode=merge`, they see the batches already written, each atomically.
 //!   - With `mode=replace`, they see the old register, whole, until the new one is
@@ -43,8 +57,8 @@
 //!     entry count of the record they read. Two things show a replace in progress
 //!     before its swap: the pending payments it schedules or replaces (in the list of
 //!     payments due), and the waiting tickets it matches to new customers (in the
-//!     ticket feed); the payment results and other writes they would lead to are
-//!     refused with `503` until the import ends.
+//!     ticket feed); the payment results and other writes they would lead to wait
+//!     for the swap (or are refused with `503`).
 //!
 //! Limitations: an e-mail (or card) moves between two customers in one file only from
 //! a customer erased by a replace: two rows that swap e-mails between stored customers,
@@ -66,17 +80,18 @@ use crm_model::{
     Cents, CustomerRecord, ImportMode, ImportOptions, ImportReport, ImportRow, LedgerCause, RowError, RowOutcome,
     TicketRecord,
 };
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::customers::{customer_with_id, write_customer};
 use super::keys::{self, decode_u64};
 use super::{
-    abort, bump_counter, decode, decode_u64_list, encode, ledger, read_counter, storage, Register, SledStore, Tx,
-    TxResult,
+    abort, bump_counter, decode, decode_u64_list, encode, ledger, read_counter, storage, KeyReservation, Register,
+    SledStore, Tx, TxResult,
 };
 use super::{payments, tickets};
-use crate::store::{ImportFailure, ImportStore, StoreError};
+use crate::store::{ImportFailure, ImportProgressFn, ImportRowStream, ImportStore, StoreError};
 
 /// Rows per write transaction (and per flush).
 const BATCH_ROWS: usize = 1_000;
@@ -162,10 +177,112 @@ struct Journal {
     /// customers are `created + updated + unchanged - again`.
     #[serde(default)]
     again: u64,
+    /// Who asked for the import: its audit entry, written when it ends (after a
+    /// resume at start too), names them.
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    route: Option<String>,
+    /// The ids of the customers the import creates were reserved with the journal
+    /// (`first_new_id` on): each created row takes its planned id. Journals of the
+    /// first versions reserved them batch by batch.
+    #[serde(default)]
+    ids_reserved: bool,
+}
+
+impl Journal {
+    /// The origin of the import's audit entry (an import journaled before the audit
+    /// trail existed is recorded as `local`).
+    fn origin(&self) -> crm_model::audit::WriteOrigin {
+        let default = crm_model::audit::WriteOrigin::default();
+        crm_model::audit::WriteOrigin::new(
+            self.actor.clone().unwrap_or(default.actor),
+            self.route.clone().unwrap_or(default.route),
+        )
+    }
+
+    /// The import's one audit entry, with its counts, in the transaction that ends it.
+    fn record_audit(&self, tx: &Tx<'_>) -> TxResult<()> {
+        let report = ImportReport {
+            created: self.created,
+            updated: self.updated,
+            unchanged: self.unchanged,
+            erased: self.erased,
+            ..ImportReport::default()
+        };
+        let summary = crm_model::audit::import_summary(self.mode, &report);
+        super::audit::record_as(tx, &self.origin(), None, summary, Utc::now())
+    }
+}
+
+/// The import's hold on the writers' turns (see [`SledStore::transact`]), from its
+/// check pass to its end.
+struct ImportTurn<'a> {
+    turns: &'a tokio::sync::RwLock<()>,
+    held: Option<tokio::sync::RwLockWriteGuard<'a, ()>>,
+    /// `mode=merge`: let go between batches, so that writes wait for a gap, not for
+    /// the end. `mode=replace` holds it to the swap: a write to the live register
+    /// meanwhile would be missing from the new one.
+    between_batches: bool,
+}
+
+impl<'a> ImportTurn<'a> {
+    fn take(turns: &'a tokio::sync::RwLock<()>, between_batches: bool) -> ImportTurn<'a> {
+        let mut turn = ImportTurn {
+            turns,
+            held: None,
+            between_batches,
+        };
+        turn.resume();
+        turn
+    }
+
+    /// Waits for the writers let through to finish (they queued before this call:
+    /// tokio's lock is fair), then holds the turns. A blocking wait, outside any
+    /// runtime's budget (see `GroupCommit::wait_blocking`).
+    fn resume(&mut self) {
+        if self.held.is_none() {
+            let write = tokio::task::unconstrained(self.turns.write());
+            self.held = Some(futures::executor::block_on(write));
+        }
+    }
+
+    /// Lets the writers waiting through, in `mode=merge`.
+    fn between_batches(&mut self) {
+        if self.between_batches {
+            self.let_go();
+        }
+    }
+
+    /// Lets the writers through, for good unless resumed.
+    fn let_go(&mut self) {
+        self.held = None;
+    }
 }
 
 impl ImportStore for SledStore {
-    fn import_customers(
+    /// Runs the import below on a blocking thread (it is long, and sled's API blocks),
+    /// which takes the rows from the stream one at a time as it reads them.
+    async fn import_customers(
+        &self,
+        rows: ImportRowStream,
+        options: ImportOptions,
+        progress: ImportProgressFn,
+    ) -> Result<ImportReport, ImportFailure> {
+        let (store, runtime) = (self.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            let mut rows = rows;
+            let mut rows = std::iter::from_fn(|| runtime.block_on(rows.next()));
+            store.import_blocking(&mut rows, options, &*progress)
+        })
+        .await
+        .map_err(|e| ImportFailure::Store(storage(format!("the import stopped: {e}"))))?
+    }
+}
+
+impl SledStore {
+    /// [`ImportStore::import_customers`] on the calling thread, which it blocks.
+    pub(crate) fn import_blocking(
         &self,
         rows: &mut dyn Iterator<Item = Result<RowOutcome, ImportError>>,
         options: ImportOptions,
@@ -186,6 +303,10 @@ impl ImportStore for SledStore {
         // (unless they are skipped).
         let will_write = !options.dry_run && (report.error_count == 0 || options.skip_invalid);
         let _exclusive = will_write.then(|| self.write_gate());
+        // Other writes wait for their turn from here, the import's plan being checked
+        // against the store as it is.
+        let merge = options.mode == ImportMode::Merge;
+        let mut turn = will_write.then(|| ImportTurn::take(&self.inner.turns, merge));
         let plan = self.check_pass(&files, rows, shared, options, &mut report, progress)?;
         if !options.skip_invalid {
             report.skipped = 0;
@@ -214,16 +335,34 @@ impl ImportStore for SledStore {
             unchanged: 0,
             erased: 0,
             again: 0,
+            actor: Some(self.origin.actor.clone()),
+            route: Some(self.origin.route.clone()),
+            ids_reserved: true,
         };
+        // The ids of the customers it creates are reserved with the journal: a create
+        // between two batches takes the next id after them.
         self.transact_ungated(|tx| {
+            let last_id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, plan.creates as i64)?;
+            if last_id != plan.first_new_id - 1 + plan.creates {
+                return abort(storage("a customer was created while an import was planned"));
+            }
             tx.meta.insert(JOURNAL, encode(&journal))?;
             Ok(())
         })?;
         self.durable_blocking()?;
         // From here the journal owns the files: a failure leaves them for the resume.
         let files = files.keep();
-        let matched = (options.mode == ImportMode::Replace).then_some(plan.matched);
-        let done = self.write_pass(journal, matched, progress)?;
+        let (matched, reservation) = match options.mode {
+            ImportMode::Replace => (Some(plan.matched), None),
+            ImportMode::Merge => (None, Some(Arc::new(KeyReservation::new(plan.reserved)))),
+        };
+        // Set while the turns are held, so that every write between batches sees it.
+        *self.inner.reserved.write().unwrap_or_else(|p| p.into_inner()) = reservation;
+        // On a failure, the reservation stays until a restart finishes the import:
+        // a key taken meanwhile would make the roll-forward fail.
+        let done = self.write_pass(journal, matched, turn.as_mut(), progress)?;
+        *self.inner.reserved.write().unwrap_or_else(|p| p.into_inner()) = None;
+        drop(turn);
         remove_files(&files.spool, &files.plan);
         Ok(ImportReport {
             created: done.created,
@@ -274,7 +413,8 @@ impl SledStore {
             ImportMode::Merge => None,
         };
         let (spool, plan) = (journal.spool.clone(), journal.plan.clone());
-        self.write_pass(journal, matched, progress)?;
+        // Nothing else writes yet: no turns to take.
+        self.write_pass(journal, matched, None, progress)?;
         remove_files(&spool, &plan);
         self.remove_abandoned_spools();
         Ok(())
@@ -322,6 +462,11 @@ impl SledStore {
         // (row, field, holder): keys a row takes from a stored customer, fine only if
         // that customer is erased by this (replace) import, which is known at the end.
         let mut taken_if_kept: Vec<(u64, &'static str, u64)> = Vec::new();
+        // A merge that will be written reserves the unique keys its rows write (see
+        // [`KeyReservation`]).
+        let will_write = !options.dry_run && (report.error_count == 0 || options.skip_invalid);
+        let reserve = will_write && options.mode == ImportMode::Merge;
+        let mut reserved = Vec::new();
         // Most stores have no unmatched ticket waiting: then no row needs to look.
         let tickets_wait = self.inner.ticket_index.scan_prefix(b"p").next().is_some();
         let mut plan = BufWriter::new(File::create(&files.plan).map_err(storage)?);
@@ -389,6 +534,16 @@ impl SledStore {
                 continue;
             }
             file.record(row.row, &keys, target_id);
+            if reserve {
+                let new = matches!(target, Target::New(_));
+                let email = email_key(&c.email)
+                    .filter(|_| new || row.given.email)
+                    .map(|e| keys::email_key(&e));
+                let card = c.carte_fid.filter(|_| new || row.given.carte_fid).map(keys::card_key);
+                let id_client = c.id_client.filter(|_| new).map(keys::id_client_key);
+                let claimed = email.into_iter().chain(card).chain(id_client);
+                reserved.extend(claimed.map(|key| (KeyReservation::hash(&key), target_id)));
+            }
             taken_if_kept.extend(held.into_iter().map(|(field, holder)| (row.row, field, holder)));
             if row.is_unmatchable() {
                 report.unmatchable += 1;
@@ -431,7 +586,12 @@ impl SledStore {
         if options.mode == ImportMode::Replace {
             report.erased = live_before.saturating_sub(matched_count);
         }
-        Ok(Plan { matched, first_new_id })
+        Ok(Plan {
+            matched,
+            first_new_id,
+            creates,
+            reserved,
+        })
     }
 
     /// The error of a row whose new customer would pass the bound of money once
@@ -495,11 +655,13 @@ impl SledStore {
 
     /// Pass 3: writes the rows from `journal.written` on; with `mode=replace`, then
     /// copies the absent customers, erased, from `journal.erase_from` on, and swaps the
-    /// new register in. Clears the journal at the end.
+    /// new register in. Clears the journal at the end. Holds `turn` for each of its
+    /// transactions, and lets writers through between batches when it allows it.
     fn write_pass(
         &self,
         mut journal: Journal,
         matched: Option<Bitset>,
+        mut turn: Option<&mut ImportTurn<'_>>,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<Journal, StoreError> {
         let live = self.register();
@@ -525,6 +687,9 @@ impl SledStore {
             if batch.is_empty() {
                 break;
             }
+            if let Some(turn) = turn.as_deref_mut() {
+                turn.resume();
+            }
             let now = Utc::now();
             journal = match &staged {
                 None => self.transact_ungated(|tx| write_batch(tx, &batch, &journal, now))?,
@@ -542,9 +707,13 @@ impl SledStore {
                             _ => Ok(None),
                         })
                         .collect::<Result<Vec<_>, StoreError>>()?;
-                    self.transact_in(staged, |tx| stage_batch(tx, &batch, &olds, &journal, now))?
+                    self.transact_in(staged, None, |tx| stage_batch(tx, &batch, &olds, &journal, now))?
                 }
             };
+            // The writers waiting go while this batch is flushed and the next one read.
+            if let Some(turn) = turn.as_deref_mut() {
+                turn.between_batches();
+            }
             self.durable_blocking()?;
             progress(ImportProgress {
                 phase: ImportPhase::Writing,
@@ -552,9 +721,13 @@ impl SledStore {
                 total: Some(journal.rows),
             });
         }
+        if let Some(turn) = turn.as_deref_mut() {
+            turn.resume();
+        }
         let (Some(staged), Some(matched)) = (staged, matched) else {
             self.transact_ungated(|tx| {
                 tx.meta.remove(JOURNAL)?;
+                journal.record_audit(tx)?;
                 Ok(())
             })?;
             self.durable_blocking()?;
@@ -562,7 +735,12 @@ impl SledStore {
         };
         self.stage_absent(&live, &staged, &mut journal, &matched, progress)?;
         drop(live);
-        self.swap_in(staged, &journal)?;
+        let replaced = self.swap_in(staged, &journal)?;
+        // Writes waited for the swap, not for the clearing of the replaced register.
+        if let Some(turn) = turn {
+            turn.let_go();
+        }
+        self.clear_when_unread(replaced);
         Ok(journal)
     }
 
@@ -593,7 +771,7 @@ impl SledStore {
                 }
             }
             let now = Utc::now();
-            *journal = self.transact_in(staged, |tx| {
+            *journal = self.transact_in(staged, None, |tx| {
                 let mut next = journal.clone();
                 for old in &absent {
                     let mut record = old.clone();
@@ -618,26 +796,26 @@ impl SledStore {
     }
 
     /// Makes the complete `staged` register the live one, in one transaction with the
-    /// count of live customers and the end of the journal, then has the replaced
-    /// generation cleared once no reader holds it.
-    fn swap_in(&self, staged: Register, journal: &Journal) -> Result<(), StoreError> {
+    /// count of live customers and the end of the journal; answers the replaced
+    /// generation, to clear once no reader holds it.
+    fn swap_in(&self, staged: Register, journal: &Journal) -> Result<Arc<Register>, StoreError> {
         let live_customers = journal.created + journal.updated + journal.unchanged - journal.again;
         let replaced = {
             // Readers wait for the swap (one small transaction) rather than see the
             // new count with the old register.
             let mut live = self.inner.register.write().unwrap_or_else(|p| p.into_inner());
-            self.transact_in(&staged, |tx| {
+            self.transact_in(&staged, None, |tx| {
                 tx.meta
                     .insert(keys::REGISTER_GENERATION, &staged.generation.to_be_bytes())?;
                 tx.meta.insert(keys::LIVE_CUSTOMERS, &live_customers.to_be_bytes())?;
                 tx.meta.remove(JOURNAL)?;
+                journal.record_audit(tx)?;
                 Ok(())
             })?;
             std::mem::replace(&mut *live, Arc::new(staged))
         };
         self.durable_blocking()?;
-        self.clear_when_unread(replaced);
-        Ok(())
+        Ok(replaced)
     }
 
     /// Clears a replaced register generation once the readers still holding it are
@@ -709,6 +887,10 @@ struct Plan {
     /// Ids of the stored customers some row updates.
     matched: Bitset,
     first_new_id: u64,
+    /// Customers created, with the ids from `first_new_id` on.
+    creates: u64,
+    /// `(hash of the key, customer id)` of the keys to reserve (see [`KeyReservation`]).
+    reserved: Vec<(u64, u64)>,
 }
 
 /// The error of a row whose e-mail or card (`field`) is held by the stored customer
@@ -744,36 +926,30 @@ enum RowWrite {
 }
 
 /// A new customer with id `id` from a row, with its opening credit, payment and the
-/// tickets waiting for it.
+/// tickets waiting for it (see [`crm_model::input::Creation`]).
 fn create_row(tx: &Tx<'_>, row: &ImportRow, id: u64, now: DateTime<Utc>) -> TxResult<CustomerRecord> {
     let c = &row.customer;
-    let id_client = c.id_client.unwrap_or_else(Uuid::new_v4);
-    let mut record = c.clone().into_record(id, id_client, now);
-    record.credit = Cents::ZERO;
-    if c.opening_credit > Cents::ZERO {
-        ledger::append(tx, &mut record, c.opening_credit, LedgerCause::Opening, None, now)?;
+    let creation = c.creation(id, c.id_client.unwrap_or_else(Uuid::new_v4), now);
+    let mut record = creation.record;
+    if let Some(opening) = creation.opening_credit {
+        ledger::append(tx, &mut record, opening, LedgerCause::Opening, None, now)?;
     }
-    if let Some((date, montant)) = c.scheduled_payment {
+    if let Some((date, montant)) = creation.payment {
         payments::schedule_payment(tx, &mut record, date, montant, now)?;
     }
     tickets::match_pending(tx, None, &mut record, now)?;
     Ok(record)
 }
 
-/// Applies a row to the customer `old` it updates.
+/// Applies a row to the customer `old` it updates (see [`crm_model::import::RowUpdate`]).
 fn update_row(tx: &Tx<'_>, row: &ImportRow, old: CustomerRecord, now: DateTime<Utc>) -> TxResult<RowWrite> {
-    let c = &row.customer;
-    let mut record = old.clone();
-    row.apply_to(&mut record);
-    if let Some(credit) = row.credit().filter(|credit| *credit != record.credit) {
+    let update = row.update_of(&old);
+    let mut record = update.record;
+    if let Some(credit) = update.new_balance {
         ledger::append(tx, &mut record, credit, LedgerCause::ImportAdjustment, None, now)?;
     }
-    if let Some((date, montant)) = c.scheduled_payment {
-        // A row carries one payment, which replaces the pending ones, unless it is the
-        // one already scheduled (re-importing a file changes nothing).
-        if (record.next_payment, record.pending_payments) != (Some(date), montant) {
-            payments::replace_pending_payments(tx, &mut record, Some((date, montant)), now)?;
-        }
+    if let Some(payment) = update.payment {
+        payments::replace_pending_payments(tx, &mut record, Some(payment), now)?;
     }
     if record == old {
         return Ok(RowWrite::Unchanged(old));
@@ -785,24 +961,43 @@ fn update_row(tx: &Tx<'_>, row: &ImportRow, old: CustomerRecord, now: DateTime<U
     })
 }
 
-/// Reserves ids for the rows of `batch` that create customers; answers the first.
-fn reserve_ids(tx: &Tx<'_>, batch: &[(ImportRow, Planned)]) -> TxResult<u64> {
-    let creates = batch
-        .iter()
-        .filter(|(_, planned)| matches!(planned, Planned::Create(_)))
-        .count() as u64;
-    let last_id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, creates as i64)?;
-    Ok(last_id + 1 - creates)
+/// The ids of the customers one batch creates.
+struct NewIds {
+    /// `None`: reserved with the journal, each row's planned id. Else the next id
+    /// reserved for the batch (journals of the first versions).
+    next: Option<u64>,
 }
 
-/// The id of a customer being created: the next reserved one, which is the one pass 2
-/// planned (nothing else creates customers in between).
-fn next_new_id(planned: Option<u64>, next_id: u64) -> TxResult<u64> {
-    match planned {
-        Some(id) if id != next_id => abort(storage(format!(
-            "planned customer {id} would be created as customer {next_id}"
-        ))),
-        _ => Ok(next_id),
+impl NewIds {
+    /// Reserves ids for the rows of `batch` that create customers, unless the
+    /// journal's were reserved up front.
+    fn for_batch(tx: &Tx<'_>, batch: &[(ImportRow, Planned)], journal: &Journal) -> TxResult<NewIds> {
+        if journal.ids_reserved {
+            return Ok(NewIds { next: None });
+        }
+        let creates = batch
+            .iter()
+            .filter(|(_, planned)| matches!(planned, Planned::Create(_)))
+            .count() as u64;
+        let last_id = bump_counter(tx.meta, keys::NEXT_CUSTOMER_ID, creates as i64)?;
+        Ok(NewIds {
+            next: Some(last_id + 1 - creates),
+        })
+    }
+
+    /// The id of the next customer created: the one pass 2 planned.
+    fn take(&mut self, planned: Option<u64>) -> TxResult<u64> {
+        let Some(next_id) = self.next.as_mut() else {
+            return planned.map_or_else(|| abort(storage("an import plan without ids")), Ok);
+        };
+        let id = *next_id;
+        *next_id += 1;
+        match planned {
+            Some(planned) if planned != id => abort(storage(format!(
+                "planned customer {planned} would be created as customer {id}"
+            ))),
+            _ => Ok(id),
+        }
     }
 }
 
@@ -816,13 +1011,12 @@ fn write_batch(
     now: DateTime<Utc>,
 ) -> TxResult<Journal> {
     let mut next = journal.clone();
-    let mut next_id = reserve_ids(tx, batch)?;
+    let mut new_ids = NewIds::for_batch(tx, batch, journal)?;
     for (row, planned) in batch {
         match *planned {
             Planned::Skip => {}
             Planned::Create(planned_id) => {
-                let record = create_row(tx, row, next_new_id(planned_id, next_id)?, now)?;
-                next_id += 1;
+                let record = create_row(tx, row, new_ids.take(planned_id)?, now)?;
                 write_customer(tx, None, &record)?;
                 next.created += 1;
             }
@@ -830,6 +1024,12 @@ fn write_batch(
                 let Some(old) = customer_with_id(tx, id)? else {
                     return abort(planned_missing(id));
                 };
+                if old.erased {
+                    // Erased by a write between two batches (the check refused rows
+                    // of customers erased before): the erasure stands.
+                    next.unchanged += 1;
+                    continue;
+                }
                 match update_row(tx, row, old, now)? {
                     RowWrite::Updated { old, record } => {
                         write_customer(tx, Some(&old), &record)?;
@@ -864,13 +1064,12 @@ fn stage_batch(
     now: DateTime<Utc>,
 ) -> TxResult<Journal> {
     let mut next = journal.clone();
-    let mut next_id = reserve_ids(tx, batch)?;
+    let mut new_ids = NewIds::for_batch(tx, batch, journal)?;
     for ((row, planned), old) in batch.iter().zip(olds) {
         match *planned {
             Planned::Skip => {}
             Planned::Create(planned_id) => {
-                let record = create_row(tx, row, next_new_id(planned_id, next_id)?, now)?;
-                next_id += 1;
+                let record = create_row(tx, row, new_ids.take(planned_id)?, now)?;
                 next.created += 1;
                 write_customer(tx, None, &record)?;
             }
@@ -1075,7 +1274,7 @@ mod tests {
             mode,
             ..ImportOptions::default()
         };
-        store.import_customers(&mut rows, options, &|_| {}).unwrap()
+        store.import_blocking(&mut rows, options, &|_| {}).unwrap()
     }
 
     /// The generations whose trees exist, once the clearer has finished.
@@ -1087,13 +1286,14 @@ mod tests {
         store.generations().into_iter().collect()
     }
 
-    fn search(store: &SledStore, q: &str) -> Vec<String> {
+    async fn search(store: &SledStore, q: &str) -> Vec<String> {
         let query = crm_model::ListQuery {
             q: Some(q.into()),
             ..crm_model::ListQuery::default()
         };
         store
             .list_customers(&query)
+            .await
             .unwrap()
             .items
             .into_iter()
@@ -1122,34 +1322,34 @@ mod tests {
                 (1, 4, 0, 0),
                 "{mode:?}: {report:?}"
             );
-            assert_eq!(store.customer_count().unwrap(), 2, "{mode:?}");
-            let a = store.customer_by_email("a@x.fr").unwrap().unwrap();
+            assert_eq!(store.customer_count().await.unwrap(), 2, "{mode:?}");
+            let a = store.customer_by_email("a@x.fr").await.unwrap().unwrap();
             assert_eq!(
                 (a.nom.as_str(), a.phone.as_str(), a.carte_fid, a.credit),
                 ("Bravo", "0102030405", Some(5), Cents(250)),
                 "{mode:?}"
             );
             assert_eq!(a.email, "a@x.fr", "{mode:?}: the last row's spelling");
-            assert_eq!(store.customer_by_card(5).unwrap().unwrap().id, a.id, "{mode:?}");
-            let s = store.customer_by_card(6).unwrap().unwrap();
+            assert_eq!(store.customer_by_card(5).await.unwrap().unwrap().id, a.id, "{mode:?}");
+            let s = store.customer_by_card(6).await.unwrap().unwrap();
             assert_eq!((s.nom.as_str(), s.id), ("Charlie", 1), "{mode:?}");
             assert!(
-                search(&store, "alpha").is_empty(),
+                search(&store, "alpha").await.is_empty(),
                 "{mode:?}: old names leave the index"
             );
-            assert!(search(&store, "kept").is_empty(), "{mode:?}");
-            assert_eq!(search(&store, "bravo"), ["Bravo"], "{mode:?}");
-            assert_eq!(search(&store, "charlie"), ["Charlie"], "{mode:?}");
+            assert!(search(&store, "kept").await.is_empty(), "{mode:?}");
+            assert_eq!(search(&store, "bravo").await, ["Bravo"], "{mode:?}");
+            assert_eq!(search(&store, "charlie").await, ["Charlie"], "{mode:?}");
             // The same file again: every row finds its customer, and each writes it
             // as the first time (the first rows set back what the later ones changed).
             let again = import(&store, file, mode);
             assert_eq!((again.created, again.updated), (0, 5), "{mode:?}: {again:?}");
-            let a_again = store.customer_by_email("a@x.fr").unwrap().unwrap();
+            let a_again = store.customer_by_email("a@x.fr").await.unwrap().unwrap();
             assert_eq!(
                 (a_again.id, a_again.nom.as_str(), a_again.credit),
                 (a.id, "Bravo", Cents(250))
             );
-            assert_eq!(store.customer_count().unwrap(), 2, "{mode:?}");
+            assert_eq!(store.customer_count().await.unwrap(), 2, "{mode:?}");
         }
     }
 
@@ -1172,7 +1372,7 @@ mod tests {
         let rows = format!(r#"[{{"Nom": "Ok"}}, {{"Nom": "Rich", "Email": "rich@x.fr", "Credit": {MAX_CENTS}}}]"#);
         let mut input = ImportRows::open(rows.as_bytes(), None, None).unwrap();
         let report = store
-            .import_customers(&mut input, ImportOptions::default(), &|_| {})
+            .import_blocking(&mut input, ImportOptions::default(), &|_| {})
             .unwrap();
         assert_eq!(
             report
@@ -1184,13 +1384,89 @@ mod tests {
             "{report:?}"
         );
         assert!(report.errors[0].error.contains("the unmatched ticket"), "{report:?}");
-        assert_eq!(store.customer_count().unwrap(), 0, "nothing written");
+        assert_eq!(store.customer_count().await.unwrap(), 0, "nothing written");
         // Without the opening credit, half the ticket fits.
         let rows = r#"[{"Nom": "Rich", "Email": "rich@x.fr"}]"#;
         let report = import(&store, rows, ImportMode::Merge);
         assert_eq!(report.created, 1, "{report:?}");
-        let rich = store.customer_by_email("rich@x.fr").unwrap().unwrap();
+        let rich = store.customer_by_email("rich@x.fr").await.unwrap().unwrap();
         assert_eq!(rich.credit, Cents(MAX_CENTS / 2));
+    }
+
+    /// Writes between two batches of a merge (made here from its progress report, which
+    /// runs in the gap, with the turns let go): a create takes an id after those
+    /// reserved for the file, an e-mail a later row gives is refused, a customer
+    /// erased stays erased, and a change to a customer a later row updates is
+    /// overwritten by it.
+    #[test]
+    fn writes_between_merge_batches_keep_the_plan() {
+        use crm_model::{CustomerPatch, NewCustomer};
+        use futures::executor::block_on;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        let new = |nom: &str, email: &str| NewCustomer {
+            nom: nom.into(),
+            email: email.into(),
+            ..Default::default()
+        };
+        let erased = block_on(store.create_customer(new("Erased", "erased@x.fr"))).unwrap();
+        let kept = block_on(store.create_customer(new("Kept", "kept@x.fr"))).unwrap();
+        // Three batches: the stored customers are updated by the last one.
+        let mut rows: Vec<String> = (0..2_500)
+            .map(|i| format!(r#"{{"Nom": "Row {i}", "Email": "r{i}@x.fr"}}"#))
+            .collect();
+        rows.push(r#"{"Nom": "FromFile", "Email": "erased@x.fr"}"#.into());
+        rows.push(r#"{"Nom": "FromFile", "Email": "kept@x.fr"}"#.into());
+        let file = format!("[{}]", rows.join(","));
+        let between = std::sync::Mutex::new(None);
+        let progress = |p: ImportProgress| {
+            let mut between = between.lock().unwrap();
+            if p.phase != ImportPhase::Writing || between.is_some() {
+                return;
+            }
+            let taken = block_on(store.create_customer(new("Thief", "r2400@x.fr")));
+            let created = block_on(store.create_customer(new("Between", "between@x.fr"))).unwrap();
+            block_on(store.erase_customer(erased.id_client)).unwrap();
+            let patch = CustomerPatch {
+                nom: Some("Changed".into()),
+                ..Default::default()
+            };
+            block_on(store.update_customer(kept.id_client, patch)).unwrap();
+            *between = Some((taken, created));
+        };
+        let mut input = ImportRows::open(file.as_bytes(), None, None).unwrap();
+        let report = store
+            .import_blocking(&mut input, ImportOptions::default(), &progress)
+            .unwrap();
+        assert_eq!(
+            (report.created, report.updated, report.unchanged),
+            (2_500, 1, 1),
+            "{report:?}"
+        );
+        let (taken, created) = between.into_inner().unwrap().expect("no write between batches");
+        assert_eq!(taken, Err(StoreError::ReservedByImport { field: "Email" }));
+        assert_eq!(created.id, 2 + 2_500 + 1, "after the ids reserved for the file");
+        assert_eq!(
+            block_on(store.customer_by_email("r2400@x.fr")).unwrap().unwrap().nom,
+            "Row 2400"
+        );
+        assert_eq!(block_on(store.customer_by_email("r0@x.fr")).unwrap().unwrap().id, 3);
+        assert!(block_on(store.customer(erased.id_client)).unwrap().unwrap().erased);
+        assert!(block_on(store.customer_by_email("erased@x.fr")).unwrap().is_none());
+        assert_eq!(
+            block_on(store.customer(kept.id_client)).unwrap().unwrap().nom,
+            "FromFile"
+        );
+        assert_eq!(block_on(store.customer_count()).unwrap(), 2 + 2_500);
+        // Once written, nothing is reserved any more.
+        let after = block_on(store.update_customer(
+            created.id_client,
+            CustomerPatch {
+                email: Some("r2400@x.fr".into()),
+                ..Default::default()
+            },
+        ));
+        assert!(matches!(after, Err(StoreError::EmailTaken { .. })), "{after:?}");
     }
 
     /// The roll-forward runs inside `open`, which the server called from its runtime's
@@ -1282,8 +1558,8 @@ mod tests {
             assert_eq!(report.created, names.matches("Nom").count() as u64);
             assert_eq!(register_generations(&store), [expected]);
         }
-        assert_eq!(store.customer_count().unwrap(), 2);
-        assert!(store.customer_by_email("a@x.fr").unwrap().is_none());
+        assert_eq!(store.customer_count().await.unwrap(), 2);
+        assert!(store.customer_by_email("a@x.fr").await.unwrap().is_none());
 
         // What a stop between a swap and the drop of the replaced generation leaves.
         Register::open(&store.inner.db, 1)
@@ -1296,6 +1572,7 @@ mod tests {
         assert_eq!(register_generations(&store), [2]);
         let names: Vec<String> = store
             .customers_after(None, 10)
+            .await
             .unwrap()
             .into_iter()
             .map(|c| c.nom)

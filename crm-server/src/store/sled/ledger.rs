@@ -1,7 +1,8 @@
 //! The credit ledger inside customer transactions: every change of `Credit` goes
-//! through [`append`], so the entries of a customer always sum to its balance.
+//! through [`append`], which stores the entry [`crm_model::loyalty::move_credit`] makes.
 
 use chrono::{DateTime, Utc};
+use crm_model::loyalty::move_credit;
 use crm_model::{Cents, CustomerRecord, LedgerCause, LedgerEntry};
 
 use super::{encode, Tx, TxResult};
@@ -15,8 +16,8 @@ pub fn entry_key(customer_id: u64, seq: u64) -> [u8; 16] {
     k
 }
 
-/// Moves `record`'s credit to `new_balance` and records why. The caller writes the
-/// record (and its indexes) in the same transaction.
+/// Moves `record`'s credit to `new_balance` and stores the ledger entry that says why.
+/// The caller writes the record (and its indexes) in the same transaction.
 pub fn append(
     tx: &Tx<'_>,
     record: &mut CustomerRecord,
@@ -25,17 +26,13 @@ pub fn append(
     key: Option<String>,
     at: DateTime<Utc>,
 ) -> TxResult<LedgerEntry> {
-    let amount = new_balance.0 as i64 - record.credit.0 as i64;
-    record.ledger_entries += 1;
-    record.credit = new_balance;
-    let entry = LedgerEntry {
-        seq: record.ledger_entries,
-        at,
-        amount,
-        balance: new_balance,
-        cause,
-        key,
-    };
-    tx.ledger.insert(&entry_key(record.id, entry.seq), encode(&entry))?;
+    let entry = move_credit(record, new_balance, cause, key, at);
+    store_entry(tx, record, &entry)?;
     Ok(entry)
+}
+
+/// Stores an entry of `record`'s ledger made by the model (see [`append`]).
+pub fn store_entry(tx: &Tx<'_>, record: &CustomerRecord, entry: &LedgerEntry) -> TxResult<()> {
+    tx.ledger.insert(&entry_key(record.id, entry.seq), encode(entry))?;
+    Ok(())
 }

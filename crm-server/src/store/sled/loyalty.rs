@@ -32,9 +32,12 @@ impl LoyaltyStore for SledStore {
                 if old.carte_fid.is_some() {
                     return Ok(old);
                 }
-                // Skip the numbers already given explicitly (create, PATCH, import).
+                // Skip the numbers already given explicitly (create, PATCH, import), and
+                // those the import being written will give.
                 let mut card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
-                while tx.index.get(keys::card_key(card))?.is_some() {
+                while tx.index.get(keys::card_key(card))?.is_some()
+                    || tx.reserved_for_other(&keys::card_key(card), old.id)
+                {
                     card = bump_counter(tx.meta, LAST_ISSUED_CARD, 1)?;
                 }
                 let mut record = old.clone();
@@ -42,6 +45,7 @@ impl LoyaltyStore for SledStore {
                 record.updated_at = now;
                 super::tickets::match_pending(tx, Some(&old), &mut record, now)?;
                 write_customer(tx, Some(&old), &record)?;
+                super::audit::customer_changed(tx, Some(&old), &record, None, now)?;
                 Ok(record)
             })
             .await?;
@@ -58,16 +62,16 @@ impl LoyaltyStore for SledStore {
         Ok(results)
     }
 
-    fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
         let found = match card {
-            CardRef::Card(n) => self.customer_by_card(*n)?,
-            CardRef::IdClient(id) => self.customer(*id)?,
+            CardRef::Card(n) => self.customer_by_card(*n).await?,
+            CardRef::IdClient(id) => self.customer(*id).await?,
         };
         Ok(found.filter(|r| !r.erased))
     }
 
-    fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
-        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+    async fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         seq_page(
             &self.inner.ledger,
             &record.id.to_be_bytes(),
@@ -97,6 +101,7 @@ fn credit_item(tx: &Tx<'_>, item: &CreditItem, now: chrono::DateTime<Utc>) -> Tx
     ledger::append(tx, &mut record, balance, LedgerCause::Credit, item.key.clone(), now)?;
     record.updated_at = now;
     write_customer(tx, Some(&old), &record)?;
+    super::audit::customer_changed(tx, Some(&old), &record, None, now)?;
     if let Some(key) = &item.key {
         tx.idempotency.insert(credit_key(key), &record.id.to_be_bytes())?;
     }
@@ -154,9 +159,9 @@ mod tests {
                         }
                     }
                 }
-                let stored = store.customer(customer.id_client).unwrap().unwrap();
+                let stored = store.customer(customer.id_client).await.unwrap().unwrap();
                 prop_assert_eq!(stored.credit, Cents(expected));
-                let ledger = store.ledger(customer.id_client, None, 1000).unwrap();
+                let ledger = store.ledger(customer.id_client, None, 1000).await.unwrap();
                 let sum: i128 = ledger.items.iter().map(|e| e.amount as i128).sum();
                 prop_assert_eq!(sum, expected as i128);
                 Ok(())

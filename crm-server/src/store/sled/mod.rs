@@ -17,6 +17,8 @@
 //! - `payment_index`: a customer's payments, the pending ones by due date (see
 //!   [`payments`])
 //! - `idempotency`: keys of `POST /api/credit` items already applied
+//! - `audit`: the audit trail, by sequence number, and each customer's entries (see
+//!   [`audit`])
 //! - `meta`: counters (next customer id, live customers, next ticket, card, payment)
 //!   the cursors of ticket consumers, so nothing scans to count, and the journal of
 //!   an import being written (see [`import`]).
@@ -24,6 +26,7 @@
 //! Durability: a write is acknowledged only after a flush that started after the
 //! write. Concurrent writers share one flush ([`GroupCommit`]).
 
+pub(crate) mod audit;
 pub mod backup;
 mod customers;
 pub mod import;
@@ -34,9 +37,11 @@ pub(crate) mod payments;
 pub(crate) mod tickets;
 
 use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock, TryLockError};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -45,7 +50,7 @@ use tokio::sync::oneshot;
 use crm_model::CustomerRecord;
 
 use self::backup::SnapshotTree;
-use super::{StoreAdmin, StoreError};
+use super::{StoreAdmin, StoreError, StoreStats};
 
 /// Default bound of sled's page cache, MiB. sled's resident memory is several times its
 /// cache bound; at 100,000 customers, 16 MiB instead of 64 took 130 MB off the server's
@@ -55,6 +60,10 @@ pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// [`DEFAULT_CACHE_MB`] in bytes.
 pub const DEFAULT_CACHE_BYTES: u64 = DEFAULT_CACHE_MB * 1024 * 1024;
+
+/// How long a write waits for its turn while an import is written, by default (see
+/// [`SledStore::set_write_wait`]).
+pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 /// Keys removed in one batch when a replaced register generation is cleared.
 const CLEAR_BATCH: usize = 10_000;
@@ -158,6 +167,8 @@ impl Register {
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
+    /// Who the writes through this handle are made for (see [`audit`]).
+    origin: Arc<crm_model::audit::WriteOrigin>,
 }
 
 struct Inner {
@@ -172,12 +183,25 @@ struct Inner {
     payments: sled::Tree,
     payment_index: sled::Tree,
     idempotency: sled::Tree,
+    audit: sled::Tree,
     group_commit: GroupCommit,
     /// The database directory (imports spool their rows beside the trees).
     dir: PathBuf,
-    /// Every transaction holds it shared; an import writing its rows holds it
-    /// exclusively, so that nothing changes under its validated plan (see [`import`]).
+    /// An export holds it shared for its whole length, an import being written
+    /// exclusively: one waits for the other (see [`import`], [`backup`]).
     write_gate: RwLock<()>,
+    /// The writers' turns: every write transaction holds it shared
+    /// ([`SledStore::transact`]); an import holds it exclusively while it checks its
+    /// plan and while it writes each batch, and (`mode=merge`) lets go of it between
+    /// batches (see [`import`]). tokio's lock is fair: the writers waiting when a batch
+    /// ends all pass before the next batch, and those that come later wait for the
+    /// next gap, so neither side starves.
+    turns: tokio::sync::RwLock<()>,
+    /// How long a write waits for its turn before it is refused, milliseconds.
+    write_wait_ms: AtomicU64,
+    /// The unique keys that the rows of the merge import being written will give to
+    /// customers: no other customer may take one meanwhile (see [`KeyReservation`]).
+    reserved: RwLock<Option<Arc<KeyReservation>>>,
     /// One import at a time.
     import_lock: Mutex<()>,
     /// Held by the async writer whose transaction runs (see [`SledStore::transact`]).
@@ -205,6 +229,57 @@ pub(crate) struct Tx<'a> {
     pub payments: SnapshotTree<'a>,
     pub payment_index: &'a TransactionalTree,
     pub idempotency: SnapshotTree<'a>,
+    pub audit: SnapshotTree<'a>,
+    /// Who the transaction's write is made for: its audit entries name them.
+    pub origin: &'a crm_model::audit::WriteOrigin,
+    /// The keys an import being written has planned for its rows, in a write that
+    /// runs between its batches; `None` in the import's own transactions.
+    pub reserved: Option<&'a KeyReservation>,
+}
+
+impl Tx<'_> {
+    /// Whether the unique index key `key` is one that the import being written will
+    /// give to a customer other than `id` (then another write must not take it).
+    pub(crate) fn reserved_for_other(&self, key: &[u8], id: u64) -> bool {
+        self.reserved.is_some_and(|r| r.claimed_from(key, id))
+    }
+}
+
+/// The unique index keys (e-mail, card, IdClient) that the rows of a merge import
+/// will write, each with the customer it goes to. Between its batches, other writes
+/// run, and one that took such a key for another customer would break a row planned
+/// earlier; [`super::customers`] refuses it with [`StoreError::ReservedByImport`].
+///
+/// Kept as 64-bit hashes of the keys, sorted, 16 bytes per key: a million rows each
+/// with an e-mail and a card hold 32 MB while the import is written. A collision can
+/// only refuse a write that did not conflict (about one chance in 10^12 at that size),
+/// never let one through.
+pub(crate) struct KeyReservation(Vec<(u64, u64)>);
+
+impl KeyReservation {
+    /// From `(hash of the key, customer id)` pairs ([`KeyReservation::hash`]).
+    pub(crate) fn new(mut entries: Vec<(u64, u64)>) -> KeyReservation {
+        entries.sort_unstable();
+        entries.dedup();
+        entries.shrink_to_fit();
+        KeyReservation(entries)
+    }
+
+    /// SipHash with fixed keys: the same in every reservation of the process.
+    pub(crate) fn hash(key: &[u8]) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn claimed_from(&self, key: &[u8], id: u64) -> bool {
+        let hash = KeyReservation::hash(key);
+        let from = self.0.partition_point(|(k, _)| *k < hash);
+        self.0[from..]
+            .iter()
+            .take_while(|(k, _)| *k == hash)
+            .any(|(_, target)| *target != id)
+    }
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -220,18 +295,7 @@ pub(crate) fn add_cents(
     amount: crm_model::Cents,
     field: impl FnOnce() -> String,
 ) -> TxResult<crm_model::Cents> {
-    match total.checked_add(amount) {
-        Some(sum) => Ok(sum),
-        None => abort(StoreError::AmountOutOfRange {
-            field: field(),
-            error: format!(
-                "adding {} cents to {} would pass the largest amount, {} cents; nothing was written",
-                amount.0,
-                total.0,
-                crm_model::money::MAX_CENTS
-            ),
-        }),
-    }
+    total.bounded_add(amount, field).or_else(|e| abort(e.into()))
 }
 
 /// A sled (or spool file) failure as a [`StoreError`]: a full disk is told apart, so that
@@ -290,9 +354,13 @@ impl SledStore {
             payments: tree("payments")?,
             payment_index: tree("payment_index")?,
             idempotency: tree("idempotency")?,
+            audit: tree(audit::TREE)?,
             group_commit: GroupCommit::start(db),
             dir: dir.to_path_buf(),
             write_gate: RwLock::new(()),
+            turns: tokio::sync::RwLock::new(()),
+            write_wait_ms: AtomicU64::new(DEFAULT_WRITE_WAIT.as_millis() as u64),
+            reserved: RwLock::new(None),
             import_lock: Mutex::new(()),
             writer_turn: tokio::sync::Mutex::new(()),
             clearer_running: Mutex::new(false),
@@ -302,10 +370,20 @@ impl SledStore {
         };
         // Left by an export that a stop interrupted.
         inner.before_images.clear().map_err(storage)?;
-        let store = SledStore { inner: Arc::new(inner) };
+        let store = SledStore {
+            inner: Arc::new(inner),
+            origin: Arc::default(),
+        };
         store.resume_interrupted_import(progress)?;
         store.drop_stale_generations()?;
         Ok(store)
+    }
+
+    /// How long a write waits for its turn while an import is written before it is
+    /// refused with [`StoreError::ImportRunning`] (zero: refused at once).
+    pub fn set_write_wait(&self, wait: Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.inner.write_wait_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The live generation of the customer register. Hold it for one operation, not
@@ -371,7 +449,10 @@ impl SledStore {
                 // Upgraded for one batch at a time: a closed store is not kept open,
                 // and the next start clears what is left.
                 let Some(inner) = store.upgrade() else { return };
-                let store = SledStore { inner };
+                let store = SledStore {
+                    inner,
+                    origin: Arc::default(),
+                };
                 let replaced = {
                     let mut running = store.inner.clearer_running.lock().unwrap_or_else(|p| p.into_inner());
                     let live = store.register().generation;
@@ -395,8 +476,9 @@ impl SledStore {
     }
 
     /// Runs `body` as one atomic transaction over every tree. sled may run the body
-    /// more than once, so it must have no effect outside the transaction. Refused with
-    /// [`StoreError::ImportRunning`] while an import writes its rows.
+    /// more than once, so it must have no effect outside the transaction. While an
+    /// import is written, waits for a turn between its batches, at most the write wait
+    /// ([`Self::set_write_wait`]), then is refused with [`StoreError::ImportRunning`].
     ///
     /// sled runs one transaction at a time and blocks the thread of any other until
     /// then. Writers therefore wait for their turn here, asynchronously: a runtime
@@ -404,23 +486,39 @@ impl SledStore {
     /// on it (with two cores, that parking cost about 15% of the rate of concurrent
     /// credits).
     pub(crate) async fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        // The import's turn first, then sled's: every writer let through between two
+        // batches is past the import's lock before it queues for sled's.
+        let _import_turn = self.write_turn().await?;
         let _turn = self.inner.writer_turn.lock().await;
-        let _shared = match self.inner.write_gate.try_read() {
-            Ok(guard) => guard,
-            Err(TryLockError::WouldBlock) => return Err(StoreError::ImportRunning),
-            Err(TryLockError::Poisoned(guard)) => guard.into_inner(),
-        };
-        self.transact_ungated(body)
+        let reserved = self.inner.reserved.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.transact_in(&self.register(), reserved.as_deref(), body)
     }
 
-    /// [`Self::transact`] for the import, which holds the write gate itself.
+    /// A shared hold on the writers' turns: at once unless an import holds or awaits
+    /// them, else within the write wait.
+    async fn write_turn(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, StoreError> {
+        if let Ok(turn) = self.inner.turns.try_read() {
+            return Ok(turn);
+        }
+        let wait = Duration::from_millis(self.inner.write_wait_ms.load(Ordering::Relaxed));
+        tokio::time::timeout(wait, self.inner.turns.read())
+            .await
+            .map_err(|_| StoreError::ImportRunning)
+    }
+
+    /// [`Self::transact`] for the import, which holds the writers' turns itself.
     fn transact_ungated<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        self.transact_in(&self.register(), body)
+        self.transact_in(&self.register(), None, body)
     }
 
     /// A transaction whose `customers` and `index` are those of `register`: the live
     /// generation, or one a replace import is writing.
-    fn transact_in<T>(&self, register: &Register, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+    fn transact_in<T>(
+        &self,
+        register: &Register,
+        reserved: Option<&KeyReservation>,
+        body: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
         let i = &self.inner;
         // Read once per transaction: an export turns it on and off while it holds the
         // writers' turn, so no transaction runs across the change (see [`backup`]).
@@ -436,6 +534,7 @@ impl SledStore {
             &i.payment_index,
             &i.idempotency,
             &i.before_images,
+            &i.audit,
         );
         trees
             .transaction(
@@ -450,6 +549,7 @@ impl SledStore {
                     payment_index,
                     idempotency,
                     before,
+                    audit,
                 )| {
                     let before = keep_before_images.then_some(before);
                     body(&Tx {
@@ -462,6 +562,9 @@ impl SledStore {
                         payments: SnapshotTree::new(payments, before, backup::Tag::Payments),
                         payment_index,
                         idempotency: SnapshotTree::new(idempotency, before, backup::Tag::Idempotency),
+                        audit: SnapshotTree::new(audit, before, backup::Tag::Audit),
+                        origin: &self.origin,
+                        reserved,
                     })
                 },
             )
@@ -487,12 +590,21 @@ impl StoreAdmin for SledStore {
         self.durable().await
     }
 
-    fn flush_count(&self) -> u64 {
-        self.inner.group_commit.flushes.load(Ordering::Relaxed)
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(StoreStats {
+            flushes: self.flush_count(),
+            customers: self.register_with_count()?.1,
+            tickets: read_counter(&self.inner.meta, tickets::LAST_TICKET_SEQ)?,
+            // sled sums the sizes of its files: a few `stat`s.
+            size_on_disk: self.inner.db.size_on_disk().ok(),
+        })
     }
+}
 
-    fn size_on_disk(&self) -> Option<u64> {
-        self.inner.db.size_on_disk().ok()
+impl SledStore {
+    /// How many disk flushes this store has made (see [`StoreStats::flushes`]).
+    pub(crate) fn flush_count(&self) -> u64 {
+        self.inner.group_commit.flushes.load(Ordering::Relaxed)
     }
 }
 
@@ -570,6 +682,16 @@ impl GroupCommit {
         let flushed = tokio::task::unconstrained(self.enqueue()?);
         futures::executor::block_on(flushed).map_err(|_| storage("the flusher thread has stopped"))?
     }
+}
+
+/// Runs a read that may take long (a scan) on a blocking thread, so that it never holds
+/// a runtime thread that other requests need.
+pub(crate) async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| StoreError::Storage(format!("a read stopped: {e}")))?
 }
 
 /// Reads a counter of the `meta` tree (0 when absent), outside transactions.

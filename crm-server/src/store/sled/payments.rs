@@ -7,14 +7,14 @@
 use std::ops::Bound;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_model::payments::credit_allowed;
+use crm_model::payments::{count_refusal, credit_allowed, pending_totals, record_result, ResultEffect};
 use crm_model::{AllowCredit, Cents, CustomerRecord, Page, Payment, PaymentRecord, PaymentStatus};
 use uuid::Uuid;
 
 use super::customers::{customer_with_id, live_customer_in, write_customer};
 use super::{
-    abort, add_cents, bump_counter, decode, decode_u64_list, encode, encode_u64_list, keys, seq_page, storage,
-    SledStore, Tx, TxResult,
+    abort, bump_counter, decode, decode_u64_list, encode, encode_u64_list, keys, seq_page, storage, SledStore, Tx,
+    TxResult,
 };
 use crate::store::{CustomerStore, PaymentStore, StoreError};
 
@@ -60,16 +60,16 @@ fn payment_in(tx: &Tx<'_>, id: u64) -> TxResult<PaymentRecord> {
     }
 }
 
-/// Sets the customer's `Date_paiement` (earliest pending due date) and `Montant` (sum
-/// of pending amounts) from its pending payments as written in this transaction.
+/// Sets the customer's `Date_paiement` and `Montant` ([`pending_totals`]) from its
+/// pending payments as written in this transaction.
 fn derive_from_pending(tx: &Tx<'_>, record: &mut CustomerRecord) -> TxResult<()> {
-    record.next_payment = None;
-    record.pending_payments = Cents::ZERO;
-    for id in pending_ids(tx, record.id)? {
-        let payment = payment_in(tx, id)?.payment;
-        record.next_payment = Some(record.next_payment.map_or(payment.date, |d| d.min(payment.date)));
-        record.pending_payments = add_cents(record.pending_payments, payment.montant, || "Montant".into())?;
-    }
+    let pending = pending_ids(tx, record.id)?
+        .into_iter()
+        .map(|id| Ok(payment_in(tx, id)?.payment))
+        .collect::<TxResult<Vec<Payment>>>()?;
+    let (next, total) = pending_totals(&pending).or_else(|e| abort(e.into()))?;
+    record.next_payment = next;
+    record.pending_payments = total;
     Ok(())
 }
 
@@ -84,15 +84,7 @@ pub(crate) fn schedule_payment(
     now: DateTime<Utc>,
 ) -> TxResult<Payment> {
     let id = bump_counter(tx.meta, LAST_PAYMENT_ID, 1)?;
-    let payment = Payment {
-        id,
-        id_client: record.id_client,
-        montant: amount,
-        date,
-        status: PaymentStatus::Pending,
-        attempts: 0,
-        sent_at: None,
-    };
+    let payment = Payment::scheduled(id, record.id_client, date, amount);
     let stored = PaymentRecord {
         payment: payment.clone(),
         customer: record.id,
@@ -112,9 +104,8 @@ pub(crate) fn schedule_payment(
 
 /// Marks every pending payment of `record` replaced, then schedules `replacement` if
 /// any (an import row's `Date_paiement` and `Montant` on update). The caller writes the
-/// customer in the same transaction. A payment sent to the payment service without a
-/// definite answer yet stays pending: it may have been charged, and its answer must
-/// still find it.
+/// customer in the same transaction. A payment that is not
+/// [`replaceable`](Payment::replaceable) (sent, its answer awaited) stays pending.
 pub(crate) fn replace_pending_payments(
     tx: &Tx<'_>,
     record: &mut CustomerRecord,
@@ -124,7 +115,7 @@ pub(crate) fn replace_pending_payments(
     let mut in_flight = Vec::new();
     for id in pending_ids(tx, record.id)? {
         let mut stored = payment_in(tx, id)?;
-        if stored.payment.sent_at.is_some() {
+        if !stored.payment.replaceable() {
             in_flight.push(id);
             continue;
         }
@@ -153,6 +144,8 @@ impl PaymentStore for SledStore {
                 let mut record = old.clone();
                 let payment = schedule_payment(tx, &mut record, request.date, request.montant, now)?;
                 write_customer(tx, Some(&old), &record)?;
+                let scheduled = crm_model::audit::payment_scheduled(&payment);
+                super::audit::record(tx, Some(record.id_client), scheduled, now)?;
                 Ok(Some(payment))
             })
             .await?;
@@ -162,13 +155,13 @@ impl PaymentStore for SledStore {
         Ok(payment)
     }
 
-    fn customer_payments(
+    async fn customer_payments(
         &self,
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<Payment>, StoreError> {
-        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         let prefix = [b"h".as_slice(), &record.id.to_be_bytes()].concat();
         // A customer has few payments: counting them is a short key scan.
         let total = self.inner.payment_index.scan_prefix(&prefix).keys().count() as u64;
@@ -177,7 +170,112 @@ impl PaymentStore for SledStore {
         })
     }
 
-    fn payments_due(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
+    /// On a blocking thread: the total counts every pending payment due by `due`.
+    async fn payments_due(
+        &self,
+        due: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Payment>, StoreError> {
+        let (store, after) = (self.clone(), after.map(str::to_string));
+        super::blocking(move || store.payments_due_now(due, after.as_deref(), limit)).await
+    }
+
+    async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
+        let now = Utc::now();
+        let payment = self
+            .transact(|tx| {
+                let mut stored = payment_in(tx, id)?;
+                let was_due = stored.payment.date;
+                let effect = match record_result(&mut stored.payment, paid) {
+                    Ok(effect) => effect,
+                    Err(status) => {
+                        return abort(StoreError::PaymentNotPending {
+                            id,
+                            status: format!("{status:?}").to_lowercase(),
+                        })
+                    }
+                };
+                match effect {
+                    ResultEffect::Repeated => return Ok(stored.payment),
+                    ResultEffect::PaidAfterReplace => {
+                        stored.updated_at = now;
+                        tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                        let summary = crm_model::audit::payment_result(&stored.payment, paid);
+                        super::audit::record(tx, Some(stored.payment.id_client), summary, now)?;
+                        return Ok(stored.payment);
+                    }
+                    ResultEffect::Paid | ResultEffect::Refused => {}
+                }
+                let Some(old) = customer_with_id(tx, stored.customer)? else {
+                    return abort(StoreError::Storage(format!("payment {id} of a missing customer")));
+                };
+                let mut customer = old.clone();
+                tx.payment_index.remove(due_key(was_due, id))?;
+                if effect == ResultEffect::Paid {
+                    let pending: Vec<u64> = pending_ids(tx, customer.id)?.into_iter().filter(|p| *p != id).collect();
+                    set_pending_ids(tx, customer.id, &pending)?;
+                } else {
+                    tx.payment_index.insert(due_key(stored.payment.date, id), &[])?;
+                    count_refusal(&mut customer);
+                }
+                stored.updated_at = now;
+                tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                derive_from_pending(tx, &mut customer)?;
+                customer.updated_at = now;
+                write_customer(tx, Some(&old), &customer)?;
+                let result = crm_model::audit::payment_result(&stored.payment, paid);
+                super::audit::customer_changed(tx, Some(&old), &customer, Some(result), now)?;
+                Ok(stored.payment)
+            })
+            .await?;
+        self.durable().await?;
+        Ok(payment)
+    }
+
+    async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
+        let now = Utc::now();
+        let payment = self
+            .transact(|tx| {
+                let mut stored = payment_in(tx, id)?;
+                if stored.payment.status != PaymentStatus::Pending {
+                    return Ok(None);
+                }
+                stored.payment.sent_at = at;
+                stored.updated_at = now;
+                tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
+                let summary = crm_model::audit::payment_sent(&stored.payment, at.is_some());
+                super::audit::record(tx, Some(stored.payment.id_client), summary, now)?;
+                Ok(Some(stored.payment))
+            })
+            .await?;
+        self.durable().await?;
+        Ok(payment)
+    }
+
+    async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+        let now = Utc::now();
+        let record = self
+            .transact(|tx| {
+                let old = live_customer_in(tx, id_client)?;
+                if old.nb_refus == 0 {
+                    return Ok(old);
+                }
+                let mut record = old.clone();
+                record.nb_refus = 0;
+                record.updated_at = now;
+                write_customer(tx, Some(&old), &record)?;
+                super::audit::customer_changed(tx, Some(&old), &record, None, now)?;
+                Ok(record)
+            })
+            .await?;
+        self.durable().await?;
+        Ok(record)
+    }
+}
+
+impl SledStore {
+    fn payments_due_now(&self, due: NaiveDate, after: Option<&str>, limit: usize) -> Result<Page<Payment>, StoreError> {
         let bad = || StoreError::BadCursor(format!("cursor {after:?} is not a cursor of this list"));
         let upper = Bound::Included([due_key(due, u64::MAX)].concat());
         let lower = match after {
@@ -215,98 +313,6 @@ impl PaymentStore for SledStore {
         })
     }
 
-    async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
-        let now = Utc::now();
-        let payment = self
-            .transact(|tx| {
-                let mut stored = payment_in(tx, id)?;
-                match stored.payment.status {
-                    PaymentStatus::Pending => {}
-                    // The payment service may send its OK twice.
-                    PaymentStatus::Paid if paid => return Ok(stored.payment),
-                    // Replaced while its answer was awaited: the money was taken all
-                    // the same, so the payment is paid (it no longer counts as pending).
-                    PaymentStatus::Replaced if paid => {
-                        stored.payment.status = PaymentStatus::Paid;
-                        stored.payment.sent_at = None;
-                        stored.updated_at = now;
-                        tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
-                        return Ok(stored.payment);
-                    }
-                    status => {
-                        return abort(StoreError::PaymentNotPending {
-                            id,
-                            status: format!("{status:?}").to_lowercase(),
-                        })
-                    }
-                }
-                let Some(old) = customer_with_id(tx, stored.customer)? else {
-                    return abort(StoreError::Storage(format!("payment {id} of a missing customer")));
-                };
-                let mut customer = old.clone();
-                tx.payment_index.remove(due_key(stored.payment.date, id))?;
-                if paid {
-                    stored.payment.status = PaymentStatus::Paid;
-                    let pending: Vec<u64> = pending_ids(tx, customer.id)?.into_iter().filter(|p| *p != id).collect();
-                    set_pending_ids(tx, customer.id, &pending)?;
-                } else {
-                    stored.payment.attempts += 1;
-                    stored.payment.date = stored.payment.date.succ_opt().unwrap_or(stored.payment.date);
-                    tx.payment_index.insert(due_key(stored.payment.date, id), &[])?;
-                    customer.nb_refus += 1;
-                }
-                stored.payment.sent_at = None;
-                stored.updated_at = now;
-                tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
-                derive_from_pending(tx, &mut customer)?;
-                customer.updated_at = now;
-                write_customer(tx, Some(&old), &customer)?;
-                Ok(stored.payment)
-            })
-            .await?;
-        self.durable().await?;
-        Ok(payment)
-    }
-
-    async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
-        let now = Utc::now();
-        let payment = self
-            .transact(|tx| {
-                let mut stored = payment_in(tx, id)?;
-                if stored.payment.status != PaymentStatus::Pending {
-                    return Ok(None);
-                }
-                stored.payment.sent_at = at;
-                stored.updated_at = now;
-                tx.payments.insert(&id.to_be_bytes(), encode(&stored))?;
-                Ok(Some(stored.payment))
-            })
-            .await?;
-        self.durable().await?;
-        Ok(payment)
-    }
-
-    async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
-        let now = Utc::now();
-        let record = self
-            .transact(|tx| {
-                let old = live_customer_in(tx, id_client)?;
-                if old.nb_refus == 0 {
-                    return Ok(old);
-                }
-                let mut record = old.clone();
-                record.nb_refus = 0;
-                record.updated_at = now;
-                write_customer(tx, Some(&old), &record)?;
-                Ok(record)
-            })
-            .await?;
-        self.durable().await?;
-        Ok(record)
-    }
-}
-
-impl SledStore {
     fn payment(&self, id: u64) -> Result<Payment, StoreError> {
         match self.inner.payments.get(id.to_be_bytes()).map_err(storage)? {
             Some(bytes) => decode::<PaymentRecord>(&bytes).map(|r| r.payment),
@@ -366,6 +372,7 @@ mod tests {
         assert_eq!(replaced.1.map(|p| p.id), Some(3));
         let statuses: Vec<_> = store
             .customer_payments(created.id_client, None, 10)
+            .await
             .unwrap()
             .items
             .into_iter()
@@ -375,7 +382,7 @@ mod tests {
             statuses,
             [PaymentStatus::Replaced, PaymentStatus::Replaced, PaymentStatus::Pending]
         );
-        let due = store.payments_due(day(31), None, 10).unwrap();
+        let due = store.payments_due(day(31), None, 10).await.unwrap();
         assert_eq!(due.items.iter().map(|p| p.id).collect::<Vec<_>>(), [3]);
 
         let cleared = store

@@ -6,14 +6,13 @@
 //!   transaction cannot scan: creating the customer reads it whole and credits them.
 
 use chrono::{DateTime, Utc};
-use crm_model::tickets::ClientRef;
-use crm_model::{Cents, CustomerRecord, LedgerCause, Page, Ticket, TicketRecord};
+use crm_model::tickets::{gained_client_refs, matching_customer, ClientRef};
+use crm_model::{Cents, CustomerRecord, Page, Ticket, TicketRecord};
 use uuid::Uuid;
 
 use super::customers::{live_customer_by_index, write_customer};
 use super::{
-    add_cents, decode, decode_u64_list, encode, encode_u64_list, keys, ledger, seq_page, storage, SledStore, Tx,
-    TxResult,
+    abort, decode, decode_u64_list, encode, encode_u64_list, keys, ledger, seq_page, storage, SledStore, Tx, TxResult,
 };
 use crate::store::{CustomerStore, IngestOutcome, StoreError, TicketStore};
 
@@ -48,16 +47,6 @@ fn customer_index_key(client: &ClientRef) -> Vec<u8> {
     }
 }
 
-/// The client keys a customer answers to.
-fn refs_of(record: &CustomerRecord) -> Vec<ClientRef> {
-    let mut refs = vec![ClientRef::IdClient(record.id_client)];
-    if !record.erased {
-        refs.extend(record.email_key().map(ClientRef::Email));
-        refs.extend(record.carte_fid.map(ClientRef::Card));
-    }
-    refs
-}
-
 impl TicketStore for SledStore {
     async fn ingest_tickets(&self, tickets: Vec<Ticket>) -> Result<IngestOutcome, StoreError> {
         let now = Utc::now();
@@ -81,14 +70,8 @@ impl TicketStore for SledStore {
                         first_article_id: article + 1,
                     };
                     article += ticket.articles.len() as u64;
-                    let refs = ticket.client_refs();
-                    let mut customer = None;
-                    for client in &refs {
-                        customer = live_customer_by_index(tx, &customer_index_key(client))?;
-                        if customer.is_some() {
-                            break;
-                        }
-                    }
+                    let customer =
+                        matching_customer(ticket, |client| live_customer_by_index(tx, &customer_index_key(client)))?;
                     match customer {
                         Some(old) => {
                             let mut updated = old.clone();
@@ -97,10 +80,11 @@ impl TicketStore for SledStore {
                             // A report, not a stored amount: it may sum past the bound.
                             outcome.credited_cents.0 = outcome.credited_cents.0.saturating_add(credit.0);
                             write_customer(tx, Some(&old), &updated)?;
+                            super::audit::customer_changed(tx, Some(&old), &updated, None, now)?;
                         }
                         None if !ticket.is_anonymous() => {
                             record.ticket.unmatched = true;
-                            for client in &refs {
+                            for client in &ticket.client_refs() {
                                 let key = pending_key(client);
                                 let mut waiting = tx.ticket_index.get(&key)?.map_or_else(Vec::new, |v| v.to_vec());
                                 waiting.extend_from_slice(&seq.to_be_bytes());
@@ -115,6 +99,10 @@ impl TicketStore for SledStore {
                 }
                 tx.meta.insert(LAST_TICKET_SEQ, &seq.to_be_bytes())?;
                 tx.meta.insert(LAST_ARTICLE_ID, &article.to_be_bytes())?;
+                if outcome.stored > 0 {
+                    let summary = crm_model::audit::tickets_stored(outcome.stored, outcome.duplicates);
+                    super::audit::record(tx, None, summary, now)?;
+                }
                 Ok(outcome)
             })
             .await?;
@@ -122,7 +110,7 @@ impl TicketStore for SledStore {
         Ok(outcome)
     }
 
-    fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
+    async fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
         let mut out = Vec::with_capacity(limit);
         let range = after.saturating_add(1).to_be_bytes()..=until.to_be_bytes();
         if after >= until {
@@ -135,12 +123,12 @@ impl TicketStore for SledStore {
         Ok(out)
     }
 
-    fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
-        let total = self.last_ticket_seq()?;
+    async fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
+        let total = self.last_ticket_seq().await?;
         seq_page(&self.inner.tickets, &[], after, limit, total, |_, value| decode(value))
     }
 
-    fn last_ticket_seq(&self) -> Result<u64, StoreError> {
+    async fn last_ticket_seq(&self) -> Result<u64, StoreError> {
         Ok(self
             .inner
             .meta
@@ -149,13 +137,13 @@ impl TicketStore for SledStore {
             .map_or(0, |v| keys::decode_u64(&v)))
     }
 
-    fn customer_tickets(
+    async fn customer_tickets(
         &self,
         id_client: Uuid,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<TicketRecord>, StoreError> {
-        let record = self.customer(id_client)?.ok_or(StoreError::CustomerNotFound)?;
+        let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         let prefix = [b"c".as_slice(), &record.id.to_be_bytes()].concat();
         seq_page(
             &self.inner.ticket_index,
@@ -167,7 +155,7 @@ impl TicketStore for SledStore {
         )
     }
 
-    fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
+    async fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
         Ok(self
             .inner
             .meta
@@ -182,6 +170,8 @@ impl TicketStore for SledStore {
             let current = tx.meta.get(&key)?.map_or(0, |v| keys::decode_u64(&v));
             if seq > current {
                 tx.meta.insert(key.as_slice(), &seq.to_be_bytes())?;
+                let summary = crm_model::audit::consumer_advanced(name, current, seq);
+                super::audit::record(tx, None, summary, chrono::Utc::now())?;
             }
             Ok(())
         })
@@ -203,9 +193,9 @@ impl SledStore {
     }
 }
 
-/// Credits `customer` for a ticket: half its price as a ledger entry keyed by its uid,
-/// and its price in the average basket. The caller writes the customer. A balance or
-/// basket total that would pass the bound of money aborts with a `422` on `field`.
+/// Credits `customer` for a ticket as [`crm_model::tickets::credit_ticket`] says, and
+/// stores its ledger entry and the customer's ticket index entry. The caller writes the
+/// customer and the ticket. Past the bound of money, aborts with a `422` on `field`.
 fn credit_ticket(
     tx: &Tx<'_>,
     customer: &mut CustomerRecord,
@@ -213,25 +203,14 @@ fn credit_ticket(
     now: DateTime<Utc>,
     field: &dyn Fn() -> String,
 ) -> TxResult<Cents> {
-    let credit = record.ticket.credit();
-    let balance = add_cents(customer.credit, credit, field)?;
-    let ticket_total = add_cents(customer.ticket_total, record.ticket.prix, field)?;
-    ledger::append(
-        tx,
-        customer,
-        balance,
-        LedgerCause::Ticket,
-        Some(record.ticket.uid.clone()),
-        now,
-    )?;
-    customer.ticket_count += 1;
-    customer.ticket_total = ticket_total;
-    customer.updated_at = now;
-    record.customer = Some(customer.id);
-    record.ticket.unmatched = false;
+    let entry = match crm_model::tickets::credit_ticket(customer, record, now, field) {
+        Ok(entry) => entry,
+        Err(e) => return abort(e.into()),
+    };
+    ledger::store_entry(tx, customer, &entry)?;
     tx.ticket_index
         .insert(customer_ticket_key(customer.id, record.seq), &[])?;
-    Ok(credit)
+    Ok(record.ticket.credit())
 }
 
 /// Credits `record` (being created or changed from `old`) with the unmatched tickets
@@ -243,8 +222,7 @@ pub(crate) fn match_pending(
     record: &mut CustomerRecord,
     now: DateTime<Utc>,
 ) -> TxResult<()> {
-    let had = old.map(refs_of).unwrap_or_default();
-    for client in refs_of(record).into_iter().filter(|r| !had.contains(r)) {
+    for client in gained_client_refs(old, record) {
         let Some(waiting) = tx.ticket_index.remove(pending_key(&client))? else {
             continue;
         };
