@@ -272,7 +272,7 @@ async fn lists_and_searches_page_as_the_sled_store_does() {
                         sort: Sort::parse(sort).unwrap(),
                     };
                     let pg = store.list_customers(&query).await.unwrap();
-                    let sl = sled.list_customers(&query).unwrap();
+                    let sl = sled.list_customers(&query).await.unwrap();
                     let ids = |p: &crm_model::Page<crm_model::CustomerRecord>| {
                         p.items.iter().map(|c| c.id).collect::<Vec<_>>()
                     };
