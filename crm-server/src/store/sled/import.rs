@@ -1501,7 +1501,20 @@ mod tests {
         let spool = SpoolFiles::new(dir.path()).unwrap().keep();
         fs::write(&spool.spool, "{}\n").unwrap();
         fs::write(&spool.plan, "").unwrap();
-        let _store = SledStore::open(dir.path(), 8 * 1024 * 1024).unwrap();
+        // The first store's background threads (flusher, register clearer) may hold
+        // sled's lock on the directory a moment after the drop: the reopen waits for it
+        // (this test is about the spool files, not about how fast a store closes).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let _store = loop {
+            match SledStore::open(dir.path(), 8 * 1024 * 1024) {
+                Ok(store) => break store,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("reopen: {e}; again");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         assert!(!spool.spool.exists() && !spool.plan.exists());
     }
 
