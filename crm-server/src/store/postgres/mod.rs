@@ -300,29 +300,6 @@ pub(crate) fn add_cents(total: Cents, amount: Cents, field: impl FnOnce() -> Str
     })
 }
 
-// RULE: moves to crm-model
-/// The ledger entry that moves `record`'s credit to `new_balance`, and the record moved.
-/// The caller stores both in the same transaction.
-pub(crate) fn ledger_entry(
-    record: &mut CustomerRecord,
-    new_balance: Cents,
-    cause: LedgerCause,
-    key: Option<String>,
-    at: DateTime<Utc>,
-) -> LedgerEntry {
-    let amount = new_balance.0 as i64 - record.credit.0 as i64;
-    record.ledger_entries += 1;
-    record.credit = new_balance;
-    LedgerEntry {
-        seq: record.ledger_entries,
-        at,
-        amount,
-        balance: new_balance,
-        cause,
-        key,
-    }
-}
-
 /// Moves `record`'s credit to `new_balance` and stores the ledger entry saying why; the
 /// caller writes the record in the same transaction.
 pub(crate) async fn append_ledger(
@@ -333,7 +310,7 @@ pub(crate) async fn append_ledger(
     key: Option<String>,
     at: DateTime<Utc>,
 ) -> TxResult<LedgerEntry> {
-    let entry = ledger_entry(record, new_balance, cause, key, at);
+    let entry = crm_model::loyalty::move_credit(record, new_balance, cause, key, at);
     sqlx::query(
         "INSERT INTO ledger (customer_id, seq, at, amount, balance, cause, key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
