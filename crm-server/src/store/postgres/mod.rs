@@ -311,10 +311,16 @@ pub(crate) async fn append_ledger(
     at: DateTime<Utc>,
 ) -> TxResult<LedgerEntry> {
     let entry = crm_model::loyalty::move_credit(record, new_balance, cause, key, at);
+    store_ledger_entry(tx, record.id, &entry).await?;
+    Ok(entry)
+}
+
+/// Stores customer `customer_id`'s ledger entry `entry` (made by a crm-model rule).
+pub(crate) async fn store_ledger_entry(tx: &mut PgConnection, customer_id: u64, entry: &LedgerEntry) -> TxResult<()> {
     sqlx::query(
         "INSERT INTO ledger (customer_id, seq, at, amount, balance, cause, key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(int(record.id))
+    .bind(int(customer_id))
     .bind(int(entry.seq))
     .bind(entry.at)
     .bind(entry.amount)
@@ -323,7 +329,7 @@ pub(crate) async fn append_ledger(
     .bind(&entry.key)
     .execute(&mut *tx)
     .await?;
-    Ok(entry)
+    Ok(())
 }
 
 fn cause_name(cause: LedgerCause) -> String {

@@ -11,13 +11,13 @@
 
 use chrono::{DateTime, Utc};
 use crm_model::tickets::ClientRef;
-use crm_model::{Cents, CustomerRecord, LedgerCause, Page, Ticket, TicketRecord};
+use crm_model::{Cents, CustomerRecord, Page, Ticket, TicketRecord};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::customers::{live_customer_by, write_customer, Key};
-use super::{add_cents, append_ledger, db_error, int, limit_plus_one, read_counter, seq_page, PgStore, TxResult};
+use super::{db_error, int, limit_plus_one, read_counter, seq_page, store_ledger_entry, PgStore, TxResult};
 use crate::store::{IngestOutcome, StoreError};
 
 /// The sequence number of the newest ticket.
@@ -265,20 +265,6 @@ async fn ingest(tx: &mut PgConnection, tickets: &[Ticket], now: DateTime<Utc>) -
     Ok(outcome)
 }
 
-// RULE: moves to crm-model
-/// The credit a ticket brings its customer: half its price on the balance and its price
-/// in the average basket, refused whole when either would pass the bound of money.
-fn ticket_credit(
-    customer: &CustomerRecord,
-    ticket: &Ticket,
-    field: &(dyn Fn() -> String + Sync),
-) -> Result<(Cents, Cents, Cents), StoreError> {
-    let credit = ticket.credit();
-    let balance = add_cents(customer.credit, credit, field)?;
-    let ticket_total = add_cents(customer.ticket_total, ticket.prix, field)?;
-    Ok((credit, balance, ticket_total))
-}
-
 /// Credits `customer` for a ticket: a ledger entry keyed by its uid, and the basket.
 /// The caller writes the customer and the ticket.
 async fn credit_ticket(
@@ -288,21 +274,9 @@ async fn credit_ticket(
     now: DateTime<Utc>,
     field: &(dyn Fn() -> String + Sync),
 ) -> TxResult<Cents> {
-    let (credit, balance, ticket_total) = ticket_credit(customer, &record.ticket, field)?;
-    append_ledger(
-        tx,
-        customer,
-        balance,
-        LedgerCause::Ticket,
-        Some(record.ticket.uid.clone()),
-        now,
-    )
-    .await?;
-    customer.ticket_count += 1;
-    customer.ticket_total = ticket_total;
-    customer.updated_at = now;
-    record.customer = Some(customer.id);
-    record.ticket.unmatched = false;
+    let credit = record.ticket.credit();
+    let entry = crm_model::tickets::credit_ticket(customer, record, now, field).map_err(StoreError::from)?;
+    store_ledger_entry(tx, customer.id, &entry).await?;
     Ok(credit)
 }
 
