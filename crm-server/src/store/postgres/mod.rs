@@ -19,6 +19,7 @@
 //! are retried here ([`PgStore::transact`]); a database that cannot be reached (or a pool
 //! with no free connection in time) is [`StoreError::Unavailable`].
 
+mod audit;
 mod customers;
 mod loyalty;
 mod payments;
@@ -62,6 +63,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Who the writes through this handle are made for (see [`audit`]).
+    origin: std::sync::Arc<crm_model::audit::WriteOrigin>,
 }
 
 /// Why a step of a transaction failed: for good ([`StoreError`]), or for a reason that
@@ -141,7 +144,10 @@ impl PgStore {
             sqlx::migrate::MigrateError::Execute(e) => db_error(e),
             e => StoreError::Storage(format!("cannot apply the database migrations: {e}")),
         })?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            origin: std::sync::Arc::default(),
+        })
     }
 
     /// The pool (for tests and the server's health checks).
