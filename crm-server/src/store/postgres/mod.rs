@@ -20,6 +20,7 @@
 //! with no free connection in time) is [`StoreError::Unavailable`].
 
 mod audit;
+mod backup;
 mod customers;
 mod loyalty;
 mod payments;
@@ -338,7 +339,7 @@ pub(crate) async fn store_ledger_entry(tx: &mut PgConnection, customer_id: u64, 
     Ok(())
 }
 
-fn cause_name(cause: LedgerCause) -> String {
+pub(crate) fn cause_name(cause: LedgerCause) -> String {
     serde_json::to_value(cause)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

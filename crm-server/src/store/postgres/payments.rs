@@ -17,7 +17,7 @@ pub(crate) const LAST_PAYMENT_ID: &str = "last_payment_id";
 
 const PAYMENT_COLUMNS: &str = "id, customer_id, id_client, montant, date, status, attempts, sent_at";
 
-fn status_name(status: PaymentStatus) -> &'static str {
+pub(crate) fn status_name(status: PaymentStatus) -> &'static str {
     match status {
         PaymentStatus::Pending => "pending",
         PaymentStatus::Paid => "paid",
@@ -35,7 +35,7 @@ fn status_of(name: &str) -> Result<PaymentStatus, sqlx::Error> {
 }
 
 /// A payment row: the payment and its customer's sequence number.
-fn payment_from_row(row: &PgRow) -> Result<(Payment, u64), sqlx::Error> {
+pub(crate) fn payment_from_row(row: &PgRow) -> Result<(Payment, u64), sqlx::Error> {
     let status: String = row.try_get("status")?;
     let payment = Payment {
         id: row.try_get::<i64, _>("id")? as u64,

@@ -27,7 +27,7 @@ pub(crate) const LAST_TICKET_SEQ: &str = "last_ticket_seq";
 pub(crate) const LAST_ARTICLE_ID: &str = "last_article_id";
 
 /// The key a waiting ticket is filed under in `ticket_pending`.
-fn pending_key(client: &ClientRef) -> String {
+pub(crate) fn pending_key(client: &ClientRef) -> String {
     match client {
         ClientRef::IdClient(id) => format!("u:{id}"),
         ClientRef::Email(email) => format!("e:{email}"),
@@ -54,7 +54,7 @@ fn refs_of(record: &CustomerRecord) -> Vec<ClientRef> {
     refs
 }
 
-fn ticket_from_row(row: &PgRow) -> Result<TicketRecord, sqlx::Error> {
+pub(crate) fn ticket_from_row(row: &PgRow) -> Result<TicketRecord, sqlx::Error> {
     let ticket: sqlx::types::Json<Ticket> = row.try_get("ticket")?;
     Ok(TicketRecord {
         seq: row.try_get::<i64, _>("seq")? as u64,
