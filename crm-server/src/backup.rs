@@ -13,11 +13,13 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::config::redacted;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::into_response;
 use crate::state::AppState;
-use crate::store::{BackupRecordStream, ExportError, SledStore, Store, StoreError};
+use crate::store::postgres::PgStore;
+use crate::store::{BackupRecordStream, BackupStore, ExportError, SledStore, Store, StoreError};
 
 /// Bytes of dump gathered before they are handed to the connection.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -44,7 +46,7 @@ fn write_line(buf: &mut Vec<u8>, record: &BackupRecord) {
 }
 
 /// Starts the export of `store` as its own task: the records it sends, and its end.
-fn start_export<S: Store>(
+fn start_export<S: BackupStore + Send + 'static>(
     store: S,
 ) -> (
     mpsc::Receiver<BackupRecord>,
@@ -128,22 +130,36 @@ async fn export<S: Store>(state: AppState<S>) -> Result<Response, ApiError> {
 }
 
 /// `crm-server export`: a dump of the data directory on standard output (the server
-/// must not be running on it; use `GET /api/v1/export` then).
+/// must not be running on it; use `GET /api/v1/export` then), or with `--database` of
+/// that database (servers may be running on it: the dump is one snapshot).
 pub fn export_command(config: &Config) -> ExitCode {
-    let store = match SledStore::open(&config.data_dir, config.cache_bytes) {
-        Ok(store) => store,
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    if let Some(database) = &config.database {
+        return match runtime.block_on(PgStore::open(&database.url, database.pool)) {
+            Ok(store) => write_export(&runtime, store),
+            Err(e) => {
+                eprintln!("crm-server: cannot open the database {}: {e}", redacted(&database.url));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match SledStore::open(&config.data_dir, config.cache_bytes) {
+        Ok(store) => write_export(&runtime, store),
         Err(e) => {
             eprintln!(
                 "crm-server: cannot open the data directory {}: {e} (is a server running on it? then use GET \
                  /api/v1/export)",
                 config.data_dir.display()
             );
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
-    };
+    }
+}
+
+/// Writes the dump of `store` to standard output, and says how it went.
+fn write_export<S: BackupStore + Send + 'static>(runtime: &tokio::runtime::Runtime, store: S) -> ExitCode {
     let outcome = runtime.block_on(async {
         let (mut records, export) = start_export(store);
         let mut stdout = std::io::stdout().lock();
@@ -196,7 +212,8 @@ pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// `crm-server restore FILE`: restores a dump (`-` for standard input) into the data
-/// directory, which must be new (missing or empty).
+/// directory, which must be new (missing or empty), or with `--database` into that
+/// database, which must hold nothing yet.
 pub fn restore_command(config: &Config, file: &Path) -> ExitCode {
     let input: Box<dyn std::io::Read + Send> = if file == Path::new("-") {
         Box::new(std::io::stdin())
@@ -214,8 +231,20 @@ pub fn restore_command(config: &Config, file: &Path) -> ExitCode {
     };
     let restored = runtime.block_on(async {
         let records = blocking_records(BackupReader::new(BufReader::with_capacity(1 << 20, input)));
-        SledStore::restore_into(&config.data_dir, config.cache_bytes, records).await
+        match &config.database {
+            Some(database) => {
+                let store = PgStore::open(&database.url, database.pool).await?;
+                let restored = store.restore(records).await;
+                store.pool().close().await;
+                restored
+            }
+            None => SledStore::restore_into(&config.data_dir, config.cache_bytes, records).await,
+        }
     });
+    let target = match &config.database {
+        Some(database) => format!("the database {}", redacted(&database.url)),
+        None => config.data_dir.display().to_string(),
+    };
     match restored {
         Ok(counts) => {
             println!(
@@ -229,7 +258,7 @@ pub fn restore_command(config: &Config, file: &Path) -> ExitCode {
                 counts.consumers,
                 counts.counters,
                 counts.audit_entries,
-                config.data_dir.display()
+                target
             );
             ExitCode::SUCCESS
         }

@@ -152,10 +152,12 @@ pub enum Command {
     },
     /// Writes a dump of the data directory (a versioned JSON-lines backup, see the
     /// README's Backups section) to standard output (stop the server on that directory
-    /// first, or use `GET /api/v1/export`).
+    /// first, or use `GET /api/v1/export`); with `--database`, of that database (while
+    /// it is in use: the dump is one snapshot).
     Export,
     /// Restores a dump made by `export` (or `GET /api/v1/export`) into the data
-    /// directory, which must be new: missing or empty.
+    /// directory, which must be new: missing or empty; with `--database`, into that
+    /// database, which must hold nothing yet (its schema is created if missing).
     Restore {
         /// The dump; `-` reads standard input.
         file: PathBuf,
@@ -196,9 +198,10 @@ impl Cli {
 /// serves until SIGINT or SIGTERM. Returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if cli.database.is_some() && cli.command.is_some() {
+    if cli.database.is_some() && matches!(cli.command, Some(Command::Import { .. })) {
         eprintln!(
-            "crm-server: import, export and restore work on the sled data directory; they do not take --database"
+            "crm-server: import works on the sled data directory; it does not take --database yet (export and \
+             restore do)"
         );
         return ExitCode::FAILURE;
     }
