@@ -11,7 +11,9 @@
 //! Nothing needs refusing while an import runs either: an import of this store is one
 //! transaction, so the snapshot holds all of it or none of it. Each table is read
 //! through a server-side cursor, [`PAGE_ROWS`] rows a fetch, so the export holds a page
-//! or two whatever the register's size, and the bounded sink paces it.
+//! or two whatever the register's size, and the bounded sink paces it. Like any long
+//! snapshot, a long export holds back the vacuuming of rows changed meanwhile until it
+//! ends.
 //!
 //! The records come in the sled store's order: the customers by id, each followed by
 //! its ledger (a second cursor walks the ledger in `(customer_id, seq)` order alongside
@@ -90,7 +92,8 @@ const DUMPED_COUNTERS: [&str; 6] = [
 const REGISTER_TABLES: &str =
     "customers, customer_tokens, ledger, credit_keys, tickets, ticket_pending, consumers, payments, audit, counters";
 
-/// The largest number a `BIGINT` column keeps, an `INTEGER` one, and an amount (cents).
+/// The largest numbers a `BIGINT` and an `INTEGER` column keep (amounts are bounded
+/// lower, by `MAX_CENTS`).
 const BIGINT: u64 = i64::MAX as u64;
 const INTEGER: u64 = i32::MAX as u64;
 
@@ -959,7 +962,7 @@ mod tests {
     use super::super::{audit, PgStore};
     use crate::store::{
         BackupRecordStream, BackupStore, CustomerStore, ExportError, ImportStore, LoyaltyStore, PaymentStore,
-        RestoreError, SledStore, TicketStore,
+        RestoreError, SledStore, StoreError, TicketStore,
     };
     use crm_model::backup::{BackupCounts, BackupRecord};
 
@@ -1348,6 +1351,58 @@ mod tests {
             assert_eq!(pg.customer_count().await.unwrap(), 2500);
             assert_eq!(pg.customer_by_email("c2222@x.fr").await.unwrap().unwrap().id, 2222);
             assert_eq!(pg.create_customer(new_customer("N", "", None)).await.unwrap().id, 2501);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_dump_without_the_trails_counter_numbers_the_next_entry_after_its_last() {
+        with_store(
+            "a_dump_without_the_trails_counter_numbers_the_next_entry_after_its_last",
+            |pg| async move {
+                let mut records = made_up_dump(2);
+                let trailer = records.pop();
+                assert!(matches!(trailer, Some(BackupRecord::Trailer { .. })));
+                let origin = WriteOrigin::local("an older server");
+                let at = Utc::now().trunc_subsecs(6);
+                for seq in [3, 7] {
+                    let entry = crm_model::audit::AuditEntry::new(seq, at, &origin, None, "imported");
+                    records.push(BackupRecord::Audit { entry });
+                }
+                let mut counts = BackupCounts::default();
+                records.iter().for_each(|r| counts.count(r));
+                records.push(BackupRecord::Trailer { counts });
+                pg.restore(stream(records)).await.unwrap();
+                assert!(dump(&pg).await.contains(&BackupRecord::Counter {
+                    name: "last_audit_seq".into(),
+                    value: 7
+                }));
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_export_of_ledger_entries_without_their_customer_fails() {
+        with_store("an_export_of_ledger_entries_without_their_customer_fails", |pg| async move {
+            pg.restore(stream(made_up_dump(2))).await.unwrap();
+            // Only a damaged database holds such rows: the foreign key forbids them.
+            sqlx::query("ALTER TABLE ledger DROP CONSTRAINT ledger_customer_id_fkey")
+                .execute(pg.pool())
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO ledger (customer_id, seq, at, amount, balance, cause) VALUES (9, 1, now(), 1, 1, 'credit')")
+                .execute(pg.pool())
+                .await
+                .unwrap();
+            let (sink, mut records) = mpsc::channel(64);
+            let drain = tokio::spawn(async move { while records.recv().await.is_some() {} });
+            let failed = pg.export(sink).await;
+            drain.await.unwrap();
+            assert!(
+                matches!(&failed, Err(ExportError::Store(StoreError::Storage(why))) if why.contains("customer 9")),
+                "{failed:?}"
+            );
         })
         .await;
     }
