@@ -36,12 +36,12 @@ pub struct Cli {
     /// A PostgreSQL database to keep the register in instead of the sled one in
     /// `--data`: `postgres://USER:PASS@HOST[:PORT]/DB`. Several servers may share it.
     /// Its schema is created or migrated at start.
-    #[arg(long, env = "CRM_DATABASE_URL")]
+    #[arg(long, env = "CRM_DATABASE_URL", global = true)]
     pub database: Option<String>,
     /// Most connections to `--database` open at once; a request that finds none free
     /// within 5 s is answered `503`.
     #[arg(long, env = "CRM_DATABASE_POOL", default_value_t = crate::store::postgres::DEFAULT_POOL,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub database_pool: u32,
     /// Refused deferred payments from which credit is no longer allowed.
     #[arg(long, env = "CRM_REFUSAL_LIMIT", default_value_t = Config::DEFAULT_REFUSAL_LIMIT)]
