@@ -328,3 +328,141 @@ async fn an_export_under_concurrent_writes_restores_consistently() {
     let (status, health) = status_and_json(app.get("/healthz").await).await;
     assert_eq!((status, health["customers"].as_u64()), (200, Some(300)));
 }
+
+/// Every time in a dump's records cut to the microsecond: what PostgreSQL keeps of the
+/// sled store's nanoseconds.
+fn to_the_microsecond(mut value: Value) -> Value {
+    match &mut value {
+        Value::String(text) => {
+            if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+                let time = chrono::SubsecRound::trunc_subsecs(time.with_timezone(&chrono::Utc), 6);
+                *text = time.to_rfc3339();
+            }
+        }
+        Value::Array(items) => {
+            for v in items.iter_mut() {
+                *v = to_the_microsecond(v.take());
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                *v = to_the_microsecond(v.take());
+            }
+        }
+        _ => {}
+    }
+    value
+}
+
+/// A new PostgreSQL database made from `CRM_TEST_DATABASE_URL` (as the PostgreSQL
+/// store's own tests make theirs): its URL and the admin connection that drops it.
+/// `None` when the variable is not set, outside CI (said on stderr); in CI that fails.
+async fn new_database(test: &str) -> Option<(String, String, sqlx::PgConnection)> {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("CRM_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CRM_TEST_DATABASE_URL is not set, and CI is: {test} cannot be skipped"
+        );
+        eprintln!("SKIPPED {test}: CRM_TEST_DATABASE_URL is not set (postgres://USER:PASS@HOST/postgres, a role with CREATEDB)");
+        return None;
+    };
+    let name = format!("crm_cli_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connecting to CRM_TEST_DATABASE_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("creating the database");
+    let (base, _) = url.rsplit_once('/').expect("a URL ending in /DATABASE");
+    Some((format!("{base}/{name}"), name, admin))
+}
+
+#[tokio::test]
+async fn a_register_moves_to_postgres_and_back_through_the_command_line() {
+    use futures::FutureExt;
+    let test = "a_register_moves_to_postgres_and_back_through_the_command_line";
+    let Some((database, name, mut admin)) = new_database(test).await else {
+        return;
+    };
+    let outcome = std::panic::AssertUnwindSafe(moves_to_postgres_and_back(&database, &name))
+        .catch_unwind()
+        .await;
+    // Dropped after a failure too.
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("dropping the database");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// sled -> `restore --database` -> `export --database` -> sled: the same dump, the same
+/// register through HTTP.
+async fn moves_to_postgres_and_back(database: &str, name: &str) {
+    let database = database.to_string();
+    let app = spawn_app().await;
+    let ids = busy_register(&app).await;
+    let before = view(&app, &ids).await;
+    let from_sled = export_online(&app).await;
+    let files = tempfile::tempdir().unwrap();
+    let sled_file = files.path().join("sled.jsonl");
+    std::fs::write(&sled_file, &from_sled).unwrap();
+    // `--data` is given too (by server_command): `--database` wins for both commands.
+    let unused = files.path().join("unused");
+
+    let out = server_command(
+        &["restore", "--database", &database, sled_file.to_str().unwrap()],
+        &unused,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("restored 5 customers"), "{said}");
+    // Named without its password.
+    let password = reqwest::Url::parse(&database).unwrap().password().map(str::to_string);
+    assert!(
+        said.contains("into the database postgres://") && said.contains(&name),
+        "{said}"
+    );
+    assert!(password.is_none_or(|p| !said.contains(&format!(":{p}@"))), "{said}");
+
+    let out = server_command(&["export", "--database", &database], &unused);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_pg = String::from_utf8(out.stdout).unwrap();
+    let cut = |dump: &str| records(dump).into_iter().map(to_the_microsecond).collect::<Vec<_>>();
+    assert_eq!(cut(&from_pg), cut(&from_sled));
+    assert!(!unused.exists(), "the data directory was not touched");
+
+    // A database that holds a register is refused; import does not take --database.
+    let out = server_command(
+        &["restore", "--database", &database, sled_file.to_str().unwrap()],
+        &unused,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the database {name} is not empty")),
+        "{stderr}"
+    );
+    let out = server_command(
+        &["import", "--database", &database, sled_file.to_str().unwrap()],
+        &unused,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not take --database"));
+
+    // And back into sled: the register reads the same through HTTP.
+    let pg_file = files.path().join("pg.jsonl");
+    std::fs::write(&pg_file, &from_pg).unwrap();
+    let back = tempfile::tempdir().unwrap();
+    let out = server_command(&["restore", pg_file.to_str().unwrap()], back.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = spawn_app_on(back).await;
+    assert_eq!(
+        to_the_microsecond(without_times(view(&restored, &ids).await)),
+        to_the_microsecond(without_times(before))
+    );
+    assert_eq!(records(&export_online(&restored).await), records(&from_pg));
+}
