@@ -423,7 +423,7 @@ async fn moves_to_postgres_and_back(database: &str, name: &str) {
     // Named without its password.
     let password = reqwest::Url::parse(&database).unwrap().password().map(str::to_string);
     assert!(
-        said.contains("into the database postgres://") && said.contains(&name),
+        said.contains("into the database postgres://") && said.contains(name),
         "{said}"
     );
     assert!(password.is_none_or(|p| !said.contains(&format!(":{p}@"))), "{said}");
