@@ -21,6 +21,7 @@
 
 mod audit;
 mod customers;
+mod import;
 mod loyalty;
 mod payments;
 mod tickets;
@@ -338,7 +339,7 @@ pub(crate) async fn store_ledger_entry(tx: &mut PgConnection, customer_id: u64, 
     Ok(())
 }
 
-fn cause_name(cause: LedgerCause) -> String {
+pub(crate) fn cause_name(cause: LedgerCause) -> String {
     serde_json::to_value(cause)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -21,7 +21,7 @@ use crate::store::{CreditResult, CustomerStore, StoreError};
 
 /// Runs `body` on a store over a new, empty database, dropped afterwards (after a
 /// failure too).
-async fn with_store<F, Fut>(test: &str, body: F)
+pub(super) async fn with_store<F, Fut>(test: &str, body: F)
 where
     F: FnOnce(PgStore) -> Fut,
     Fut: std::future::Future<Output = ()>,
