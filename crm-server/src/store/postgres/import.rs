@@ -203,7 +203,7 @@ impl PgStore {
         let import_id = Uuid::new_v4();
         let mut read = ImportReport::default();
         let (staged, shared) = stage(tx, import_id, rows, &mut read, progress).await?;
-        if staged == 0 && read.error_count == 0 && options.mode == ImportMode::Replace {
+        if staged.rows == 0 && read.error_count == 0 && options.mode == ImportMode::Replace {
             return Err(ImportFailure::EmptyReplace);
         }
         let will_write = !options.dry_run && (read.error_count == 0 || options.skip_invalid);
@@ -264,7 +264,7 @@ impl PgStore {
         &self,
         tx: &mut PgConnection,
         import_id: Uuid,
-        staged: u64,
+        staged: Staged,
         shared: SharedKeys,
         options: ImportOptions,
         will_write: bool,
@@ -359,14 +359,14 @@ async fn stage(
     mut rows: ImportRowStream,
     report: &mut ImportReport,
     progress: Progress<'_>,
-) -> Result<(u64, SharedKeys), ImportFailure> {
+) -> Result<(Staged, SharedKeys), ImportFailure> {
     let mut copy = tx
         .copy_in_raw("COPY import_rows (import_id, row_no, id_client, email_key, carte_fid, row_data) FROM STDIN")
         .await
         .map_err(db_error)?;
     let mut census = KeyCensus::default();
     let mut buffer = Vec::with_capacity(COPY_BUFFER + 64 * 1024);
-    let (mut staged, mut seen) = (0u64, 0u64);
+    let (mut staged, mut seen) = (Staged { rows: 0, last_row: 0 }, 0u64);
     let failure = loop {
         let Some(outcome) = rows.next().await else {
             break None;
@@ -390,7 +390,8 @@ async fn stage(
                 if let Err(error) = copy_line(&mut buffer, import_id, &row) {
                     break Some(error.into());
                 }
-                staged += 1;
+                staged.rows += 1;
+                staged.last_row = staged.last_row.max(row.row);
                 if buffer.len() >= COPY_BUFFER {
                     if let Err(error) = copy.send(std::mem::take(&mut buffer)).await {
                         break Some(db_error(error).into());
@@ -430,13 +431,13 @@ const CHECK_CHUNK: &str = "SELECT r.row_no, r.row_data::text AS row_data, \
      LEFT JOIN customers ce ON ce.email_key = r.email_key AND NOT ce.erased \
      LEFT JOIN customers cc ON cc.carte_fid = r.carte_fid AND NOT cc.erased \
      LEFT JOIN customers m ON m.id = CASE WHEN r.id_client IS NOT NULL THEN ci.id ELSE ce.id END \
-     WHERE r.import_id = $1 AND r.row_no > $2 ORDER BY r.row_no LIMIT $3";
+     WHERE r.import_id = $1 AND r.row_no > $2 AND r.row_no <= $3 ORDER BY r.row_no";
 
 /// The staged rows of a chunk as the apply reads them.
 const APPLY_CHUNK: &str = "SELECT r.row_no, r.row_data::text AS row_data, \
        ($4 AND EXISTS (SELECT 1 FROM ticket_pending p WHERE p.client_key = ANY (ARRAY[\
            'u:' || r.id_client::text, 'e:' || r.email_key, 'c:' || r.carte_fid::text]))) AS waiting \
-     FROM import_rows r WHERE r.import_id = $1 AND r.row_no > $2 ORDER BY r.row_no LIMIT $3";
+     FROM import_rows r WHERE r.import_id = $1 AND r.row_no > $2 AND r.row_no <= $3 ORDER BY r.row_no";
 
 /// A counter's value as the caller's transaction sees it.
 async fn counter_in(tx: &mut PgConnection, name: &str) -> TxResult<u64> {
@@ -447,8 +448,22 @@ async fn counter_in(tx: &mut PgConnection, name: &str) -> TxResult<u64> {
     Ok(value.unwrap_or(0).max(0) as u64)
 }
 
-fn chunk_limit() -> i64 {
-    CHUNK_ROWS as i64
+/// The staged rows of an import: how many, and the file position of the last one.
+/// Chunks are ranges of positions (`row_no`), not `LIMIT`s after a position: each
+/// statement then reads its own rows only, whatever the planner thinks of a staging
+/// table filled in this very transaction.
+#[derive(Debug, Clone, Copy)]
+struct Staged {
+    rows: u64,
+    last_row: u64,
+}
+
+impl Staged {
+    /// The `(after, up to)` ranges of positions to read, in order.
+    fn chunks(self) -> impl Iterator<Item = (i64, i64)> {
+        let step = CHUNK_ROWS as u64;
+        (0..self.last_row.div_ceil(step)).map(move |i| (int(i * step), int((i + 1) * step)))
+    }
 }
 
 fn parse_row(row: &PgRow) -> TxResult<ImportRow> {
@@ -527,7 +542,7 @@ fn row_error(row: &ImportRow, field: &str, error: &str) -> RowError {
 async fn check(
     tx: &mut PgConnection,
     import_id: Uuid,
-    staged: u64,
+    staged: Staged,
     shared: SharedKeys,
     options: ImportOptions,
     will_write: bool,
@@ -554,30 +569,25 @@ async fn check(
     // (row, field, holder, its IdClient): keys a row takes from a stored customer, fine
     // only if that customer is erased by this (replace) import, known at the end.
     let mut taken_if_kept: Vec<(u64, &'static str, u64, Uuid)> = Vec::new();
-    let mut entries = Vec::with_capacity(usize::try_from(staged).unwrap_or(0));
+    let mut entries = Vec::with_capacity(usize::try_from(staged.rows).unwrap_or(0));
     let mut repeated = HashSet::new();
     let now = super::now();
-    let mut after = 0i64;
     let mut done = 0u64;
-    loop {
+    for (after, upto) in staged.chunks() {
         let chunk = sqlx::query(CHECK_CHUNK)
             .bind(import_id)
             .bind(after)
-            .bind(chunk_limit())
+            .bind(upto)
             .bind(tickets_wait)
             .fetch_all(&mut *tx)
             .await?;
-        let Some(last) = chunk.last() else {
-            break;
-        };
-        after = last.try_get("row_no")?;
         for stored in &chunk {
             done += 1;
             if done.is_multiple_of(PROGRESS_EVERY) {
                 progress(ImportProgress {
                     phase: ImportPhase::Checking,
                     done,
-                    total: Some(staged),
+                    total: Some(staged.rows),
                 });
             }
             let row = parse_row(stored)?;
@@ -781,7 +791,7 @@ impl ChunkWrites {
 async fn apply(
     tx: &mut PgConnection,
     import_id: Uuid,
-    staged: u64,
+    staged: Staged,
     plan: &Plan,
     mode: ImportMode,
     progress: Progress<'_>,
@@ -806,19 +816,14 @@ async fn apply(
     // The latest state of the customers several rows go to.
     let mut latest: HashMap<u64, CustomerRecord> = HashMap::new();
     let mut index = 0usize;
-    let mut after = 0i64;
-    loop {
+    for (after, upto) in staged.chunks() {
         let chunk = sqlx::query(APPLY_CHUNK)
             .bind(import_id)
             .bind(after)
-            .bind(chunk_limit())
+            .bind(upto)
             .bind(plan.tickets_wait)
             .fetch_all(&mut *tx)
             .await?;
-        let Some(last) = chunk.last() else {
-            break;
-        };
-        after = last.try_get("row_no")?;
         let planned: Vec<Planned> = (index..index + chunk.len())
             .map(|i| plan.entries.get(i).copied().map(Planned::from_entry))
             .collect::<Option<_>>()
@@ -884,7 +889,7 @@ async fn apply(
         progress(ImportProgress {
             phase: ImportPhase::Writing,
             done: index as u64,
-            total: Some(staged),
+            total: Some(staged.rows),
         });
     }
     Ok(done)

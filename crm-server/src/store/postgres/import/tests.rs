@@ -530,6 +530,43 @@ async fn skip_invalid_writes_the_valid_rows_and_lists_the_skipped_ones() {
     .await;
 }
 
+/// Chunks are ranges of file positions: a stretch of invalid rows longer than a chunk
+/// leaves an empty chunk, and the rows after it are still read.
+#[tokio::test]
+async fn rows_after_a_long_stretch_of_invalid_rows_are_imported() {
+    with_store("rows_after_invalid_rows", |store| async move {
+        let mut rows = vec![r#"{"Nom": "First", "Email": "first@x.fr"}"#.to_string()];
+        rows.extend((0..super::CHUNK_ROWS + 10).map(|_| r#"{"Prenom": "no name"}"#.to_string()));
+        rows.push(r#"{"Nom": "Last", "Email": "FIRST@x.fr", "Phone": "0102030405"}"#.into());
+        rows.push(r#"{"Nom": "After"}"#.into());
+        let file = rows.join("\n");
+        let skip = ImportOptions {
+            skip_invalid: true,
+            ..ImportOptions::default()
+        };
+        let report = import(&store, &file, skip).await;
+        assert_eq!(
+            (report.created, report.updated, report.skipped, report.error_count),
+            (2, 1, super::CHUNK_ROWS as u64 + 10, super::CHUNK_ROWS as u64 + 10),
+            "{:?}",
+            (report.created, report.updated, report.skipped)
+        );
+        assert_eq!(
+            report.errors.len(),
+            crm_model::import::MAX_LISTED_ERRORS,
+            "the list is capped"
+        );
+        assert_eq!(report.errors[0].row, 2, "the earliest rows are listed");
+        assert_eq!(names(&store).await, ["Last", "After"]);
+        assert_eq!(
+            store.customer_by_email("first@x.fr").await.unwrap().unwrap().phone,
+            "0102030405"
+        );
+        assert_counters_exact(&store).await;
+    })
+    .await;
+}
+
 /// Unmatched tickets waiting for a key are credited to the customer an import creates
 /// with it (past the bound of money, the row is refused), and to a customer an update
 /// gives that key.
