@@ -449,7 +449,7 @@ pub(crate) async fn live_customer_by(tx: &mut PgConnection, key: &Key) -> TxResu
 // RULE: moves to crm-model
 /// Whether two versions of a customer have the same identity (ids, names, e-mail,
 /// phone, card): then their search tokens are the same, and only money moved.
-fn same_identity(a: &CustomerRecord, b: &CustomerRecord) -> bool {
+pub(crate) fn same_identity(a: &CustomerRecord, b: &CustomerRecord) -> bool {
     a.id == b.id
         && a.id_client == b.id_client
         && a.erased == b.erased

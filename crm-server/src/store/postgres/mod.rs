@@ -22,6 +22,7 @@
 mod audit;
 mod backup;
 mod customers;
+mod import;
 mod loyalty;
 mod payments;
 mod tickets;
