@@ -711,11 +711,13 @@ async fn a_second_import_while_one_runs_is_refused() {
     .await;
 }
 
-/// The backends holding the import's advisory lock (a bigint key is told in `pg_locks`
-/// as its high and low halves).
+/// The backends holding the import's advisory lock in this test's database (`pg_locks`
+/// lists every database's; a bigint key is told as its high and low halves).
 async fn holders_of_the_import_lock(store: &PgStore) -> Vec<i32> {
     sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::text::bigint = $1 \
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND classid::text::bigint = $1 \
          AND objid::text::bigint = $2",
     )
     .bind(IMPORT_LOCK >> 32)
