@@ -142,6 +142,21 @@ pub struct CustomerRecord {
 }
 
 impl CustomerRecord {
+    /// Whether `other` is this customer with the same identity (ids, names, e-mail,
+    /// phone, card, erasure): then their unique keys and search tokens are the same,
+    /// and only money or counts moved (credits and tickets, the frequent writes), so a
+    /// store rewrites no index of identity.
+    pub fn same_identity(&self, other: &CustomerRecord) -> bool {
+        self.id == other.id
+            && self.id_client == other.id_client
+            && self.erased == other.erased
+            && self.nom == other.nom
+            && self.prenom == other.prenom
+            && self.email == other.email
+            && self.phone == other.phone
+            && self.carte_fid == other.carte_fid
+    }
+
     /// Average basket, rounded down; zero without tickets.
     pub fn panier_moyen(&self) -> Cents {
         Cents(self.ticket_total.0.checked_div(self.ticket_count).unwrap_or(0))
@@ -197,6 +212,28 @@ pub fn email_key(email: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_and_counts_keep_the_identity_and_the_keys_do_not() {
+        let old = record();
+        let mut new = old.clone();
+        new.credit = Cents(1234);
+        new.ticket_count = 2;
+        new.ticket_total = Cents(999);
+        new.nb_refus = 1;
+        assert!(old.same_identity(&new));
+        for change in [
+            (|r: &mut CustomerRecord| r.email = "other@x.fr".into()) as fn(&mut CustomerRecord),
+            |r| r.carte_fid = None,
+            |r| r.nom = "Other".into(),
+            |r| r.phone = "09".into(),
+            |r| r.erased = true,
+        ] {
+            let mut changed = old.clone();
+            change(&mut changed);
+            assert!(!old.same_identity(&changed));
+        }
+    }
 
     fn record() -> CustomerRecord {
         let now = Utc::now();

@@ -365,7 +365,7 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
     // Most writes move only money: then only the money sort entries can change, and
     // the search tokens need not be computed again.
     let entries = match old {
-        Some(old) if keys::same_identity(old, record) => keys::balance_entries,
+        Some(old) if old.same_identity(record) => keys::balance_entries,
         _ => index_entries,
     };
     let before = old.map(entries).unwrap_or_default();

@@ -121,19 +121,6 @@ pub fn balance_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
     entries
 }
 
-/// Whether two versions of a customer have the same identity entries, so that only
-/// their balance entries can differ (credits and tickets, the frequent writes).
-pub fn same_identity(a: &CustomerRecord, b: &CustomerRecord) -> bool {
-    a.id == b.id
-        && a.id_client == b.id_client
-        && a.erased == b.erased
-        && a.nom == b.nom
-        && a.prenom == b.prenom
-        && a.email == b.email
-        && a.phone == b.phone
-        && a.carte_fid == b.carte_fid
-}
-
 /// Whether an index key is unique to one customer (and so must be checked on write).
 pub fn is_unique(key: &[u8]) -> bool {
     matches!(key.first(), Some(&BY_ID_CLIENT) | Some(&BY_EMAIL) | Some(&BY_CARD))
@@ -180,12 +167,12 @@ mod tests {
         new.credit = crm_model::Cents(1234);
         new.ticket_count = 2;
         new.ticket_total = crm_model::Cents(999);
-        assert!(same_identity(&old, &new));
+        assert!(old.same_identity(&new));
         let full = diff(&index_entries(&old), &index_entries(&new));
         assert_eq!(full.len(), 4, "two sort entries out, two in");
         assert_eq!(diff(&balance_entries(&old), &balance_entries(&new)), full);
         new.email = "other@x.fr".into();
-        assert!(!same_identity(&old, &new));
+        assert!(!old.same_identity(&new));
     }
 
     #[test]
