@@ -238,9 +238,6 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     runtime.block_on(async {
-        if let Some(database) = &cli.config().database {
-            return check_database(database).await;
-        }
         let listener = match tokio::net::TcpListener::bind(cli.addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -262,20 +259,11 @@ pub fn main() -> std::process::ExitCode {
             }
         }
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        // Printed once bound, before the store is open (until then every request is
-        // answered 503, see `recovery`): tests and scripts read the port from this line.
+        // Printed once bound, before the store is open (until then the sled store answers
+        // every request 503, see `recovery`; with a database, connections wait in the
+        // backlog while it connects): tests and scripts read the port from this line.
         println!("crm-server listening on http://{addr}");
-        let store = match crate::recovery::open_answering(&listener, &config).await {
-            Ok(store) => store,
-            Err(e) => {
-                eprintln!(
-                    "crm-server: cannot open the data directory {}: {e}",
-                    config.data_dir.display()
-                );
-                return std::process::ExitCode::FAILURE;
-            }
-        };
-        match crate::serve(listener, store, config, shutdown_signal()).await {
+        match crate::run(listener, config, shutdown_signal()).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("crm-server: {e}");
@@ -283,25 +271,6 @@ pub fn main() -> std::process::ExitCode {
             }
         }
     })
-}
-
-/// `--database`: connects, applies the migrations and says so, then stops: the
-/// PostgreSQL store is not served by the routes yet, which serve the sled store only.
-async fn check_database(database: &Database) -> ExitCode {
-    let url = crate::config::redacted(&database.url);
-    match crate::store::postgres::PgStore::open(&database.url, database.pool).await {
-        Ok(_) => {
-            eprintln!(
-                "crm-server: the database {url} is reachable and its schema is up to date, but this build serves \
-                 only the sled store: run without --database (CRM_DATABASE_URL) to serve the data directory"
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("crm-server: cannot open the database {url}: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Opens the store of `config`, or says why not on standard error.

@@ -25,18 +25,30 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ServerError {
     #[error("cannot open the data directory {dir}: {source}")]
     Open { dir: String, source: StoreError },
+    #[error("cannot open the database {url}: {source}")]
+    OpenDatabase { url: String, source: StoreError },
     #[error("final flush failed: {0}")]
     Flush(StoreError),
 }
 
-/// Opens the sled store of `config` (guarded against a full disk) and serves on
-/// `listener` until `shutdown` resolves; while the store opens, `listener` answers
-/// `503` (see [`crate::recovery`]).
+/// Opens the store of `config` and serves on `listener` until `shutdown` resolves: the
+/// PostgreSQL database of `config.database` (connected, its migrations applied), or
+/// else the sled store of `config.data_dir` (guarded against a full disk; while it
+/// opens, `listener` answers `503`, see [`crate::recovery`]).
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if let Some(database) = &config.database {
+        let store = crate::store::postgres::PgStore::open(&database.url, database.pool)
+            .await
+            .map_err(|source| ServerError::OpenDatabase {
+                url: crate::config::redacted(&database.url),
+                source,
+            })?;
+        return serve(listener, store, config, shutdown).await;
+    }
     let store = crate::recovery::open_answering(&listener, &config)
         .await
         .map_err(|source| ServerError::Open {

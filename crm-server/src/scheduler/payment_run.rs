@@ -118,6 +118,64 @@ pub async fn run<S: Store>(state: &AppState<S>) -> PaymentRunSummary {
             };
         }
     };
+    // Several servers on one store: the run's lease makes their runs take turns as the
+    // runs of one server do.
+    let holder = uuid::Uuid::new_v4();
+    let lease = run_lease(state.config.upstream_timeout);
+    match state.store.claim_payment_run(holder, lease).await {
+        Ok(true) => {}
+        Ok(false) => {
+            wait_for_other_run(state, lease).await;
+            return PaymentRunSummary {
+                message: Some(
+                    "a payment run was under way on another server: this call waited for it and sent nothing more"
+                        .into(),
+                ),
+                ..summary
+            };
+        }
+        Err(e) => {
+            return summary.failed(format!(
+                "the payment run could not take its turn, nothing was sent: {e}"
+            ))
+        }
+    }
+    let summary = run_holding(state, gateway, holder, lease, summary).await;
+    if let Err(e) = state.store.release_payment_run(holder).await {
+        // It expires on its own: the next run waits for that at worst.
+        tracing::warn!(error = %e, "the payment run's lease could not be given back");
+    }
+    summary
+}
+
+/// How long a run's lease lasts: it is renewed before each payment, so it must outlast
+/// one call to the payment service and the recording of its answer.
+fn run_lease(upstream_timeout: Duration) -> Duration {
+    upstream_timeout * 3 + Duration::from_secs(30)
+}
+
+/// Waits until no other run holds the lease (or, at most, until it would have expired).
+async fn wait_for_other_run<S: Store>(state: &AppState<S>, lease: Duration) {
+    let probe = uuid::Uuid::new_v4();
+    let deadline = tokio::time::Instant::now() + lease;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(true) = state.store.claim_payment_run(probe, Duration::from_millis(1)).await {
+            let _ = state.store.release_payment_run(probe).await;
+            return;
+        }
+    }
+}
+
+/// The run itself, its lease held by `holder`.
+async fn run_holding<S: Store>(
+    state: &AppState<S>,
+    gateway: &Gateway,
+    holder: uuid::Uuid,
+    lease: Duration,
+    summary: PaymentRunSummary,
+) -> PaymentRunSummary {
+    let upstream = &state.upstream;
     let mut summary = summary;
     // Answers an earlier run could not record are recorded first; their payments are
     // not sent again.
@@ -141,6 +199,21 @@ pub async fn run<S: Store>(state: &AppState<S>) -> PaymentRunSummary {
         }
         if held_back.contains(&payment.id) {
             continue;
+        }
+        // Renewed before each payment; a run that lost it (stalled past its lease)
+        // leaves the rest to the run that took it.
+        match state.store.claim_payment_run(holder, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                summary.push_error("the payment run's lease passed to another run: it sends the rest".into());
+                break;
+            }
+            Err(e) => {
+                summary.push_error(format!(
+                    "the payment run could not renew its turn, the next run sends the rest: {e}"
+                ));
+                break;
+            }
         }
         match send(state, gateway, payment, &mut summary).await {
             Ok(Sent::Done) => {}

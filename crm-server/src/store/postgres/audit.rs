@@ -57,7 +57,12 @@ impl Entries {
     /// What a write did to a customer (nothing when nothing an auditor cares about
     /// changed), with `extra` first when the write was about more than the record (a
     /// payment).
-    pub(crate) fn customer_changed(&mut self, before: Option<&CustomerRecord>, after: &CustomerRecord, extra: Option<String>) {
+    pub(crate) fn customer_changed(
+        &mut self,
+        before: Option<&CustomerRecord>,
+        after: &CustomerRecord,
+        extra: Option<String>,
+    ) {
         let change = audit::customer_change(before, after);
         let summary = match (extra, change) {
             (Some(extra), Some(change)) => format!("{extra}; {change}"),
@@ -95,8 +100,8 @@ pub(crate) fn entry_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
 impl AuditStore for PgStore {
     fn acting_for(&self, origin: WriteOrigin) -> Self {
         PgStore {
-            pool: self.pool.clone(),
             origin: std::sync::Arc::new(origin),
+            ..self.clone()
         }
     }
 

@@ -6,24 +6,27 @@ use crm_model::{Cents, CustomerPatch, CustomerRecord, LedgerCause, ListQuery, Ne
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::audit::Entries;
 use super::{
     append_ledger, bump_counter, customer_from_row, db_error, int, limit_plus_one, payments, read_counter, snapshot,
     tickets, PgStore, TxResult, CUSTOMER_COLUMNS,
 };
-use crate::store::StoreError;
+use crate::store::{CustomerStore, StoreError};
 
 pub(crate) const NEXT_CUSTOMER_ID: &str = "next_customer_id";
 pub(crate) const LIVE_CUSTOMERS: &str = "live_customers";
 
-impl PgStore {
+impl CustomerStore for PgStore {
     /// Creates a customer with the next sequence number; its opening credit is its
     /// first ledger entry.
-    pub async fn create_customer(&self, new: NewCustomer) -> Result<CustomerRecord, StoreError> {
+    async fn create_customer(&self, new: NewCustomer) -> Result<CustomerRecord, StoreError> {
         let id_client = new.id_client.unwrap_or_else(Uuid::new_v4);
         let now = super::now();
         let new = &new;
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
+                let mut audit = Entries::default();
                 let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE id_client = $1")
                     .bind(id_client)
                     .fetch_optional(&mut *tx)
@@ -44,6 +47,8 @@ impl PgStore {
                 tickets::match_pending(&mut tx, None, &mut record, now).await?;
                 write_customer(&mut tx, None, &record).await?;
                 bump_counter(&mut tx, LIVE_CUSTOMERS, 1).await?;
+                audit.customer_changed(None, &record, None);
+                audit.write(&mut tx, origin, now).await?;
                 Ok(record)
             }
             .await;
@@ -53,18 +58,22 @@ impl PgStore {
     }
 
     /// Applies a validated PATCH, keeping e-mail and card unique.
-    pub async fn update_customer(&self, id_client: Uuid, patch: CustomerPatch) -> Result<CustomerRecord, StoreError> {
+    async fn update_customer(&self, id_client: Uuid, patch: CustomerPatch) -> Result<CustomerRecord, StoreError> {
         let now = super::now();
         let patch = &patch;
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
+                let mut audit = Entries::default();
                 let old = live_customer_for_update(&mut tx, id_client).await?;
                 let mut record = old.clone();
                 patch.apply(&mut record, now);
                 tickets::match_pending(&mut tx, Some(&old), &mut record, now).await?;
                 if record != old {
                     write_customer(&mut tx, Some(&old), &record).await?;
+                    audit.customer_changed(Some(&old), &record, None);
                 }
+                audit.write(&mut tx, origin, now).await?;
                 Ok(record)
             }
             .await;
@@ -74,8 +83,9 @@ impl PgStore {
     }
 
     /// Erases personal data on request: out of every list and index but `IdClient`.
-    pub async fn erase_customer(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+    async fn erase_customer(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
         let now = super::now();
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = customer_for_update(&mut tx, id_client).await?;
@@ -86,6 +96,9 @@ impl PgStore {
                 record.erase_personal_data(now);
                 write_customer(&mut tx, Some(&old), &record).await?;
                 bump_counter(&mut tx, LIVE_CUSTOMERS, -1).await?;
+                let mut audit = Entries::default();
+                audit.customer_changed(Some(&old), &record, None);
+                audit.write(&mut tx, origin, now).await?;
                 Ok(record)
             }
             .await;
@@ -95,7 +108,7 @@ impl PgStore {
     }
 
     /// A customer by public id, erased ones included.
-    pub async fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer(&self, id_client: Uuid) -> Result<Option<CustomerRecord>, StoreError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id_client = $1");
         let row = sqlx::query(&sql)
             .bind(id_client)
@@ -106,7 +119,7 @@ impl PgStore {
     }
 
     /// A live customer by e-mail, case-insensitively.
-    pub async fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_email(&self, email: &str) -> Result<Option<CustomerRecord>, StoreError> {
         let Some(key) = crm_model::customer::email_key(email) else {
             return Ok(None);
         };
@@ -120,7 +133,7 @@ impl PgStore {
     }
 
     /// A live customer by loyalty card number.
-    pub async fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_card(&self, card: u64) -> Result<Option<CustomerRecord>, StoreError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE carte_fid = $1 AND NOT erased");
         let row = sqlx::query(&sql)
             .bind(int(card))
@@ -131,7 +144,7 @@ impl PgStore {
     }
 
     /// Up to `limit` live customers with an `id` above `after`, in `id` order.
-    pub async fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
+    async fn customers_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<CustomerRecord>, StoreError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE NOT erased AND id > $1 ORDER BY id LIMIT $2");
         let rows = sqlx::query(&sql)
             .bind(after.map_or(-1, int))
@@ -147,7 +160,7 @@ impl PgStore {
 
     /// One page of the live customers, searched and sorted through indexes (key ranges,
     /// never offsets), its total from the same snapshot.
-    pub async fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
+    async fn list_customers(&self, query: &ListQuery) -> Result<Page<CustomerRecord>, StoreError> {
         let after = query
             .cursor
             .as_deref()
@@ -171,7 +184,7 @@ impl PgStore {
     }
 
     /// How many live customers there are (a counter, not a scan).
-    pub async fn customer_count(&self) -> Result<u64, StoreError> {
+    async fn customer_count(&self) -> Result<u64, StoreError> {
         read_counter(&self.pool, LIVE_CUSTOMERS).await
     }
 }
@@ -446,20 +459,6 @@ pub(crate) async fn live_customer_by(tx: &mut PgConnection, key: &Key) -> TxResu
     Ok(row.map(|r| customer_from_row(&r)).transpose()?)
 }
 
-// RULE: moves to crm-model
-/// Whether two versions of a customer have the same identity (ids, names, e-mail,
-/// phone, card): then their search tokens are the same, and only money moved.
-pub(crate) fn same_identity(a: &CustomerRecord, b: &CustomerRecord) -> bool {
-    a.id == b.id
-        && a.id_client == b.id_client
-        && a.erased == b.erased
-        && a.nom == b.nom
-        && a.prenom == b.prenom
-        && a.email == b.email
-        && a.phone == b.phone
-        && a.carte_fid == b.carte_fid
-}
-
 /// Writes a customer (new when `old` is `None`) and its search tokens, refusing a card
 /// or e-mail that another live customer holds (the card first, as the sled store
 /// checks them). A race with another writer of the same key ends in a unique violation,
@@ -469,7 +468,7 @@ pub(crate) async fn write_customer(
     old: Option<&CustomerRecord>,
     record: &CustomerRecord,
 ) -> TxResult<()> {
-    let identity_changed = !old.is_some_and(|old| same_identity(old, record));
+    let identity_changed = !old.is_some_and(|old| old.same_identity(record));
     if identity_changed && !record.erased {
         if let Some(card) = record.carte_fid.filter(|c| old.and_then(|o| o.carte_fid) != Some(*c)) {
             let holder: Option<Uuid> =

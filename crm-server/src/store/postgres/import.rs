@@ -1066,7 +1066,7 @@ async fn write_chunk(tx: &mut PgConnection, writes: ChunkWrites, now: DateTime<U
     let mut retokened: Vec<&CustomerRecord> = Vec::new();
     let mut untokened: Vec<i64> = Vec::new();
     for (stored, record) in &writes.updates {
-        if !super::customers::same_identity(stored, record) {
+        if !stored.same_identity(record) {
             untokened.push(int(record.id));
             retokened.push(record);
         }

@@ -5,20 +5,21 @@ use crm_model::{CardRef, Cents, CreditItem, CustomerRecord, LedgerCause, LedgerE
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::audit::Entries;
 use super::customers::{customer_with_id, live_customer_by, live_customer_for_update, write_customer, Key};
 use super::{
-    add_cents, append_ledger, bump_counter, db_error, int, ledger_from_row, limit_plus_one, seq_page, tickets, PgStore,
-    TxResult,
+    append_ledger, bump_counter, db_error, int, ledger_from_row, limit_plus_one, seq_page, tickets, PgStore, TxResult,
 };
-use crate::store::{CreditResult, StoreError};
+use crate::store::{CreditResult, CustomerStore, LoyaltyStore, StoreError};
 
-/// The last card number handed out by [`PgStore::issue_card`].
+/// The last card number handed out by [`LoyaltyStore::issue_card`].
 pub(crate) const LAST_ISSUED_CARD: &str = "last_issued_card";
 
-impl PgStore {
+impl LoyaltyStore for PgStore {
     /// Gives a live customer the next free card number; one who has a card keeps it.
-    pub async fn issue_card(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+    async fn issue_card(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
         let now = super::now();
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = live_customer_for_update(&mut tx, id_client).await?;
@@ -35,6 +36,9 @@ impl PgStore {
                 record.updated_at = now;
                 tickets::match_pending(&mut tx, Some(&old), &mut record, now).await?;
                 write_customer(&mut tx, Some(&old), &record).await?;
+                let mut audit = Entries::default();
+                audit.customer_changed(Some(&old), &record, None);
+                audit.write(&mut tx, origin, now).await?;
                 Ok(record)
             }
             .await;
@@ -45,16 +49,19 @@ impl PgStore {
 
     /// Credits each holder half its item's amount, in one transaction; items whose key
     /// was seen before credit nothing again. One result per item, in order.
-    pub async fn credit(&self, items: Vec<CreditItem>) -> Result<Vec<CreditResult>, StoreError> {
+    async fn credit(&self, items: Vec<CreditItem>) -> Result<Vec<CreditResult>, StoreError> {
         let now = super::now();
         let items = &items;
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
                 lock_holders(&mut tx, items).await?;
+                let mut audit = Entries::default();
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
-                    results.push(credit_item(&mut tx, item, now).await?);
+                    results.push(credit_item(&mut tx, item, now, &mut audit).await?);
                 }
+                audit.write(&mut tx, origin, now).await?;
                 Ok(results)
             }
             .await;
@@ -64,7 +71,7 @@ impl PgStore {
     }
 
     /// A live customer by card number, or by IdClient.
-    pub async fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer_by_card_ref(&self, card: &CardRef) -> Result<Option<CustomerRecord>, StoreError> {
         let found = match card {
             CardRef::Card(n) => self.customer_by_card(*n).await?,
             CardRef::IdClient(id) => self.customer(*id).await?,
@@ -73,12 +80,7 @@ impl PgStore {
     }
 
     /// A page of a customer's ledger, oldest first, after entry `after`.
-    pub async fn ledger(
-        &self,
-        id_client: Uuid,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<LedgerEntry>, StoreError> {
+    async fn ledger(&self, id_client: Uuid, after: Option<u64>, limit: usize) -> Result<Page<LedgerEntry>, StoreError> {
         let record = self.customer(id_client).await?.ok_or(StoreError::CustomerNotFound)?;
         let rows = sqlx::query(
             "SELECT seq, at, amount, balance, cause, key FROM ledger WHERE customer_id = $1 AND seq > $2 \
@@ -134,7 +136,12 @@ async fn card_taken(tx: &mut PgConnection, card: u64) -> TxResult<bool> {
 /// batch or earlier in this one) credits nothing and answers the current balance. Two
 /// batches with one new key at once: the second one's insert of the key meets the
 /// first one's, and is run again, when it sees the key.
-async fn credit_item(tx: &mut PgConnection, item: &CreditItem, now: DateTime<Utc>) -> TxResult<CreditResult> {
+async fn credit_item(
+    tx: &mut PgConnection,
+    item: &CreditItem,
+    now: DateTime<Utc>,
+    audit: &mut Entries,
+) -> TxResult<CreditResult> {
     if let Some(key) = &item.key {
         let holder: Option<i64> = sqlx::query_scalar("SELECT customer_id FROM credit_keys WHERE key = $1")
             .bind(key)
@@ -155,10 +162,14 @@ async fn credit_item(tx: &mut PgConnection, item: &CreditItem, now: DateTime<Utc
         return Ok(CreditResult::UnknownCard);
     };
     let mut record = old.clone();
-    let balance = add_cents(old.credit, item.credit(), || format!("Tickets[{}].Montant", item.index))?;
+    let balance = old
+        .credit
+        .bounded_add(item.credit(), || format!("Tickets[{}].Montant", item.index))
+        .map_err(StoreError::from)?;
     append_ledger(tx, &mut record, balance, LedgerCause::Credit, item.key.clone(), now).await?;
     record.updated_at = now;
     write_customer(tx, Some(&old), &record).await?;
+    audit.customer_changed(Some(&old), &record, None);
     if let Some(key) = &item.key {
         sqlx::query("INSERT INTO credit_keys (key, customer_id) VALUES ($1, $2)")
             .bind(key)

@@ -39,7 +39,7 @@ use crm_model::{Cents, CustomerRecord, LedgerCause, LedgerEntry, Sexe};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
-use super::StoreError;
+use super::{StoreAdmin, StoreError, StoreStats};
 
 /// The time of a write, to the microsecond PostgreSQL keeps: a write answers exactly
 /// what a read of it answers.
@@ -67,6 +67,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Who the writes through this handle are made for (see [`audit`]).
     origin: std::sync::Arc<crm_model::audit::WriteOrigin>,
+    /// Write transactions this process has committed (`stats().flushes`).
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a step of a transaction failed: for good ([`StoreError`]), or for a reason that
@@ -149,6 +151,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             origin: std::sync::Arc::default(),
+            commits: std::sync::Arc::default(),
         })
     }
 
@@ -181,7 +184,10 @@ impl PgStore {
                 }
             };
             match outcome {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(value);
+                }
                 Err(Fail::Store(error)) => return Err(error),
                 Err(Fail::Retry(why)) if attempt >= MAX_ATTEMPTS => {
                     return Err(StoreError::Unavailable(format!(
@@ -196,25 +202,44 @@ impl PgStore {
             }
         }
     }
+}
 
+impl StoreAdmin for PgStore {
     /// Commits are durable when they answer (`synchronous_commit`): nothing to flush.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
-    /// The store makes no flushes of its own: every commit is the database's.
-    pub fn flush_count(&self) -> u64 {
-        0
+    /// The counters from one snapshot; `flushes` counts the write transactions this
+    /// process committed (each one durable), and the size is the database's.
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut tx = snapshot(&self.pool).await?;
+        let counters: Vec<(String, i64)> = sqlx::query_as("SELECT name, value FROM counters WHERE name = ANY($1)")
+            .bind(vec![customers::LIVE_CUSTOMERS, tickets::LAST_TICKET_SEQ])
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let _ = tx.commit().await;
+        let counter = |name: &str| {
+            counters
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, v)| (*v).max(0) as u64)
+        };
+        Ok(StoreStats {
+            flushes: self.commits.load(std::sync::atomic::Ordering::Relaxed),
+            customers: counter(customers::LIVE_CUSTOMERS),
+            tickets: counter(tickets::LAST_TICKET_SEQ),
+            size_on_disk: Some(size.max(0) as u64),
+        })
     }
 
-    /// Why the store cannot take writes, if it cannot: never known ahead here (a full
-    /// disk of the database answers its own errors).
-    pub fn degraded(&self) -> Option<String> {
-        None
-    }
-
-    /// Not told: the database's size is not the server's to report.
-    pub fn size_on_disk(&self) -> Option<u64> {
+    /// A full disk of the database answers its own errors: nothing is known ahead.
+    async fn degraded(&self) -> Option<String> {
         None
     }
 }
@@ -291,21 +316,6 @@ pub(crate) async fn read_counter(pool: &PgPool, name: &str) -> Result<u64, Store
         .await
         .map_err(db_error)?;
     Ok(value.unwrap_or(0).max(0) as u64)
-}
-
-// RULE: moves to crm-model
-/// Adds `amount` to a stored amount, or refuses the whole write naming `field` when the
-/// sum would pass 2^53 - 1 cents.
-pub(crate) fn add_cents(total: Cents, amount: Cents, field: impl FnOnce() -> String) -> Result<Cents, StoreError> {
-    total.checked_add(amount).ok_or_else(|| StoreError::AmountOutOfRange {
-        field: field(),
-        error: format!(
-            "adding {} cents to {} would pass the largest amount, {} cents; nothing was written",
-            amount.0,
-            total.0,
-            crm_model::money::MAX_CENTS
-        ),
-    })
 }
 
 /// Moves `record`'s credit to `new_balance` and stores the ledger entry saying why; the

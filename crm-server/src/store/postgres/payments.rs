@@ -3,15 +3,16 @@
 //! and `Montant` are derived from them in the transaction that changes them.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_model::payments::credit_allowed;
+use crm_model::payments::{count_refusal, credit_allowed, pending_totals, record_result, ResultEffect};
 use crm_model::{AllowCredit, Cents, CustomerRecord, Page, Payment, PaymentStatus};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use super::audit::Entries;
 use super::customers::{customer_with_id, live_customer_for_update, write_customer};
-use super::{add_cents, bump_counter, cents, db_error, int, limit_plus_one, seq_page, PgStore, TxResult};
-use crate::store::StoreError;
+use super::{bump_counter, cents, db_error, int, limit_plus_one, seq_page, PgStore, TxResult};
+use crate::store::{CustomerStore, PaymentStore, StoreError};
 
 pub(crate) const LAST_PAYMENT_ID: &str = "last_payment_id";
 
@@ -73,29 +74,19 @@ async fn update_payment(tx: &mut PgConnection, payment: &Payment, now: DateTime<
     Ok(())
 }
 
-// RULE: moves to crm-model
-/// A customer's `Date_paiement` (earliest due date) and `Montant` (sum) from its
-/// pending payments, refused when the sum would pass the bound of money.
-fn derive_totals(record: &mut CustomerRecord, pending: &[(NaiveDate, Cents)]) -> Result<(), StoreError> {
-    record.next_payment = None;
-    record.pending_payments = Cents::ZERO;
-    for (date, montant) in pending {
-        record.next_payment = Some(record.next_payment.map_or(*date, |d| d.min(*date)));
-        record.pending_payments = add_cents(record.pending_payments, *montant, || "Montant".into())?;
-    }
-    Ok(())
-}
-
 /// Sets `record`'s `Date_paiement` and `Montant` from its pending payments as written
-/// in this transaction.
+/// in this transaction (crm-model's `pending_totals`).
 async fn derive_from_pending(tx: &mut PgConnection, record: &mut CustomerRecord) -> TxResult<()> {
-    let pending: Vec<(NaiveDate, i64)> =
-        sqlx::query_as("SELECT date, montant FROM payments WHERE customer_id = $1 AND status = 'pending' ORDER BY id")
-            .bind(int(record.id))
-            .fetch_all(&mut *tx)
-            .await?;
-    let pending: Vec<(NaiveDate, Cents)> = pending.into_iter().map(|(d, m)| (d, cents(m))).collect();
-    derive_totals(record, &pending)?;
+    let sql =
+        format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE customer_id = $1 AND status = 'pending' ORDER BY id");
+    let rows = sqlx::query(&sql).bind(int(record.id)).fetch_all(&mut *tx).await?;
+    let pending = rows
+        .iter()
+        .map(|r| payment_from_row(r).map(|(p, _)| p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (next, total) = pending_totals(&pending).map_err(StoreError::from)?;
+    record.next_payment = next;
+    record.pending_payments = total;
     Ok(())
 }
 
@@ -110,15 +101,7 @@ pub(crate) async fn schedule_payment(
     now: DateTime<Utc>,
 ) -> TxResult<Payment> {
     let id = bump_counter(tx, LAST_PAYMENT_ID, 1).await?;
-    let payment = Payment {
-        id,
-        id_client: record.id_client,
-        montant: amount,
-        date,
-        status: PaymentStatus::Pending,
-        attempts: 0,
-        sent_at: None,
-    };
+    let payment = Payment::scheduled(id, record.id_client, date, amount);
     sqlx::query(
         "INSERT INTO payments (id, customer_id, id_client, montant, date, status, attempts, sent_at, created_at, \
          updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, NULL, $6, $6)",
@@ -136,12 +119,13 @@ pub(crate) async fn schedule_payment(
     Ok(payment)
 }
 
-impl PgStore {
+impl PaymentStore for PgStore {
     /// Schedules the payment when the customer has fewer than `refusal_limit`
     /// refusals; `None` (nothing written) when over the limit.
-    pub async fn allow_credit(&self, request: AllowCredit, refusal_limit: u32) -> Result<Option<Payment>, StoreError> {
+    async fn allow_credit(&self, request: AllowCredit, refusal_limit: u32) -> Result<Option<Payment>, StoreError> {
         let now = super::now();
         let request = &request;
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = live_customer_for_update(&mut tx, request.id_client).await?;
@@ -151,6 +135,9 @@ impl PgStore {
                 let mut record = old.clone();
                 let payment = schedule_payment(&mut tx, &mut record, request.date, request.montant, now).await?;
                 write_customer(&mut tx, Some(&old), &record).await?;
+                let mut audit = Entries::default();
+                audit.push(Some(record.id_client), crm_model::audit::payment_scheduled(&payment));
+                audit.write(&mut tx, origin, now).await?;
                 Ok(Some(payment))
             }
             .await;
@@ -160,7 +147,7 @@ impl PgStore {
     }
 
     /// A page of a customer's payments (every status), by id, after payment `after`.
-    pub async fn customer_payments(
+    async fn customer_payments(
         &self,
         id_client: Uuid,
         after: Option<u64>,
@@ -194,7 +181,7 @@ impl PgStore {
     /// A page of pending payments due on or before `due`, by due date then id, after
     /// the opaque position `after` (the sled store's: the date as `YYYY-MM-DD` and the
     /// big-endian id, in hex).
-    pub async fn payments_due(
+    async fn payments_due(
         &self,
         due: NaiveDate,
         after: Option<&str>,
@@ -256,10 +243,17 @@ impl PgStore {
 
     /// Records the payment service's answer: paid, or a refusal (the customer's
     /// `NbRefus` + 1, due date one day later).
-    pub async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
+    async fn payment_result(&self, id: u64, paid: bool) -> Result<Payment, StoreError> {
         let now = super::now();
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
-            let result = payment_result_in(&mut tx, id, paid, now).await;
+            let result = async {
+                let mut audit = Entries::default();
+                let payment = payment_result_in(&mut tx, id, paid, now, &mut audit).await?;
+                audit.write(&mut tx, origin, now).await?;
+                Ok(payment)
+            }
+            .await;
             (tx, result)
         })
         .await
@@ -267,8 +261,9 @@ impl PgStore {
 
     /// Marks a pending payment sent to the payment service at `at` (or unmarks it with
     /// `None`); `None` (nothing written) when it is no longer pending.
-    pub async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
+    async fn mark_payment_sent(&self, id: u64, at: Option<DateTime<Utc>>) -> Result<Option<Payment>, StoreError> {
         let now = super::now();
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
                 let (mut payment, _) = payment_for_update(&mut tx, id).await?;
@@ -277,6 +272,12 @@ impl PgStore {
                 }
                 payment.sent_at = at;
                 update_payment(&mut tx, &payment, now).await?;
+                let mut audit = Entries::default();
+                audit.push(
+                    Some(payment.id_client),
+                    crm_model::audit::payment_sent(&payment, at.is_some()),
+                );
+                audit.write(&mut tx, origin, now).await?;
                 Ok(Some(payment))
             }
             .await;
@@ -286,8 +287,9 @@ impl PgStore {
     }
 
     /// Sets a customer's `NbRefus` to 0.
-    pub async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
+    async fn reset_refusals(&self, id_client: Uuid) -> Result<CustomerRecord, StoreError> {
         let now = super::now();
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
             let result = async {
                 let old = live_customer_for_update(&mut tx, id_client).await?;
@@ -298,6 +300,9 @@ impl PgStore {
                 record.nb_refus = 0;
                 record.updated_at = now;
                 write_customer(&mut tx, Some(&old), &record).await?;
+                let mut audit = Entries::default();
+                audit.customer_changed(Some(&old), &record, None);
+                audit.write(&mut tx, origin, now).await?;
                 Ok(record)
             }
             .await;
@@ -305,45 +310,79 @@ impl PgStore {
         })
         .await
     }
+
+    /// A row of `leases`: taken when there is none, when it expired, or when it is the
+    /// holder's own (a renewal), in one statement; the database's clock decides, so
+    /// the servers' clocks need not agree.
+    async fn claim_payment_run(&self, holder: Uuid, lease: std::time::Duration) -> Result<bool, StoreError> {
+        let claimed: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond') \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until \
+             WHERE leases.holder = EXCLUDED.holder OR leases.until < clock_timestamp() \
+             RETURNING holder",
+        )
+        .bind(PAYMENT_RUN_LEASE)
+        .bind(holder)
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(claimed == Some(holder))
+    }
+
+    async fn release_payment_run(&self, holder: Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(PAYMENT_RUN_LEASE)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
 }
 
-async fn payment_result_in(tx: &mut PgConnection, id: u64, paid: bool, now: DateTime<Utc>) -> TxResult<Payment> {
+/// The `leases` row of the payment run.
+const PAYMENT_RUN_LEASE: &str = "payment_run";
+
+async fn payment_result_in(
+    tx: &mut PgConnection,
+    id: u64,
+    paid: bool,
+    now: DateTime<Utc>,
+    audit: &mut Entries,
+) -> TxResult<Payment> {
     let (mut payment, customer) = payment_for_update(tx, id).await?;
-    match payment.status {
-        PaymentStatus::Pending => {}
-        // The payment service may send its OK twice.
-        PaymentStatus::Paid if paid => return Ok(payment),
-        // Replaced while its answer was awaited: the money was taken all the same, so
-        // the payment is paid (it no longer counts as pending).
-        PaymentStatus::Replaced if paid => {
-            payment.status = PaymentStatus::Paid;
-            payment.sent_at = None;
+    let effect = record_result(&mut payment, paid).map_err(|status| StoreError::PaymentNotPending {
+        id,
+        status: format!("{status:?}").to_lowercase(),
+    })?;
+    match effect {
+        ResultEffect::Repeated => return Ok(payment),
+        ResultEffect::PaidAfterReplace => {
             update_payment(tx, &payment, now).await?;
+            audit.push(
+                Some(payment.id_client),
+                crm_model::audit::payment_result(&payment, paid),
+            );
             return Ok(payment);
         }
-        status => {
-            return Err(StoreError::PaymentNotPending {
-                id,
-                status: format!("{status:?}").to_lowercase(),
-            }
-            .into())
-        }
+        ResultEffect::Paid | ResultEffect::Refused => {}
     }
     let Some(old) = customer_with_id(tx, customer).await? else {
         return Err(StoreError::Storage(format!("payment {id} of a missing customer")).into());
     };
     let mut record = old.clone();
-    if paid {
-        payment.status = PaymentStatus::Paid;
-    } else {
-        payment.attempts += 1;
-        payment.date = payment.date.succ_opt().unwrap_or(payment.date);
-        record.nb_refus += 1;
+    if effect == ResultEffect::Refused {
+        count_refusal(&mut record);
     }
-    payment.sent_at = None;
     update_payment(tx, &payment, now).await?;
     derive_from_pending(tx, &mut record).await?;
     record.updated_at = now;
     write_customer(tx, Some(&old), &record).await?;
+    audit.customer_changed(
+        Some(&old),
+        &record,
+        Some(crm_model::audit::payment_result(&payment, paid)),
+    );
     Ok(payment)
 }

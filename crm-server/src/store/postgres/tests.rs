@@ -17,7 +17,10 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::PgStore;
-use crate::store::{CreditResult, CustomerStore, StoreError};
+use crate::store::{
+    AuditQuery, AuditStore, CreditResult, CustomerStore, LoyaltyStore, PaymentStore, StoreAdmin, StoreError,
+    TicketStore,
+};
 
 /// Runs `body` on a store over a new, empty database, dropped afterwards (after a
 /// failure too).
@@ -52,10 +55,17 @@ where
     let pool = store.pool().clone();
     let outcome = std::panic::AssertUnwindSafe(body(store)).catch_unwind().await;
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+    // A connection of the test still opening when FORCE terminates the others can make
+    // the drop fail (42501, its backend not yet the role's): tried again a moment later.
+    let mut attempts = 0;
+    while let Err(e) = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await
-        .expect("dropping the test database");
+    {
+        attempts += 1;
+        assert!(attempts < 20, "dropping the test database: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -719,4 +729,117 @@ fn every_operation_is_send(store: PgStore, items: Vec<CreditItem>, tickets: Vec<
     send(store.mark_payment_sent(1, None));
     send(store.reset_refusals(id));
     send(store.flush());
+}
+
+#[tokio::test]
+async fn every_write_records_its_audit_entry_in_its_transaction() {
+    use crm_model::audit::WriteOrigin;
+    with_store(
+        "every_write_records_its_audit_entry_in_its_transaction",
+        |store| async move {
+            let till = store.acting_for(WriteOrigin::new("till", "POST /api/credit"));
+            let lea = store
+                .create_customer(new_customer("Lefèvre", "lea@x.fr", Some(33)))
+                .await
+                .unwrap();
+            let bob = store
+                .create_customer(new_customer("Bob", "bob@x.fr", None))
+                .await
+                .unwrap();
+            // Refused whole: neither the change nor an entry.
+            assert!(store
+                .create_customer(new_customer("C", "lea@x.fr", None))
+                .await
+                .is_err());
+            till.credit(vec![item(33, 500, Some("k1"))]).await.unwrap();
+            // The same key again credits nothing, and records nothing.
+            till.credit(vec![item(33, 500, Some("k1"))]).await.unwrap();
+            let patch = CustomerPatch {
+                phone: Some("0102".into()),
+                ..Default::default()
+            };
+            store.update_customer(bob.id_client, patch).await.unwrap();
+            let request = AllowCredit {
+                id_client: lea.id_client,
+                montant: Cents(1200),
+                date: NaiveDate::from_ymd_opt(2030, 1, 2).unwrap(),
+            };
+            let payment = store.allow_credit(request, 1).await.unwrap().unwrap();
+            store.mark_payment_sent(payment.id, Some(super::now())).await.unwrap();
+            store.payment_result(payment.id, false).await.unwrap();
+            store.reset_refusals(lea.id_client).await.unwrap();
+            store
+                .ingest_tickets(tickets(serde_json::json!({"origin": "magasin", "tickets": [
+                {"id": 1, "date": "2019-10-09T17:01:29Z", "prix": 100, "client": lea.id_client,
+                 "pointsFidelite": 0, "modePaiement": "CARD", "articles": []}]})))
+                .await
+                .unwrap();
+            store.advance_consumer("bi", 1).await.unwrap();
+            store.advance_consumer("bi", 1).await.unwrap();
+            store.erase_customer(bob.id_client).await.unwrap();
+
+            let query = |customer, after, newest_first| AuditQuery {
+                customer,
+                after,
+                limit: 100,
+                newest_first,
+            };
+            let all = store.audit(&query(None, None, false)).await.unwrap();
+            let lines: Vec<(u64, &str, Option<Uuid>, &str)> = all
+                .items
+                .iter()
+                .map(|e| (e.seq, e.actor.as_str(), e.id_client, e.summary.as_str()))
+                .collect();
+            let expected_customers = [
+                Some(lea.id_client),
+                Some(bob.id_client),
+                Some(lea.id_client),
+                Some(bob.id_client),
+                Some(lea.id_client),
+                Some(lea.id_client),
+                Some(lea.id_client),
+                Some(lea.id_client),
+                Some(lea.id_client),
+                None,
+                None,
+                Some(bob.id_client),
+            ];
+            assert_eq!(
+                lines.iter().map(|l| l.2).collect::<Vec<_>>(),
+                expected_customers,
+                "{lines:#?}"
+            );
+            assert_eq!(
+                lines.iter().map(|l| l.0).collect::<Vec<_>>(),
+                (1..=12).collect::<Vec<_>>()
+            );
+            assert_eq!(all.total, 12);
+            assert_eq!(lines[2].1, "till");
+            assert!(lines[2].3.contains("credit +2,50"), "{lines:#?}");
+            assert!(lines.iter().all(|l| l.1 == "till" || l.1 == "local"));
+            // No personal values in summaries.
+            assert!(lines.iter().all(|l| !l.3.contains("lea@x.fr") && !l.3.contains("0102")));
+            // The customer filter and paging both ways, by key ranges.
+            let bobs = store.audit(&query(Some(bob.id_client), None, false)).await.unwrap();
+            assert_eq!((bobs.total, bobs.items.len()), (3, 3));
+            let newest = store
+                .audit(&AuditQuery {
+                    limit: 2,
+                    ..query(None, None, true)
+                })
+                .await
+                .unwrap();
+            assert_eq!(newest.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [12, 11]);
+            assert_eq!(newest.next_cursor.as_deref(), Some("11"));
+            let older = store.audit(&query(None, Some(11), true)).await.unwrap();
+            assert_eq!(older.items.first().map(|e| e.seq), Some(10));
+            let later = store.audit(&query(None, Some(10), false)).await.unwrap();
+            assert_eq!(later.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 12]);
+            // The store's counters.
+            let stats = store.stats().await.unwrap();
+            assert_eq!((stats.customers, stats.tickets), (1, 1));
+            assert!(stats.flushes >= 12, "{stats:?}");
+        },
+    )
+    .await;
 }

@@ -16,9 +16,10 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use super::audit::Entries;
 use super::customers::{live_customer_by, write_customer, Key};
 use super::{db_error, int, limit_plus_one, read_counter, seq_page, store_ledger_entry, PgStore, TxResult};
-use crate::store::{IngestOutcome, StoreError};
+use crate::store::{CustomerStore, IngestOutcome, StoreError, TicketStore};
 
 /// The sequence number of the newest ticket.
 pub(crate) const LAST_TICKET_SEQ: &str = "last_ticket_seq";
@@ -43,17 +44,6 @@ fn customer_key(client: &ClientRef) -> Key {
     }
 }
 
-// RULE: moves to crm-model
-/// The client keys a customer answers to.
-fn refs_of(record: &CustomerRecord) -> Vec<ClientRef> {
-    let mut refs = vec![ClientRef::IdClient(record.id_client)];
-    if !record.erased {
-        refs.extend(record.email_key().map(ClientRef::Email));
-        refs.extend(record.carte_fid.map(ClientRef::Card));
-    }
-    refs
-}
-
 pub(crate) fn ticket_from_row(row: &PgRow) -> Result<TicketRecord, sqlx::Error> {
     let ticket: sqlx::types::Json<Ticket> = row.try_get("ticket")?;
     Ok(TicketRecord {
@@ -66,20 +56,33 @@ pub(crate) fn ticket_from_row(row: &PgRow) -> Result<TicketRecord, sqlx::Error> 
 
 const TICKET_COLUMNS: &str = "seq, customer_id, first_article_id, ticket";
 
-impl PgStore {
+impl TicketStore for PgStore {
     /// Stores a validated batch in one transaction, crediting known customers.
-    pub async fn ingest_tickets(&self, tickets: Vec<Ticket>) -> Result<IngestOutcome, StoreError> {
+    async fn ingest_tickets(&self, tickets: Vec<Ticket>) -> Result<IngestOutcome, StoreError> {
         let now = super::now();
         let tickets = &tickets;
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
-            let result = ingest(&mut tx, tickets, now).await;
+            let result = async {
+                let mut audit = Entries::default();
+                let outcome = ingest(&mut tx, tickets, now, &mut audit).await?;
+                if outcome.stored > 0 {
+                    audit.push(
+                        None,
+                        crm_model::audit::tickets_stored(outcome.stored, outcome.duplicates),
+                    );
+                }
+                audit.write(&mut tx, origin, now).await?;
+                Ok(outcome)
+            }
+            .await;
             (tx, result)
         })
         .await
     }
 
     /// Up to `limit` tickets with a sequence number above `after` and at most `until`.
-    pub async fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
+    async fn tickets_after(&self, after: u64, until: u64, limit: usize) -> Result<Vec<TicketRecord>, StoreError> {
         if after >= until {
             return Ok(Vec::new());
         }
@@ -98,7 +101,7 @@ impl PgStore {
     }
 
     /// A page of every ticket, oldest first, after ticket `after`.
-    pub async fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
+    async fn ticket_page(&self, after: Option<u64>, limit: usize) -> Result<Page<TicketRecord>, StoreError> {
         let total = self.last_ticket_seq().await?;
         let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE seq > $1 ORDER BY seq LIMIT $2");
         let rows = sqlx::query(&sql)
@@ -116,12 +119,12 @@ impl PgStore {
     }
 
     /// The sequence number of the newest ticket (0 when none): how many there are.
-    pub async fn last_ticket_seq(&self) -> Result<u64, StoreError> {
+    async fn last_ticket_seq(&self) -> Result<u64, StoreError> {
         read_counter(&self.pool, LAST_TICKET_SEQ).await
     }
 
     /// A page of a customer's credited tickets, oldest first, after ticket `after`.
-    pub async fn customer_tickets(
+    async fn customer_tickets(
         &self,
         id_client: Uuid,
         after: Option<u64>,
@@ -146,7 +149,7 @@ impl PgStore {
     }
 
     /// The last ticket sequence number consumer `name` has received (0 at first).
-    pub async fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
+    async fn consumer_cursor(&self, name: &str) -> Result<u64, StoreError> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM consumers WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -156,25 +159,45 @@ impl PgStore {
     }
 
     /// Moves consumer `name`'s cursor to `seq` (never backwards).
-    pub async fn advance_consumer(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+    async fn advance_consumer(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        let origin = &*self.origin;
         self.transact(move |mut tx| async move {
-            let result = sqlx::query(
-                "INSERT INTO consumers (name, seq) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET seq = GREATEST(consumers.seq, EXCLUDED.seq)",
-            )
-            .bind(name)
-            .bind(int(seq))
-            .execute(&mut *tx)
-            .await
-            .map(drop)
-            .map_err(Into::into);
+            let result = async {
+                // The row first, so that two first advances of one consumer take turns on it.
+                sqlx::query("INSERT INTO consumers (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                let current: i64 = sqlx::query_scalar("SELECT seq FROM consumers WHERE name = $1 FOR UPDATE")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let current = current.max(0) as u64;
+                if seq > current {
+                    sqlx::query("UPDATE consumers SET seq = $2 WHERE name = $1")
+                        .bind(name)
+                        .bind(int(seq))
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut audit = Entries::default();
+                    audit.push(None, crm_model::audit::consumer_advanced(name, current, seq));
+                    audit.write(&mut tx, origin, super::now()).await?;
+                }
+                Ok(())
+            }
+            .await;
             (tx, result)
         })
         .await
     }
 }
 
-async fn ingest(tx: &mut PgConnection, tickets: &[Ticket], now: DateTime<Utc>) -> TxResult<IngestOutcome> {
+async fn ingest(
+    tx: &mut PgConnection,
+    tickets: &[Ticket],
+    now: DateTime<Utc>,
+    audit: &mut Entries,
+) -> TxResult<IngestOutcome> {
     let mut outcome = IngestOutcome::default();
     // The turn of ticket writers (see the module's comment): held until commit.
     let counters: Vec<(String, i64)> =
@@ -223,6 +246,7 @@ async fn ingest(tx: &mut PgConnection, tickets: &[Ticket], now: DateTime<Utc>) -
                 // A report, not a stored amount: it may sum past the bound.
                 outcome.credited_cents.0 = outcome.credited_cents.0.saturating_add(credit.0);
                 write_customer(tx, Some(&old), &updated).await?;
+                audit.customer_changed(Some(&old), &updated, None);
             }
             None if !ticket.is_anonymous() => {
                 record.ticket.unmatched = true;
@@ -289,8 +313,7 @@ pub(crate) async fn match_pending(
     record: &mut CustomerRecord,
     now: DateTime<Utc>,
 ) -> TxResult<()> {
-    let had = old.map(refs_of).unwrap_or_default();
-    for client in refs_of(record).into_iter().filter(|r| !had.contains(r)) {
+    for client in crm_model::tickets::gained_client_refs(old, record) {
         let mut waiting: Vec<i64> =
             sqlx::query_scalar("DELETE FROM ticket_pending WHERE client_key = $1 RETURNING seq")
                 .bind(pending_key(&client))
