@@ -1,6 +1,11 @@
 //! End-to-end test harness: starts the real server on `127.0.0.1:0` with a temporary
 //! data directory and drives it over HTTP, one helper method per endpoint (after
 //! zero2prod's `spawn_app`). [`generate`] makes import files of any size.
+//!
+//! The suite runs on the embedded sled store, or with `CRM_TEST_STORE=postgres` on the
+//! PostgreSQL store, each server on a new database of its own made from
+//! `CRM_TEST_DATABASE_URL` (a role that may create databases) and dropped after: see
+//! [`on_postgres`] and [`TestDatabase`].
 
 pub mod generate;
 pub mod upstream;
@@ -18,8 +23,98 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
+    /// The server's database when the suite runs on PostgreSQL.
+    pub database: Option<std::sync::Arc<TestDatabase>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), crm_server::ServerError>>>,
+}
+
+/// Whether this run of the suite is on the PostgreSQL store (`CRM_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("CRM_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// Says why a test that only the embedded store can run is skipped on PostgreSQL, and
+/// answers whether it is: `if sled_only("...") { return; }`.
+pub fn sled_only(why: &str) -> bool {
+    if on_postgres() {
+        use std::io::Write;
+        // Past the harness's capture, so that the run shows what it did not test.
+        let _ = writeln!(std::io::stderr(), "SKIPPED on PostgreSQL: {why}");
+        return true;
+    }
+    false
+}
+
+/// A new, empty PostgreSQL database made for one test (or for the servers of one test),
+/// dropped, connections and all, when the last handle goes.
+pub struct TestDatabase {
+    /// The URL of the database, for `--database`.
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// Makes the database from `CRM_TEST_DATABASE_URL`; panics without it (a run on
+    /// PostgreSQL was asked for).
+    pub async fn create() -> TestDatabase {
+        use sqlx::Connection;
+        let admin_url = std::env::var("CRM_TEST_DATABASE_URL").expect(
+            "CRM_TEST_STORE=postgres needs CRM_TEST_DATABASE_URL (postgres://USER:PASS@HOST/postgres, a role with \
+             CREATEDB; .ci/run sets it)",
+        );
+        let name = format!("crm_e2e_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connecting to CRM_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("creating the test database");
+        let _ = admin.close().await;
+        let mut url = reqwest::Url::parse(&admin_url).expect("CRM_TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        TestDatabase {
+            url: url.to_string(),
+            name,
+            admin_url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with
+        // a runtime of its own drops the database.
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                // A server's connection still opening when FORCE terminates the others can
+                // make the drop fail (42501): tried again a moment later.
+                let mut attempts = 0;
+                loop {
+                    match sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await
+                    {
+                        Ok(_) => return Ok::<_, std::io::Error>(()),
+                        Err(e) if attempts >= 20 => return Err(std::io::Error::other(e)),
+                        Err(_) => attempts += 1,
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        });
+        if let Ok(Err(e)) = dropping.join() {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
 }
 
 /// Starts a server with default settings.
@@ -27,36 +122,73 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server on an existing data directory (one a command-line import filled).
+/// Starts a server on an existing data directory (one a command-line import filled):
+/// always the sled store.
 pub async fn spawn_app_on(data_dir: tempfile::TempDir) -> TestApp {
-    start(data_dir, |_| {}).await
-}
-
-/// Starts a server on an existing data directory after `configure` has adjusted its
-/// settings (a schedule whose first run must find what the directory holds).
-pub async fn spawn_app_on_with(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
-    start(data_dir, configure).await
+    start(data_dir, None, |_| {}).await
 }
 
 /// Starts a server after `configure` has adjusted its settings.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    start(tempfile::tempdir().expect("temporary data dir"), configure).await
+    let database = match on_postgres() {
+        true => Some(std::sync::Arc::new(TestDatabase::create().await)),
+        false => None,
+    };
+    start(tempfile::tempdir().expect("temporary data dir"), database, configure).await
 }
 
-async fn start(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
+/// Starts a second server on the store of `app` (its database: PostgreSQL only).
+pub async fn spawn_app_beside(app: &TestApp) -> TestApp {
+    spawn_app_beside_with(app, |_| {}).await
+}
+
+/// Starts a second server on the store of `app` after `configure` has adjusted its
+/// settings.
+pub async fn spawn_app_beside_with(app: &TestApp, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let database = app.database.clone().expect("a second server shares a database");
+    start(
+        tempfile::tempdir().expect("temporary data dir"),
+        Some(database),
+        configure,
+    )
+    .await
+}
+
+async fn start(
+    data_dir: tempfile::TempDir,
+    database: Option<std::sync::Arc<TestDatabase>>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::new(data_dir.path());
     config.cache_bytes = 16 * 1024 * 1024;
     // The store the server binary opens, with a reserve small enough that a test
     // writes little more than its own data.
     config.disk_reserve = 1024 * 1024;
+    if let Some(database) = &database {
+        config.database = Some(crm_server::config::Database {
+            url: database.url.clone(),
+            pool: 8,
+        });
+    }
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
-    let store = open_store(&config).await;
     let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(crm_server::serve(listener, store, config, async {
+    let stopped = async {
         let _ = stop.await;
-    }));
+    };
+    let server = match &config.database {
+        Some(db) => {
+            let store = crm_server::store::postgres::PgStore::open(&db.url, db.pool)
+                .await
+                .expect("open the PostgreSQL store");
+            tokio::spawn(crm_server::serve(listener, store, config, stopped))
+        }
+        None => {
+            let store = open_store(&config).await;
+            tokio::spawn(crm_server::serve(listener, store, config, stopped))
+        }
+    };
     TestApp {
         address,
         // Redirects are answers to check, not to follow.
@@ -65,6 +197,7 @@ async fn start(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config))
             .build()
             .expect("HTTP client"),
         data_dir,
+        database,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -103,11 +236,18 @@ impl TestApp {
         }
     }
 
-    /// Stops the server gracefully and starts a new one on the same data directory.
-    pub async fn restart(mut self) -> TestApp {
+    /// Stops the server gracefully and starts a new one on the same store (data
+    /// directory or database).
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops the server gracefully and starts a new one on the same store after
+    /// `configure` has adjusted its settings.
+    pub async fn restart_with(mut self, configure: impl FnOnce(&mut Config)) -> TestApp {
         self.shut_down().await;
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temporary dir"));
-        start(data_dir, |_| {}).await
+        start(data_dir, self.database.take(), configure).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -377,19 +377,18 @@ async fn the_older_schedulers_calls_and_command_line_imports_are_recorded() {
 #[tokio::test]
 async fn the_servers_own_schedule_records_its_runs_as_the_scheduler() {
     let gateway = paying_gateway().await;
-    // The schedule's first round runs at start: the payment must be in the data
-    // directory before the server starts.
-    let mut app = spawn_app().await;
+    // The schedule's first round runs at start: the payment must be in the store
+    // before the server starts.
+    let app = spawn_app().await;
     let id = customer_due(&app, 300).await;
-    let dir = std::mem::replace(&mut app.data_dir, tempfile::tempdir().unwrap());
-    app.stop().await;
     let url = gateway.url();
-    let app = crm_tests::spawn_app_on_with(dir, move |config| {
-        config.gateway = Some(url);
-        config.upstream_timeout = Duration::from_millis(500);
-        config.pull_every = Some(Duration::from_secs(3600));
-    })
-    .await;
+    let app = app
+        .restart_with(move |config| {
+            config.gateway = Some(url);
+            config.upstream_timeout = Duration::from_millis(500);
+            config.pull_every = Some(Duration::from_secs(3600));
+        })
+        .await;
     let mut entries = Vec::new();
     for _ in 0..200 {
         entries = app.all_pages(&format!("/api/v1/audit?customer={id}"), 10).await;

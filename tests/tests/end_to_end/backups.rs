@@ -223,6 +223,9 @@ fn without_times(mut value: Value) -> Value {
 
 #[tokio::test]
 async fn the_command_line_export_is_the_online_one() {
+    if crm_tests::sled_only("the command line on the server's data directory (its PostgreSQL form has its own test)") {
+        return;
+    }
     let mut app = spawn_app().await;
     busy_register(&app).await;
     let online = export_online(&app).await;
@@ -242,6 +245,9 @@ async fn the_command_line_export_is_the_online_one() {
 
 #[tokio::test]
 async fn restore_refuses_a_used_directory_and_a_dump_cut_short() {
+    if crm_tests::sled_only("the command line on the server's data directory (its PostgreSQL form has its own test)") {
+        return;
+    }
     let app = spawn_app().await;
     busy_register(&app).await;
     let dump = export_online(&app).await;

@@ -2,6 +2,10 @@
 //! for its swap (`mode=replace`), at most the write wait (`--write-wait`), then are
 //! answered `503 import_running` with `Retry-After`; a write that would take an e-mail
 //! a row of the import gives another customer is `409 reserved_by_import`.
+//!
+//! Those are the embedded store's turns between its batches: on PostgreSQL an import is
+//! one transaction that writes never wait a turn for, so those tests are skipped there,
+//! and the last test shows a write answered while an import is under way.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +57,9 @@ async fn import_is_running(app: &TestApp) -> bool {
 /// within the wait, before the import ends, and are there afterwards beside every row.
 #[tokio::test]
 async fn a_create_and_a_credit_during_a_merge_import_wait_for_a_turn_and_are_kept() {
+    if crm_tests::sled_only("the turns between the batches of a sled import") {
+        return;
+    }
     let app = spawn_app().await;
     app.create_v1_ok(&json!({"Nom": "Holder", "CarteFid": 33})).await;
     let upload = start_import(&app, "", ROWS);
@@ -94,6 +101,9 @@ async fn a_create_and_a_credit_during_a_merge_import_wait_for_a_turn_and_are_kep
 /// once, `503 import_running` with `Retry-After`, and nothing of it is written.
 #[tokio::test]
 async fn with_no_write_wait_a_write_during_an_import_is_503_with_retry_after() {
+    if crm_tests::sled_only("the turns between the batches of a sled import") {
+        return;
+    }
     let app = spawn_app_with(|config| config.write_wait = Duration::ZERO).await;
     let upload = start_import(&app, "mode=replace", ROWS);
     wait_for_phase(&app, "writing", ROWS / 3).await;
@@ -133,6 +143,9 @@ async fn with_no_write_wait_a_write_during_an_import_is_503_with_retry_after() {
 /// to it: readers never saw it in the old one only, and the swap did not lose it.
 #[tokio::test]
 async fn a_create_during_a_replace_waits_for_the_swap_and_is_in_the_new_register() {
+    if crm_tests::sled_only("the turns between the batches of a sled import") {
+        return;
+    }
     let app = spawn_app_with(|config| config.write_wait = Duration::from_secs(120)).await;
     app.create_customer_ok(&json!({"Nom": "Ancien", "email": "ancien@x.fr"}))
         .await;
@@ -165,6 +178,9 @@ async fn a_create_during_a_replace_waits_for_the_swap_and_is_in_the_new_register
 /// field; the row's customer has it once the import is written.
 #[tokio::test]
 async fn an_email_a_later_row_of_a_merge_import_gives_is_409_reserved_by_import() {
+    if crm_tests::sled_only("the turns between the batches of a sled import") {
+        return;
+    }
     let app = spawn_app().await;
     let other = app
         .create_customer_ok(&json!({"Nom": "Other", "email": "other@x.fr"}))
@@ -190,4 +206,35 @@ async fn an_email_a_later_row_of_a_merge_import_gives_is_409_reserved_by_import(
     // Once the import is written, the key is an ordinary taken one.
     let (status, body) = app.create_customer(&json!({"Nom": "Thief", "email": email})).await;
     assert_error(status, &body, 409, "email_taken");
+}
+
+/// PostgreSQL: a credit to a customer the import does not touch is answered while the
+/// import is still writing, and both are there once it commits.
+#[tokio::test]
+async fn on_postgresql_a_credit_during_an_import_is_answered_before_the_import_ends() {
+    if !crm_tests::on_postgres() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED on sled: an import in one PostgreSQL transaction"
+        );
+        return;
+    }
+    let app = spawn_app().await;
+    app.create_v1_ok(&json!({"Nom": "Holder", "CarteFid": 33})).await;
+    let upload = start_import(&app, "", ROWS);
+    wait_for_phase(&app, "writing", ROWS / 3).await;
+    let asked = Instant::now();
+    let (status, credited) = app.credit(&json!({"Tickets": [{"carteFid": 33, "Montant": 26}]})).await;
+    let took = asked.elapsed();
+    assert_eq!(status, 200, "{credited}");
+    assert!(
+        import_is_running(&app).await,
+        "the import ended before the credit was answered: it waited for the import"
+    );
+    eprintln!("during the import, a credit took {took:?}");
+    let (status, report) = upload.await.unwrap();
+    assert_eq!((status, report["created"].as_u64()), (200, Some(ROWS)), "{report}");
+    assert_eq!(app.customer_count().await, ROWS + 1);
+    assert_eq!(app.credit_of("33").await.1["Credit"], 13);
 }

@@ -26,3 +26,4 @@ mod payments;
 mod tickets;
 mod transport;
 mod tui;
+mod two_servers;
