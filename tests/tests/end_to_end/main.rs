@@ -11,6 +11,7 @@ mod backups;
 mod browser;
 mod browser_attacks;
 mod customers;
+mod database_faults;
 mod disk_full;
 mod drop_in;
 mod durability;
