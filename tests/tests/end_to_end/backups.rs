@@ -360,49 +360,14 @@ fn to_the_microsecond(mut value: Value) -> Value {
     value
 }
 
-/// A new PostgreSQL database made from `CRM_TEST_DATABASE_URL` (as the PostgreSQL
-/// store's own tests make theirs): its URL and the admin connection that drops it.
-/// `None` when the variable is not set, outside CI (said on stderr); in CI that fails.
-async fn new_database(test: &str) -> Option<(String, String, sqlx::PgConnection)> {
-    use sqlx::Connection;
-    let Ok(url) = std::env::var("CRM_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CRM_TEST_DATABASE_URL is not set, and CI is: {test} cannot be skipped"
-        );
-        eprintln!("SKIPPED {test}: CRM_TEST_DATABASE_URL is not set (postgres://USER:PASS@HOST/postgres, a role with CREATEDB)");
-        return None;
-    };
-    let name = format!("crm_cli_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("connecting to CRM_TEST_DATABASE_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("creating the database");
-    let (base, _) = url.rsplit_once('/').expect("a URL ending in /DATABASE");
-    Some((format!("{base}/{name}"), name, admin))
-}
-
 #[tokio::test]
 async fn a_register_moves_to_postgres_and_back_through_the_command_line() {
-    use futures::FutureExt;
     let test = "a_register_moves_to_postgres_and_back_through_the_command_line";
-    let Some((database, name, mut admin)) = new_database(test).await else {
+    // Dropped when it goes out of scope, after a failure too.
+    let Some(database) = crm_tests::TestDatabase::create_for(test).await else {
         return;
     };
-    let outcome = std::panic::AssertUnwindSafe(moves_to_postgres_and_back(&database, &name))
-        .catch_unwind()
-        .await;
-    // Dropped after a failure too.
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .expect("dropping the database");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    moves_to_postgres_and_back(&database.url, database.name()).await;
 }
 
 /// sled -> `restore --database` -> `export --database` -> sled: the same dump, the same

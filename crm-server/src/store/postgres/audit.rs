@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{bump_counter, db_error, int, limit_plus_one, seq_page, snapshot, PgStore, TxResult};
+use super::{bump_counter, db_error, int, limit_plus_one, read_counter, seq_page, snapshot, PgStore, TxResult};
 use crate::store::{AuditQuery, AuditStore, StoreError};
 
 /// The counter of the last entry's sequence number.
@@ -109,7 +109,7 @@ impl AuditStore for PgStore {
         // The page and its total from one snapshot.
         let mut tx = snapshot(&self.pool).await?;
         let total = match query.customer {
-            None => read_counter_in(&mut tx).await?,
+            None => read_counter(&mut *tx, LAST_AUDIT_SEQ).await?,
             Some(id_client) => {
                 let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE id_client = $1")
                     .bind(id_client)
@@ -145,14 +145,4 @@ impl AuditStore for PgStore {
         tx.commit().await.map_err(db_error)?;
         Ok(seq_page(entries, query.limit, total, |e| e.seq))
     }
-}
-
-/// The last entry's number as the snapshot `tx` sees it.
-async fn read_counter_in(tx: &mut PgConnection) -> Result<u64, StoreError> {
-    let value: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE name = $1")
-        .bind(LAST_AUDIT_SEQ)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    Ok(value.unwrap_or(0).max(0) as u64)
 }

@@ -958,7 +958,7 @@ mod tests {
     use tokio::sync::mpsc;
     use uuid::Uuid;
 
-    use super::super::tests::with_store;
+    use super::super::tests::{new_customer, with_store};
     use super::super::{audit, PgStore};
     use crate::store::{
         BackupRecordStream, BackupStore, CustomerStore, ExportError, ImportStore, LoyaltyStore, PaymentStore,
@@ -968,16 +968,6 @@ mod tests {
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2031, 3, d).unwrap()
-    }
-
-    fn new_customer(nom: &str, email: &str, card: Option<u64>) -> NewCustomer {
-        NewCustomer {
-            nom: nom.into(),
-            prenom: "Léa".into(),
-            email: email.into(),
-            carte_fid: card,
-            ..Default::default()
-        }
     }
 
     fn item(card: CardRef, montant: u64, key: &str) -> CreditItem {

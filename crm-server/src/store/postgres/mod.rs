@@ -309,10 +309,10 @@ pub(crate) async fn bump_counter(tx: &mut PgConnection, name: &str, delta: i64) 
 }
 
 /// A counter's committed value, outside transactions.
-pub(crate) async fn read_counter(pool: &PgPool, name: &str) -> Result<u64, StoreError> {
+pub(crate) async fn read_counter<'e>(executor: impl sqlx::PgExecutor<'e>, name: &str) -> Result<u64, StoreError> {
     let value: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE name = $1")
         .bind(name)
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await
         .map_err(db_error)?;
     Ok(value.unwrap_or(0).max(0) as u64)

@@ -71,7 +71,7 @@ where
     }
 }
 
-fn new_customer(nom: &str, email: &str, card: Option<u64>) -> NewCustomer {
+pub(super) fn new_customer(nom: &str, email: &str, card: Option<u64>) -> NewCustomer {
     NewCustomer {
         nom: nom.into(),
         prenom: "Léa".into(),
