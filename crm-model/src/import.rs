@@ -153,6 +153,56 @@ pub struct ImportRow {
 }
 
 impl ImportRow {
+    /// The error of a row whose new customer would pass the bound of money once
+    /// credited with the unmatched tickets of `waiting` (those waiting for its
+    /// `IdClient`, e-mail or card, matched when it is created in the same write): its
+    /// credit, or the total of its tickets behind the average basket.
+    pub fn waiting_tickets_overflow<'a>(
+        &self,
+        waiting: impl IntoIterator<Item = &'a crate::tickets::Ticket>,
+    ) -> Option<RowError> {
+        use crate::money::MAX_CENTS;
+        let add = |total: Option<u64>, amount: Cents| total?.checked_add(amount.0).filter(|sum| *sum <= MAX_CENTS);
+        let (mut credit, mut basket, mut count) = (Some(self.customer.opening_credit.0), Some(0), 0u64);
+        for ticket in waiting.into_iter().filter(|t| t.unmatched) {
+            count += 1;
+            credit = add(credit, ticket.credit());
+            basket = add(basket, ticket.prix);
+        }
+        if count == 0 {
+            return None;
+        }
+        let tickets = if count == 1 {
+            "the unmatched ticket".to_string()
+        } else {
+            format!("the {count} unmatched tickets")
+        };
+        if credit.is_none() {
+            Some(self.error(
+                "Credit",
+                &format!(
+                    "with {tickets} waiting for this customer, its credit would pass the largest amount, {MAX_CENTS} cents"
+                ),
+            ))
+        } else if basket.is_none() {
+            Some(self.error(
+                "PanierMoyen",
+                &format!("{tickets} waiting for this customer total more than the largest amount, {MAX_CENTS} cents"),
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// An error of this row about `field`.
+    pub fn error(&self, field: &str, error: &str) -> RowError {
+        RowError {
+            row: self.row,
+            field: field.into(),
+            error: error.into(),
+        }
+    }
+
     /// Sets the fields the row carried on an existing customer (the name always: it is
     /// required). Credit and payments move through the ledger and the payments store,
     /// so the caller handles [`NewCustomer::opening_credit`] and
@@ -256,6 +306,19 @@ pub struct RowError {
     /// The key (`Nom`, `Email`...), or `row` when the row as a whole is unreadable.
     pub field: String,
     pub error: String,
+}
+
+impl RowError {
+    /// The error of row `row` whose e-mail or card (`field`) the stored customer with
+    /// IdClient `holder` already holds.
+    pub fn taken(row: u64, field: &str, holder: impl std::fmt::Display) -> RowError {
+        let what = if field == "Email" { "e-mail" } else { "card" };
+        RowError {
+            row,
+            field: field.into(),
+            error: format!("this {what} is already used by customer {holder}"),
+        }
+    }
 }
 
 /// What reading one row gave.
@@ -1145,6 +1208,45 @@ impl<B: BufRead> Iterator for CsvRows<B> {
 mod tests {
     use super::*;
     use crate::customer::Sexe;
+
+    #[test]
+    fn waiting_tickets_past_the_bound_of_money_are_the_rows_error() {
+        use crate::money::MAX_CENTS;
+        let row = |credit: u64| ImportRow {
+            row: 4,
+            customer: NewCustomer {
+                nom: "A".into(),
+                opening_credit: Cents(credit),
+                ..Default::default()
+            },
+            given: Given::default(),
+        };
+        let ticket = |prix: u64, unmatched: bool| {
+            let mut t: crate::tickets::Ticket = serde_json::from_value(serde_json::json!({
+                "id": 1, "uid": "m1", "date": null, "prix": prix, "client": "", "CarteFid": null,
+                "pointsFidelite": 0, "modePaiement": "CARD", "origin": "m", "Promo_client": null,
+                "articles": []}))
+            .unwrap();
+            t.unmatched = unmatched;
+            t
+        };
+        assert_eq!(row(0).waiting_tickets_overflow([]), None);
+        assert_eq!(row(0).waiting_tickets_overflow(&[ticket(100, true)]), None);
+        // Matched tickets wait for nobody.
+        assert_eq!(row(MAX_CENTS).waiting_tickets_overflow(&[ticket(100, false)]), None);
+        let credit = row(MAX_CENTS).waiting_tickets_overflow(&[ticket(100, true)]).unwrap();
+        assert_eq!((credit.row, credit.field.as_str()), (4, "Credit"));
+        assert!(
+            credit.error.starts_with("with the unmatched ticket waiting"),
+            "{credit:?}"
+        );
+        let two = [ticket(MAX_CENTS, true), ticket(MAX_CENTS, true)];
+        let basket = row(0).waiting_tickets_overflow(&two).unwrap();
+        assert_eq!(basket.field, "PanierMoyen");
+        assert!(basket.error.starts_with("the 2 unmatched tickets"), "{basket:?}");
+        let taken = RowError::taken(3, "Email", "abc");
+        assert_eq!(taken.error, "this e-mail is already used by customer abc");
+    }
 
     fn read(body: &str, content_type: Option<&str>) -> Result<(ImportFormat, Vec<RowOutcome>), ImportError> {
         let rows = ImportRows::open(body.as_bytes(), content_type, None)?;

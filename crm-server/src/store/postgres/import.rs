@@ -55,7 +55,6 @@ use std::io::Write as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use crm_model::customer::email_key;
 use crm_model::import::{FileCustomers, ImportError, ImportPhase, ImportProgress, KeyCensus, RowKeys, SharedKeys};
-use crm_model::money::MAX_CENTS;
 use crm_model::search::{normalize, search_tokens};
 use crm_model::{
     Cents, CustomerRecord, ImportMode, ImportOptions, ImportReport, ImportRow, LedgerCause, LedgerEntry, NewCustomer,
@@ -516,25 +515,6 @@ fn resolve(row: &ImportRow, stored: &PgRow) -> TxResult<Resolved> {
     Ok(Resolved::Existing(Box::new(customer_from_row(stored)?)))
 }
 
-/// The error of a row whose e-mail or card (`field`) is held by the stored customer
-/// `holder`.
-fn taken(row: u64, field: &str, holder: Uuid) -> RowError {
-    let what = if field == "Email" { "e-mail" } else { "card" };
-    RowError {
-        row,
-        field: field.into(),
-        error: format!("this {what} is already used by customer {holder}"),
-    }
-}
-
-fn row_error(row: &ImportRow, field: &str, error: &str) -> RowError {
-    RowError {
-        row: row.row,
-        field: field.into(),
-        error: error.into(),
-    }
-}
-
 /// Pass 2: resolves every staged row, in file order, against the earlier rows and the
 /// stored customers, checks its unique keys and the money it brings, and plans it (the
 /// sled store's check, row for row).
@@ -597,7 +577,7 @@ async fn check(
                 None => match resolve(&row, stored)? {
                     Resolved::Erased => {
                         report.skipped += 1;
-                        report.push_error(row_error(&row, "IdClient", "belongs to an erased customer"));
+                        report.push_error(row.error("IdClient", "belongs to an erased customer"));
                         entries.push(Planned::Skip.entry());
                         continue;
                     }
@@ -631,7 +611,7 @@ async fn check(
                     // Erased by this import unless a later row keeps it.
                     held.push((field, holder, holder_uuid));
                 } else {
-                    errors.push(taken(row.row, field, holder_uuid));
+                    errors.push(RowError::taken(row.row, field, holder_uuid));
                 }
             }
             if matches!(target, Target::New(_)) && stored.try_get::<Option<bool>, _>("waiting")?.unwrap_or(false) {
@@ -682,7 +662,7 @@ async fn check(
     // Only a replace defers: its rows are all written or none.
     for (row, field, holder, uuid) in taken_if_kept {
         if matched.get(holder) {
-            report.push_error(taken(row, field, uuid));
+            report.push_error(RowError::taken(row, field, uuid));
         }
     }
     if options.mode == ImportMode::Replace {
@@ -718,38 +698,7 @@ async fn waiting_tickets_overflow(tx: &mut PgConnection, row: &ImportRow) -> TxR
     .bind(keys)
     .fetch_all(&mut *tx)
     .await?;
-    let add = |total: Option<u64>, amount: Cents| total?.checked_add(amount.0).filter(|sum| *sum <= MAX_CENTS);
-    let (mut credit, mut basket, mut count) = (Some(c.opening_credit.0), Some(0), 0u64);
-    for ticket in waiting.into_iter().map(|t| t.0).filter(|t| t.unmatched) {
-        count += 1;
-        credit = add(credit, ticket.credit());
-        basket = add(basket, ticket.prix);
-    }
-    if count == 0 {
-        return Ok(None);
-    }
-    let tickets = if count == 1 {
-        "the unmatched ticket".to_string()
-    } else {
-        format!("the {count} unmatched tickets")
-    };
-    Ok(if credit.is_none() {
-        Some(row_error(
-            row,
-            "Credit",
-            &format!(
-                "with {tickets} waiting for this customer, its credit would pass the largest amount, {MAX_CENTS} cents"
-            ),
-        ))
-    } else if basket.is_none() {
-        Some(row_error(
-            row,
-            "PanierMoyen",
-            &format!("{tickets} waiting for this customer total more than the largest amount, {MAX_CENTS} cents"),
-        ))
-    } else {
-        None
-    })
+    Ok(row.waiting_tickets_overflow(waiting.iter().map(|t| &t.0)))
 }
 
 /// What one chunk writes, gathered as its rows are applied in file order.

@@ -75,10 +75,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crm_model::customer::email_key;
 use crm_model::import::{FileCustomers, ImportError, ImportPhase, ImportProgress, KeyCensus, RowKeys, SharedKeys};
-use crm_model::money::MAX_CENTS;
 use crm_model::{
-    Cents, CustomerRecord, ImportMode, ImportOptions, ImportReport, ImportRow, LedgerCause, RowError, RowOutcome,
-    TicketRecord,
+    CustomerRecord, ImportMode, ImportOptions, ImportReport, ImportRow, LedgerCause, RowError, RowOutcome, TicketRecord,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -489,7 +487,7 @@ impl SledStore {
                 None => match resolve(&live, &row)? {
                     Resolved::Erased => {
                         report.skipped += 1;
-                        report.push_error(row_error(&row, "IdClient", "belongs to an erased customer"));
+                        report.push_error(row.error("IdClient", "belongs to an erased customer"));
                         write_plan(Planned::Skip)?;
                         continue;
                     }
@@ -615,42 +613,13 @@ impl SledStore {
         }
         seqs.sort_unstable();
         seqs.dedup();
-        let add = |total: Option<u64>, amount: Cents| total?.checked_add(amount.0).filter(|sum| *sum <= MAX_CENTS);
-        let (mut credit, mut basket, mut count) = (Some(c.opening_credit.0), Some(0), 0u64);
+        let mut waiting = Vec::with_capacity(seqs.len());
         for seq in seqs {
-            let Some(bytes) = self.inner.tickets.get(seq.to_be_bytes()).map_err(storage)? else {
-                continue;
-            };
-            let ticket: TicketRecord = decode(&bytes)?;
-            if ticket.ticket.unmatched {
-                count += 1;
-                credit = add(credit, ticket.ticket.credit());
-                basket = add(basket, ticket.ticket.prix);
+            if let Some(bytes) = self.inner.tickets.get(seq.to_be_bytes()).map_err(storage)? {
+                waiting.push(decode::<TicketRecord>(&bytes)?.ticket);
             }
         }
-        let tickets = if count == 1 {
-            "the unmatched ticket".to_string()
-        } else {
-            format!("the {count} unmatched tickets")
-        };
-        Ok(if credit.is_none() {
-            Some(row_error(
-                row,
-                "Credit",
-                &format!(
-                    "with {tickets} waiting for this customer, its credit would pass the largest amount, \
-                     {MAX_CENTS} cents"
-                ),
-            ))
-        } else if basket.is_none() {
-            Some(row_error(
-                row,
-                "PanierMoyen",
-                &format!("{tickets} waiting for this customer total more than the largest amount, {MAX_CENTS} cents"),
-            ))
-        } else {
-            None
-        })
+        Ok(row.waiting_tickets_overflow(&waiting))
     }
 
     /// Pass 3: writes the rows from `journal.written` on; with `mode=replace`, then
@@ -900,12 +869,7 @@ fn taken(live: &Register, row: u64, field: &str, holder: u64) -> Result<RowError
         .customer_by_id(holder)?
         .map(|r| r.id_client.to_string())
         .unwrap_or_default();
-    let what = if field == "Email" { "e-mail" } else { "card" };
-    Ok(RowError {
-        row,
-        field: field.into(),
-        error: format!("this {what} is already used by customer {holder_id}"),
-    })
+    Ok(RowError::taken(row, field, holder_id))
 }
 
 /// The `ticket_index` key under which unmatched tickets wait for a client key, as
@@ -1152,14 +1116,6 @@ fn read_pass(
     Ok((count, census.shared()))
 }
 
-fn row_error(row: &ImportRow, field: &str, error: &str) -> RowError {
-    RowError {
-        row: row.row,
-        field: field.into(),
-        error: error.into(),
-    }
-}
-
 /// One bit per customer id.
 struct Bitset(Vec<u64>);
 
@@ -1264,6 +1220,8 @@ fn remove_files(spool: &Path, plan: &Path) {
 #[cfg(test)]
 mod tests {
     use crm_model::import::ImportRows;
+    use crm_model::money::MAX_CENTS;
+    use crm_model::Cents;
 
     use super::*;
     use crate::store::CustomerStore;
