@@ -208,10 +208,16 @@ async fn an_import_through_one_server_makes_one_through_the_other_wait_its_end()
         .header("content-type", "application/x-ndjson")
         .body(file);
     let first = tokio::spawn(async move { crm_tests::status_and_json(request.send().await.unwrap()).await });
-    // Until the first server says it is writing.
+    // Until the first import holds the database's import lock. The server lists an
+    // import as current as soon as its request arrives, a moment before its store takes
+    // the lock; the store reports progress only once it holds it.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while one.get("/api/v1/imports/current").await.status() != 200 {
-        assert!(std::time::Instant::now() < deadline, "the first import never started");
+    loop {
+        let (status, current) = crm_tests::status_and_json(one.get("/api/v1/imports/current").await).await;
+        if status == 200 && current["done"].as_u64() > Some(0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first import never started: {current}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut refused = 0;
