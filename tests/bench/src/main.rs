@@ -20,6 +20,7 @@
 #[allow(dead_code)]
 #[path = "../../src/generate.rs"]
 mod generate;
+mod postgres;
 mod procs;
 mod report;
 mod wrk;
@@ -67,6 +68,12 @@ struct Args {
     /// at 1,000,000 customers).
     #[arg(long)]
     work: Option<PathBuf>,
+    /// Measure the PostgreSQL store instead, beside `pgbench -S` and a bare `COPY` on
+    /// the same cluster: a URL of the cluster whose role may create databases
+    /// (`postgres://USER:PASSWORD@HOST:PORT/postgres`); the run makes and drops its
+    /// own `crm_bench_*` databases.
+    #[arg(long, env = "CRM_BENCH_DATABASE_URL")]
+    database: Option<String>,
 }
 
 /// Clients creating customers during the HTTP import (see `post_file_probing_creates`).
@@ -309,7 +316,10 @@ fn run(args: Args) -> Result<(), String> {
         work.display()
     );
 
-    let outcome = bench.all(&server_bin, &baseline_bin);
+    let outcome = match &args.database {
+        Some(url) => bench.on_postgres(&server_bin, &baseline_bin, url),
+        None => bench.all(&server_bin, &baseline_bin),
+    };
     if let Err(e) = &outcome {
         eprintln!("crm-bench: the run stopped: {e}");
         eprintln!("crm-bench: logs were in {}", bench.logs.display());
@@ -330,7 +340,8 @@ fn run(args: Args) -> Result<(), String> {
         wrk: Wrk::version(),
         total_seconds: run_started.elapsed().as_secs_f64(),
     };
-    let stem = format!("{}-{customers}", now.format("%Y%m%d-%H%M%S"));
+    let store = if args.database.is_some() { "-postgres" } else { "" };
+    let stem = format!("{}-{customers}{store}", now.format("%Y%m%d-%H%M%S"));
     let (json_path, md_path) =
         report::write(&args.results, &stem, &ctx, &bench.figures).map_err(|e| format!("write results: {e}"))?;
     println!("\n{}", report::markdown(&ctx, &bench.figures));

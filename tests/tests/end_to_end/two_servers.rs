@@ -217,7 +217,10 @@ async fn an_import_through_one_server_makes_one_through_the_other_wait_its_end()
         if status == 200 && current["done"].as_u64() > Some(0) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the first import never started: {current}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first import never started: {current}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut refused = 0;
