@@ -128,3 +128,51 @@ async fn searches_page_in_every_sort_order_too() {
     let (seen, total) = walk(&app, "q=martin+3", 1000).await;
     assert!(total > 0 && seen.iter().all(|c| c["Nom"].as_str().unwrap().starts_with("Martin 3")));
 }
+
+/// More matches than a store sorts in memory (2,000 on sled): in an order other than
+/// the id's the page comes from walking the sort's index, and must be the same order.
+#[tokio::test]
+async fn a_search_with_thousands_of_matches_pages_in_every_order() {
+    const MATCHES: usize = 2_600;
+    let app = spawn_app().await;
+    let rows: Vec<Value> = (0..MATCHES)
+        .map(|n| {
+            json!({
+                "Nom": format!("Garcia {}", n % 13),
+                "Prenom": if n % 2 == 0 { "Nicolas" } else { "Marie" },
+                "Email": format!("g{n}@example.fr"),
+                "Credit": (n % 17) * 100,
+            })
+        })
+        .chain([json!({"Nom": "Other", "Prenom": "Nicolas", "Email": "other@example.fr"})])
+        .collect();
+    let (status, report) = app
+        .import("", Some("application/json"), Value::Array(rows).to_string())
+        .await;
+    assert_eq!(
+        (status, report["created"].as_u64()),
+        (200, Some(MATCHES as u64 + 1)),
+        "{report}"
+    );
+    let all = app.all_customers().await;
+    let ids = |v: &[&Value]| v.iter().map(|c| c["id"].as_u64().unwrap()).collect::<Vec<_>>();
+    for (q, expected_count) in [("garcia", MATCHES), ("garcia+nicolas", MATCHES / 2)] {
+        let matching: Vec<&Value> = all
+            .iter()
+            .filter(|c| c["Nom"].as_str().unwrap().starts_with("Garcia") && (q == "garcia" || c["Prenom"] == "Nicolas"))
+            .collect();
+        assert_eq!(matching.len(), expected_count);
+        for sort in ["id", "-id", "Nom", "-Nom", "Credit", "-PanierMoyen"] {
+            let (seen, total) = walk(&app, &format!("q={q}&sort={sort}"), 97).await;
+            assert_eq!(total as usize, expected_count, "q={q} sort={sort}");
+            let key = sort.trim_start_matches('-');
+            let mut expected = matching.clone();
+            expected.sort_by(|a, b| key_order(a, b, key));
+            if sort.starts_with('-') {
+                expected.reverse();
+            }
+            let seen: Vec<&Value> = seen.iter().collect();
+            assert_eq!(ids(&seen), ids(&expected), "q={q} sort={sort}");
+        }
+    }
+}
