@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use chrono::Utc;
-use crm_model::search::query_terms;
+use crm_model::search::{query_terms, search_tokens};
 use crm_model::{CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustomer, Page, Sort, SortKey};
 use uuid::Uuid;
 
@@ -205,10 +205,10 @@ fn scan(
 }
 
 /// The customers matching `q`, through the search index: every term must prefix a
-/// token of the customer. Each term's customers are the ids of its key range of the
-/// index, intersected without reading a record, so the total is exact and costs no
-/// record read; only the customers of the page are read (or, in another order than
-/// the id's, the matches when they are few: see [`SORT_IN_MEMORY_MAX`]). Answers up to
+/// token of the customer. The matching ids come from the terms' key ranges of the
+/// index (see [`matching_ids`]), so the total is exact without listing the customers;
+/// then only the customers of the page are read (or, in another order than the id's,
+/// the matches when they are few: see [`SORT_IN_MEMORY_MAX`]). Answers up to
 /// `limit + 1` after `after`, and the total.
 fn search(
     register: &Register,
@@ -250,29 +250,55 @@ fn search(
 /// about the cost of reading and sorting the 2,000).
 const SORT_IN_MEMORY_MAX: usize = 2_000;
 
-/// The ids, in order, of the customers every term prefixes a token of: each term's ids
-/// from its key range of the search index, intersected from the smallest.
+/// The ids, in order, of the customers every term prefixes a token of. The terms go
+/// longest (most selective) first: each one's ids come from its key range of the
+/// search index, intersected with the ids so far; once those are few (at most
+/// [`CHECK_ON_RECORDS_MAX`]), the remaining terms are checked on their records
+/// instead, so that a short term matching half the register (`06`, a phone's start)
+/// does not cost a scan of half the index.
 fn matching_ids(register: &Register, terms: &[String]) -> Result<Vec<u64>, StoreError> {
-    let mut per_term = Vec::with_capacity(terms.len());
-    for term in terms {
+    let mut terms: Vec<&String> = terms.iter().collect();
+    terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    let mut ids: Option<Vec<u64>> = None;
+    for (i, term) in terms.iter().enumerate() {
+        if let Some(few) = ids.as_mut().filter(|ids| ids.len() <= CHECK_ON_RECORDS_MAX) {
+            let rest = &terms[i..];
+            let mut kept = Vec::with_capacity(few.len());
+            for &id in few.iter() {
+                if let Some(record) = register.customer_by_id(id)? {
+                    let tokens = search_tokens(&record);
+                    if rest
+                        .iter()
+                        .all(|t| tokens.iter().any(|tok| tok.starts_with(t.as_str())))
+                    {
+                        kept.push(id);
+                    }
+                }
+            }
+            return Ok(kept);
+        }
         let prefix = [&[keys::SEARCH], term.as_bytes()].concat();
-        let mut ids = Vec::new();
+        let mut range = Vec::new();
         for key in register.index.scan_prefix(&prefix).keys() {
-            ids.push(id_of_position(&key.map_err(storage)?));
+            range.push(id_of_position(&key.map_err(storage)?));
         }
         // A term prefixing several tokens of one customer lists it once a token.
-        ids.sort_unstable();
-        ids.dedup();
-        per_term.push(ids);
+        range.sort_unstable();
+        range.dedup();
+        ids = Some(match ids {
+            None => range,
+            Some(mut so_far) => {
+                so_far.retain(|id| range.binary_search(id).is_ok());
+                so_far
+            }
+        });
     }
-    per_term.sort_by_key(Vec::len);
-    let mut per_term = per_term.into_iter();
-    let mut ids = per_term.next().unwrap_or_default();
-    for other in per_term {
-        ids.retain(|id| other.binary_search(id).is_ok());
-    }
-    Ok(ids)
+    Ok(ids.unwrap_or_default())
 }
+
+/// Up to this many candidates of a search are checked on their records for the
+/// remaining terms (a record read each) rather than through the index.
+const CHECK_ON_RECORDS_MAX: usize = 1_000;
 
 /// Up to `limit + 1` of the customers `ids` (in order) after `after`, in id order.
 fn page_of_ids(
