@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release -p crm-bench -- --customers 1000000   # the full run, ~15 minutes on 2 cores
 //! cargo run --release -p crm-bench -- --quick               # 10,000 customers, 2 s a figure
+//! cargo run --release -p crm-bench -- --database postgres://USER:PASSWORD@HOST/postgres  # the PostgreSQL store
 //! ```
 //!
 //! It generates the customers (crm-gen's generator), builds and starts the release
