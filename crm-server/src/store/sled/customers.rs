@@ -247,7 +247,9 @@ fn search(
 /// Up to this many matches in an order other than the id's are read and sorted in
 /// memory; more, and the sort's index is walked instead (at 1,000,000 customers, a
 /// match of 2,000 is one customer in 500: a page of 50 walks about 25,000 index keys,
-/// about the cost of reading and sorting the 2,000).
+/// about the cost of reading and sorting the 2,000). That holds when the matches are
+/// spread through the order; matches bunched late in it walk further (`q=martin`
+/// sorted by name passes every name before "martin").
 const SORT_IN_MEMORY_MAX: usize = 2_000;
 
 /// The ids, in order, of the customers every term prefixes a token of. The terms go
