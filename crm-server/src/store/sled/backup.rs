@@ -42,7 +42,9 @@ use sled::IVec;
 use tokio::sync::mpsc;
 
 use super::keys::{self, decode_u64, index_entries, is_unique};
-use super::{audit, decode, encode, ledger, loyalty, payments, read_counter, storage, tickets, SledStore};
+use super::{
+    audit, decode, encode, encode_compact, ledger, loyalty, payments, read_counter, storage, tickets, SledStore,
+};
 use crate::store::{BackupRecordStream, BackupStore, ExportError, RestoreError, StoreAdmin, StoreError};
 
 type UnabortableTransactionResult<T> = Result<T, UnabortableTransactionError>;
@@ -321,13 +323,16 @@ impl SledStore {
                         }
                         register.index.insert(key, value).map_err(storage)?;
                     }
-                    register.customers.insert(id, encode(&customer)).map_err(storage)?;
+                    register
+                        .customers
+                        .insert(id, encode_compact(&customer))
+                        .map_err(storage)?;
                     live_customers += u64::from(!customer.erased);
                 }
                 BackupRecord::Ledger { customer, entry } => {
                     inner
                         .ledger
-                        .insert(ledger::entry_key(customer, entry.seq), encode(&entry))
+                        .insert(ledger::entry_key(customer, entry.seq), encode_compact(&entry))
                         .map_err(storage)?;
                 }
                 BackupRecord::Ticket { ticket } => {

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
 use super::{
-    abort, audit, bump_counter, decode, encode, ledger, payments, storage, tickets, Register, SledStore, Tx, TxResult,
+    abort, audit, bump_counter, decode, encode_compact, ledger, payments, storage, tickets, Register, SledStore, Tx,
+    TxResult,
 };
 use crate::store::{CustomerStore, StoreError};
 
@@ -451,7 +452,7 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
         }
         tx.index.insert(key.as_slice(), value.as_slice())?;
     }
-    tx.customers.insert(&record.id.to_be_bytes(), encode(record))?;
+    tx.customers.insert(&record.id.to_be_bytes(), encode_compact(record))?;
     Ok(())
 }
 

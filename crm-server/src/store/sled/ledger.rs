@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crm_model::loyalty::move_credit;
 use crm_model::{Cents, CustomerRecord, LedgerCause, LedgerEntry};
 
-use super::{encode, Tx, TxResult};
+use super::{encode_compact, Tx, TxResult};
 
 /// The ledger key of a customer's `seq`-th entry: customer id then entry number, so a
 /// customer's ledger is one range.
@@ -33,6 +33,7 @@ pub fn append(
 
 /// Stores an entry of `record`'s ledger made by the model (see [`append`]).
 pub fn store_entry(tx: &Tx<'_>, record: &CustomerRecord, entry: &LedgerEntry) -> TxResult<()> {
-    tx.ledger.insert(&entry_key(record.id, entry.seq), encode(entry))?;
+    tx.ledger
+        .insert(&entry_key(record.id, entry.seq), encode_compact(entry))?;
     Ok(())
 }
