@@ -631,19 +631,29 @@ impl ServerProcess {
     /// Starts `binary --addr 127.0.0.1:0 --data <dir>` and waits for its URL line only
     /// (printed once it listens; it answers `503` until its store is open).
     pub fn start_opening(binary: &Path, data_dir: &Path) -> ServerProcess {
-        ServerProcess::spawn(binary, data_dir, &[])
+        ServerProcess::spawn(binary, data_dir, &[], None)
     }
 
-    fn spawn(binary: &Path, data_dir: &Path, args: &[&str]) -> ServerProcess {
+    /// [`ServerProcess::start`] with its log (stderr, `RUST_LOG=crm_server=info`)
+    /// written to the file `log`, as a service manager would.
+    pub fn start_logging_to(binary: &Path, data_dir: &Path, log: &Path) -> ServerProcess {
+        let file = std::fs::File::create(log).expect("create the log file");
+        ServerProcess::spawn(binary, data_dir, &[], Some(file)).wait_until_open()
+    }
+
+    fn spawn(binary: &Path, data_dir: &Path, args: &[&str], log: Option<std::fs::File>) -> ServerProcess {
         use std::io::{BufRead, BufReader};
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--addr", "127.0.0.1:0", "--data"])
             .arg(data_dir)
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start crm-server");
+            .stdout(Stdio::piped());
+        match log {
+            Some(file) => command.env("RUST_LOG", "crm_server=info").stderr(file),
+            None => command.stderr(Stdio::null()),
+        };
+        let mut child = command.spawn().expect("start crm-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read URL line");
@@ -658,12 +668,18 @@ impl ServerProcess {
     /// `GET /healthz` over a plain blocking socket: the status (0 when no answer came)
     /// and the body.
     pub fn health(&self) -> (u16, String) {
+        self.get("/healthz")
+    }
+
+    /// `GET path` over a plain blocking socket: the status (0 when no answer came) and
+    /// the body.
+    pub fn get(&self, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let host = self.address.trim_start_matches("http://");
         let answer = (|| {
             let mut stream = std::net::TcpStream::connect(host)?;
             stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-            stream.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())?;
+            stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())?;
             let mut text = String::new();
             stream.read_to_string(&mut text)?;
             Ok::<_, std::io::Error>(text)
@@ -699,10 +715,14 @@ impl ServerProcess {
     /// [`ServerProcess::start`] with more command-line arguments; waits until the
     /// store is open, and fails at once if the server stops first.
     pub fn start_with_args(binary: &Path, data_dir: &Path, args: &[&str]) -> ServerProcess {
-        let mut server = ServerProcess::spawn(binary, data_dir, args);
+        ServerProcess::spawn(binary, data_dir, args, None).wait_until_open()
+    }
+
+    /// Waits until `/healthz` answers `200`; fails at once if the server stops first.
+    fn wait_until_open(mut self) -> Self {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        while server.health().0 != 200 {
-            if let Ok(Some(status)) = server.child.try_wait() {
+        while self.health().0 != 200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the server stopped before its store was open: {status}");
             }
             assert!(
@@ -711,7 +731,7 @@ impl ServerProcess {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        server
+        self
     }
 
     /// SIGTERM, then the exit status (within 30 s).

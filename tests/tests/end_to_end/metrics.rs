@@ -107,3 +107,25 @@ async fn every_answer_carries_a_request_id_kept_from_the_request_when_sane() {
     let replaced = request_id(&send("no spaces <please>").await.unwrap());
     assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
 }
+
+/// The access log of the real command line, written to a file as a service manager
+/// would: one line a request with its route and status, and no terminal colour codes.
+#[test]
+fn the_access_log_in_a_file_is_plain_text_with_a_line_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("crm.log");
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_crm-server-under-test"));
+    let server = crm_tests::ServerProcess::start_logging_to(binary, &dir.path().join("data"), &log);
+    assert_eq!(server.get("/api/data/not-a-uuid").0, 404);
+    server.kill();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log written to a file:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request") && l.contains("status=404") && l.contains(r#"path="/api/data/not-a-uuid""#)),
+        "no access-log line for the request:\n{log}"
+    );
+}
