@@ -104,8 +104,11 @@ pub struct Customer {
 }
 
 /// What the store keeps of a customer: the API object's fields plus the running totals
-/// it is derived from. Stored as self-describing JSON so that fields can be added later
-/// with `#[serde(default)]`.
+/// it is derived from. The embedded store keeps it in a compact form that is not
+/// self-describing (postcard, fields in this order): a field added or moved needs a new
+/// layout version there (see `encode_compact` in the sled store), with the old layout
+/// kept to read what was written before. `#[serde(default)]` marks the fields that the
+/// JSON records of earlier versions may lack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerRecord {
     pub id: u64,

@@ -25,7 +25,8 @@ pub enum LedgerCause {
 }
 
 /// One movement of a customer's credit. The entries of a customer always sum to its
-/// `Credit`.
+/// `Credit`. Stored compact by the embedded store, like `CustomerRecord`: a change of
+/// fields needs a new layout version there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
