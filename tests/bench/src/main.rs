@@ -877,10 +877,19 @@ impl Bench {
         .against(Some(&self.figures[open_fig]))
         .note(format!("/healthz answered {ready_s:.2} s after spawn"));
         self.push(f);
-        self.push(
-            Figure::new("server", "server idle RSS after that restart", idle, "MB")
-                .note("VmRSS of /proc/<pid>/status once the process is idle"),
+        let open_rss_fig = self.push(
+            Figure::new(
+                "baseline",
+                "raw sled RSS with that directory and its trees open",
+                open["rss_mb"].as_f64().unwrap_or(f64::NAN),
+                "MB",
+            )
+            .note("VmRSS of the baseline process right after the open above"),
         );
+        let f = Figure::new("server", "server idle RSS after that restart", idle, "MB")
+            .against(Some(&self.figures[open_rss_fig]))
+            .note("VmRSS of /proc/<pid>/status once the process is idle");
+        self.push(f);
         server.stop(Duration::from_secs(60));
 
         // 10. Import over HTTP into a new server on an empty directory.

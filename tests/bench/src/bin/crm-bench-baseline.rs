@@ -6,7 +6,10 @@
 //!   `apply_batch` and one flush per batch, the import's ceiling), then a warp server
 //!   answering `GET /api/data/<IdClient>` with one `get` by key and `GET /api/data` with
 //!   one scan (the store's ceiling);
-//! - `open --dir DIR`: how long sled takes to open a data directory and its trees;
+//! - `open --dir DIR`: how long sled takes to open a data directory and its trees, and
+//!   its resident memory once they are open;
+//! - `layout --dir DIR --customers N --index-keys K`: the data directory's size for a
+//!   key layout (N records and K index keys a customer, in batches);
 //! - `writes --dir DIR --batch N --seconds S`: raw sled, N inserts then one flush, in a
 //!   loop (`--batch 1`: one insert plus one flush).
 //!
@@ -21,6 +24,11 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use warp::Filter;
+
+// The harness's /proc and directory readers (a module without crate dependencies).
+#[allow(dead_code)]
+#[path = "../procs.rs"]
+mod procs;
 
 // The allocator crm-server ships with, so that sled costs the same here.
 #[global_allocator]
@@ -61,6 +69,24 @@ enum Baseline {
         dir: PathBuf,
         #[arg(long, default_value_t = 16)]
         cache_mb: u64,
+    },
+    /// The size of a data directory for a key layout: `customers` records of
+    /// `record_bytes` under sequential keys, each with `index_keys` keys of
+    /// `index_key_bytes` in random order in a second tree, `batch` customers a batch
+    /// (one `apply_batch` per tree, then one flush).
+    Layout {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 170)]
+        record_bytes: usize,
+        #[arg(long, default_value_t = 11)]
+        index_keys: u64,
+        #[arg(long, default_value_t = 24)]
+        index_key_bytes: usize,
+        #[arg(long, default_value_t = 10_000)]
+        batch: u64,
     },
     /// `batch` inserts of `value_bytes`, then one flush, for `seconds`.
     Writes {
@@ -109,7 +135,8 @@ fn main() {
             let seconds = started.elapsed().as_secs_f64();
             println!(
                 "{}",
-                json!({"measure": "open", "trees": names.len(), "seconds": seconds})
+                json!({"measure": "open", "trees": names.len(), "seconds": seconds,
+                       "rss_mb": resident_mb()})
             );
         }
         Baseline::Writes {
@@ -118,7 +145,65 @@ fn main() {
             seconds,
             value_bytes,
         } => writes(&dir, batch, Duration::from_secs_f64(seconds), value_bytes),
+        Baseline::Layout {
+            dir,
+            customers,
+            record_bytes,
+            index_keys,
+            index_key_bytes,
+            batch,
+        } => layout(&dir, customers, record_bytes, index_keys, index_key_bytes, batch),
     }
+}
+
+/// This process's resident memory (`VmRSS`) in MB.
+fn resident_mb() -> f64 {
+    procs::status_kib(std::process::id(), "VmRSS").map_or(f64::NAN, procs::kib_to_mb)
+}
+
+/// See [`Baseline::Layout`]. Index keys are pseudo-random bytes ending with the
+/// customer's id, as the store's index keys are (a token, an e-mail, a uuid, then the
+/// id) and their values are the 8-byte id; records are pseudo-random too, so that
+/// nothing compresses.
+fn layout(dir: &Path, customers: u64, record_bytes: usize, index_keys: u64, index_key_bytes: usize, batch: u64) {
+    let (db, records) = open(dir, 16);
+    let index = db.open_tree("index").expect("open tree");
+    // splitmix64: reproducible bytes without a dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut bytes = |n: usize| -> Vec<u8> { (0..n.div_ceil(8)).flat_map(|_| next().to_be_bytes()).take(n).collect() };
+    let started = Instant::now();
+    let mut id = 0u64;
+    while id < customers {
+        let (mut record_batch, mut index_batch) = (sled::Batch::default(), sled::Batch::default());
+        for _ in 0..batch.min(customers - id) {
+            id += 1;
+            record_batch.insert(&id.to_be_bytes(), bytes(record_bytes));
+            for _ in 0..index_keys {
+                let mut key = bytes(index_key_bytes.saturating_sub(8));
+                key.extend_from_slice(&id.to_be_bytes());
+                index_batch.insert(key, &id.to_be_bytes());
+            }
+        }
+        records.apply_batch(record_batch).expect("apply batch");
+        index.apply_batch(index_batch).expect("apply batch");
+        db.flush().expect("flush");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop((records, index, db));
+    println!(
+        "{}",
+        json!({"measure": "layout", "customers": customers, "record_bytes": record_bytes,
+               "index_keys": index_keys, "index_key_bytes": index_key_bytes,
+               "keys": customers * (1 + index_keys), "seconds": seconds,
+               "dir_mb": procs::dir_mb(dir)})
+    );
 }
 
 /// sled as crm-server opens it.
