@@ -161,10 +161,10 @@ fn resident_mb() -> f64 {
     procs::status_kib(std::process::id(), "VmRSS").map_or(f64::NAN, procs::kib_to_mb)
 }
 
-/// See [`Baseline::Layout`]. Index keys are pseudo-random bytes ending with the
-/// customer's id, as the store's index keys are (a token, an e-mail, a uuid, then the
-/// id) and their values are the 8-byte id; records are pseudo-random too, so that
-/// nothing compresses.
+/// See [`Baseline::Layout`]. An index key is pseudo-random bytes then the customer's
+/// id, with the 8-byte id as its value: about the bytes of one of the store's entries
+/// (a prefix byte and a uuid, an e-mail or a token, then the id in the key or in the
+/// value). Records are pseudo-random too, so that nothing compresses.
 fn layout(dir: &Path, customers: u64, record_bytes: usize, index_keys: u64, index_key_bytes: usize, batch: u64) {
     let (db, records) = open(dir, 16);
     let index = db.open_tree("index").expect("open tree");
