@@ -11,7 +11,10 @@
 //! - `layout --dir DIR --customers N --index-keys K`: the data directory's size for a
 //!   key layout (N records and K index keys a customer, in batches);
 //! - `writes --dir DIR --batch N --seconds S`: raw sled, N inserts then one flush, in a
-//!   loop (`--batch 1`: one insert plus one flush).
+//!   loop (`--batch 1`: one insert plus one flush);
+//! - `postings --dir DIR --customers N --hits H --block B`: how long counting the
+//!   customers of one search token takes when its index has one key a customer (the
+//!   store's layout) and when it has blocks of B ids a key.
 //!
 //! Servers print `crm-bench-baseline listening on http://ADDR` once they listen; every
 //! measure is one JSON line on standard output.
@@ -88,6 +91,23 @@ enum Baseline {
         #[arg(long, default_value_t = 10_000)]
         batch: u64,
     },
+    /// One search token held by `hits` of `customers` customers (spread evenly through
+    /// the ids), its index written twice: one key a customer (`token NUL id`, empty
+    /// value, the store's layout) and blocks of `block` ids a key (`token NUL first id`,
+    /// the ids as 8-byte big-endian values). Then, `rounds` times each, the ids are read
+    /// back from each layout and counted with the 16 MiB cache.
+    Postings {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 77_000)]
+        hits: u64,
+        #[arg(long, default_value_t = 512)]
+        block: usize,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
     /// `batch` inserts of `value_bytes`, then one flush, for `seconds`.
     Writes {
         #[arg(long)]
@@ -153,7 +173,108 @@ fn main() {
             index_key_bytes,
             batch,
         } => layout(&dir, customers, record_bytes, index_keys, index_key_bytes, batch),
+        Baseline::Postings {
+            dir,
+            customers,
+            hits,
+            block,
+            rounds,
+        } => postings(&dir, customers, hits, block, rounds),
     }
+}
+
+/// See [`Baseline::Postings`].
+fn postings(dir: &Path, customers: u64, hits: u64, block: usize, rounds: usize) {
+    let (db, _) = open(dir, 16);
+    let per_key = db.open_tree("index_per_key").expect("open tree");
+    let blocks = db.open_tree("index_blocks").expect("open tree");
+    let token = b"martin\0";
+    let step = (customers / hits.max(1)).max(1);
+    let ids: Vec<u64> = (1..=customers).step_by(step as usize).take(hits as usize).collect();
+    let mut batch = sled::Batch::default();
+    for id in &ids {
+        batch.insert([&token[..], &id.to_be_bytes()].concat(), &[][..]);
+    }
+    per_key.apply_batch(batch).expect("apply batch");
+    let mut batch = sled::Batch::default();
+    for chunk in ids.chunks(block.max(1)) {
+        let value: Vec<u8> = chunk.iter().flat_map(|id| id.to_be_bytes()).collect();
+        batch.insert([&token[..], &chunk[0].to_be_bytes()].concat(), value);
+    }
+    blocks.apply_batch(batch).expect("apply batch");
+    db.flush().expect("flush");
+    // The median of `rounds` timed reads; each read must find every id.
+    let time = |read: &dyn Fn() -> Vec<u64>| -> f64 {
+        let mut ms: Vec<f64> = (0..rounds.max(1))
+            .map(|_| {
+                let started = Instant::now();
+                let found = read();
+                let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+                assert_eq!(found.len(), ids.len(), "a layout lost ids");
+                elapsed
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[ms.len() / 2]
+    };
+    let per_key_ms = time(&|| {
+        per_key
+            .scan_prefix(token)
+            .keys()
+            .map(|key| {
+                let key = key.expect("scan");
+                u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"))
+            })
+            .collect()
+    });
+    let blocks_ms = time(&|| {
+        let mut found = Vec::new();
+        for value in blocks.scan_prefix(token).values() {
+            let value = value.expect("scan");
+            found.extend(
+                value
+                    .chunks_exact(8)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))),
+            );
+        }
+        found
+    });
+    // What a new customer with the token costs each layout: one key inserted, or its
+    // last block read, extended and written back; each followed by a flush, as a write
+    // of the store is before it answers.
+    let mut next_id = customers;
+    let mut timed_write = |write: &mut dyn FnMut(u64)| -> f64 {
+        let mut ms: Vec<f64> = (0..rounds.max(1))
+            .map(|_| {
+                next_id += 1;
+                let started = Instant::now();
+                write(next_id);
+                db.flush().expect("flush");
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[ms.len() / 2]
+    };
+    let per_key_write_ms = timed_write(&mut |id| {
+        per_key
+            .insert([&token[..], &id.to_be_bytes()].concat(), &[][..])
+            .expect("insert");
+    });
+    let block_write_ms = timed_write(&mut |id| {
+        let (key, value) = blocks.scan_prefix(token).next_back().expect("a block").expect("scan");
+        let mut value = value.to_vec();
+        value.extend_from_slice(&id.to_be_bytes());
+        blocks.insert(key, value).expect("insert");
+    });
+    println!(
+        "{}",
+        json!({"measure": "postings", "customers": customers, "hits": ids.len(), "block": block,
+               "per_key_keys": ids.len(), "per_key_ms": per_key_ms,
+               "block_keys": ids.len().div_ceil(block.max(1)), "blocks_ms": blocks_ms,
+               "per_key_write_ms": per_key_write_ms, "block_write_ms": block_write_ms,
+               "rss_mb": resident_mb()})
+    );
 }
 
 /// This process's resident memory (`VmRSS`) in MB.
