@@ -13,8 +13,8 @@
 //! - `writes --dir DIR --batch N --seconds S`: raw sled, N inserts then one flush, in a
 //!   loop (`--batch 1`: one insert plus one flush);
 //! - `postings --dir DIR --customers N --hits H --block B`: how long counting the
-//!   customers of one search token takes when its index has one key a customer (the
-//!   store's layout) and when it has blocks of B ids a key.
+//!   customers of one search token, and adding one, take when its index has one key a
+//!   customer (the store's layout) and when it has blocks of B ids a key.
 //!
 //! Servers print `crm-bench-baseline listening on http://ADDR` once they listen; every
 //! measure is one JSON line on standard output.
@@ -94,8 +94,9 @@ enum Baseline {
     /// One search token held by `hits` of `customers` customers (spread evenly through
     /// the ids), its index written twice: one key a customer (`token NUL id`, empty
     /// value, the store's layout) and blocks of `block` ids a key (`token NUL first id`,
-    /// the ids as 8-byte big-endian values). Then, `rounds` times each, the ids are read
-    /// back from each layout and counted with the 16 MiB cache.
+    /// the ids as 8-byte big-endian values). Then, `rounds` times each with the 16 MiB
+    /// cache, the ids are read back from each layout and counted, and a new customer's
+    /// id is added to each, followed by a flush.
     Postings {
         #[arg(long)]
         dir: PathBuf,
