@@ -260,6 +260,13 @@ impl TestApp {
         }
     }
 
+    /// Stops the server gracefully and hands back its data directory, to look into or
+    /// to start another server on ([`spawn_app_on`]).
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        self.shut_down().await;
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temporary dir"))
+    }
+
     /// Stops the server gracefully and starts a new one on the same store (data
     /// directory or database).
     pub async fn restart(self) -> TestApp {

@@ -28,3 +28,4 @@ mod tickets;
 mod transport;
 mod tui;
 mod two_servers;
+mod upgrade;

@@ -42,6 +42,7 @@ use sled::IVec;
 use tokio::sync::mpsc;
 
 use super::keys::{self, decode_u64, index_entries, is_unique};
+use super::postings;
 use super::{
     audit, decode, encode, encode_compact, ledger, loyalty, payments, read_counter, storage, tickets, SledStore,
 };
@@ -323,6 +324,7 @@ impl SledStore {
                         }
                         register.index.insert(key, value).map_err(storage)?;
                     }
+                    postings::add_to_tree(&register.index, customer.id, &postings::tokens(&customer))?;
                     register
                         .customers
                         .insert(id, encode_compact(&customer))

@@ -8,6 +8,7 @@ use crm_model::{CustomerPatch, CustomerRecord, LedgerCause, ListQuery, NewCustom
 use uuid::Uuid;
 
 use super::keys::{self, decode_u64, id_of_position, index_entries, is_unique, prefix_end, sort_index, sort_position};
+use super::postings;
 use super::{
     abort, audit, bump_counter, decode, encode_compact, ledger, payments, storage, tickets, Register, SledStore, Tx,
     TxResult,
@@ -258,7 +259,7 @@ const SORT_IN_MEMORY_MAX: usize = 2_000;
 /// search index, intersected with the ids so far; once those are few (at most
 /// [`CHECK_ON_RECORDS_MAX`]), the remaining terms are checked on their records
 /// instead, so that a short term matching half the register (`06`, a phone's start)
-/// does not cost a scan of half the index.
+/// does not cost a read of half the index.
 fn matching_ids(register: &Register, terms: &[String]) -> Result<Vec<u64>, StoreError> {
     let mut terms: Vec<&String> = terms.iter().collect();
     terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
@@ -280,14 +281,7 @@ fn matching_ids(register: &Register, terms: &[String]) -> Result<Vec<u64>, Store
             }
             return Ok(kept);
         }
-        let prefix = [&[keys::SEARCH], term.as_bytes()].concat();
-        let mut range = Vec::new();
-        for key in register.index.scan_prefix(&prefix).keys() {
-            range.push(id_of_position(&key.map_err(storage)?));
-        }
-        // A term prefixing several tokens of one customer lists it once a token.
-        range.sort_unstable();
-        range.dedup();
+        let range = postings::ids_for_term(&register.index, term)?;
         ids = Some(match ids {
             None => range,
             Some(mut so_far) => {
@@ -429,9 +423,11 @@ pub(crate) fn live_customer_in(tx: &Tx<'_>, id_client: Uuid) -> TxResult<Custome
 pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: &CustomerRecord) -> TxResult<()> {
     // Most writes move only money: then only the money sort entries can change, and
     // the search tokens need not be computed again.
-    let entries = match old {
-        Some(old) if old.same_identity(record) => keys::balance_entries,
-        _ => index_entries,
+    let same_identity = old.is_some_and(|old| old.same_identity(record));
+    let entries = if same_identity {
+        keys::balance_entries
+    } else {
+        index_entries
     };
     let before = old.map(entries).unwrap_or_default();
     let after = entries(record);
@@ -451,6 +447,10 @@ pub(crate) fn write_customer(tx: &Tx<'_>, old: Option<&CustomerRecord>, record: 
             }
         }
         tx.index.insert(key.as_slice(), value.as_slice())?;
+    }
+    if !same_identity {
+        let before = old.map(postings::tokens).unwrap_or_default();
+        postings::move_id(tx.index, record.id, &before, &postings::tokens(record))?;
     }
     tx.customers.insert(&record.id.to_be_bytes(), encode_compact(record))?;
     Ok(())

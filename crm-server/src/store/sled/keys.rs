@@ -1,19 +1,19 @@
 //! Key layout of the `index` tree: one prefix byte per index.
 //!
 //! Unique indexes map a key to the customer id; list indexes have the position and the
-//! id in the key and an empty value, so a range scan yields a sorted page.
+//! id in the key and an empty value, so a range scan yields a sorted page. The search
+//! index packs its ids in blocks under the prefix `t` (see [`super::postings`]).
 
 use std::collections::BTreeMap;
 
 use crm_model::customer::CustomerRecord;
-use crm_model::search::{normalize, search_tokens};
+use crm_model::search::normalize;
 use crm_model::SortKey;
 use uuid::Uuid;
 
 pub const BY_ID_CLIENT: u8 = b'u';
 pub const BY_EMAIL: u8 = b'e';
 pub const BY_CARD: u8 = b'c';
-pub const SEARCH: u8 = b's';
 pub const SORT_NOM: u8 = b'n';
 pub const SORT_CREDIT: u8 = b'k';
 pub const SORT_PANIER: u8 = b'p';
@@ -87,7 +87,8 @@ pub fn index_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
     entries
 }
 
-/// The entries that depend on who the customer is: ids, e-mail, card, search, name.
+/// The entries that depend on who the customer is: ids, e-mail, card, name. (The
+/// search tokens are posting blocks: see [`super::postings`].)
 fn identity_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let id = record.id.to_be_bytes().to_vec();
     let mut entries = BTreeMap::new();
@@ -100,9 +101,6 @@ fn identity_entries(record: &CustomerRecord) -> BTreeMap<Vec<u8>, Vec<u8>> {
     }
     if let Some(card) = record.carte_fid {
         entries.insert(card_key(card), id.clone());
-    }
-    for token in search_tokens(record) {
-        entries.insert(key(SEARCH, &[token.as_bytes(), &[0], &id]), Vec::new());
     }
     entries.insert(key(SORT_NOM, &[&sort_position(record, SortKey::Nom)]), Vec::new());
     entries

@@ -2,8 +2,9 @@
 //!
 //! Layout (all integers big-endian so that byte order is numeric order):
 //! - `customers`: customer id -> JSON [`CustomerRecord`]
-//! - `index`: every secondary index, one prefix byte each (see [`keys`]), written in
-//!   the same transaction as the record it points to
+//! - `index`: every secondary index, one prefix byte each (see [`keys`]; the search
+//!   index as posting blocks, see [`postings`]), written in the same transaction as
+//!   the record it points to
 //!
 //!   These two trees are the customer *register*. An import in `mode=replace` writes a
 //!   new generation of them (`customers.<n>`, `index.<n>`) beside the live one and
@@ -34,6 +35,7 @@ pub(crate) mod keys;
 pub(crate) mod ledger;
 pub(crate) mod loyalty;
 pub(crate) mod payments;
+pub(crate) mod postings;
 pub(crate) mod tickets;
 
 use std::collections::BTreeSet;
@@ -376,7 +378,23 @@ impl SledStore {
         };
         store.resume_interrupted_import(progress)?;
         store.drop_stale_generations()?;
+        store.rebuild_legacy_search_index()?;
         Ok(store)
+    }
+
+    /// Rewrites the search index of a directory that an earlier version wrote as posting
+    /// blocks (see [`postings::rebuild_if_legacy`]), once, before the store serves.
+    fn rebuild_legacy_search_index(&self) -> Result<(), StoreError> {
+        let register = self.register();
+        let started = std::time::Instant::now();
+        if postings::rebuild_if_legacy(&register.index, &register.customers)? {
+            self.durable_blocking()?;
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "search index rewritten as posting blocks"
+            );
+        }
+        Ok(())
     }
 
     /// How long a write waits for its turn while an import is written before it is
