@@ -382,8 +382,9 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Rewrites the search index of a directory that an earlier version wrote as posting
-    /// blocks (see [`postings::rebuild_if_legacy`]), once, before the store serves.
+    /// Rewrites as posting blocks the search index that an earlier version wrote one key
+    /// per customer and token (see [`postings::rebuild_if_legacy`]), once, before the
+    /// store serves.
     fn rebuild_legacy_search_index(&self) -> Result<(), StoreError> {
         let register = self.register();
         let started = std::time::Instant::now();
