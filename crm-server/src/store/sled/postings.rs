@@ -161,7 +161,7 @@ pub fn rebuild_if_legacy(index: &sled::Tree, customers: &sled::Tree) -> Result<b
     if index.scan_prefix([LEGACY_SEARCH]).next().is_none() {
         return Ok(false);
     }
-    tracing::info!("rewriting the search index as posting blocks, once: the server listens when it is done");
+    tracing::info!("rewriting the search index as posting blocks, once: the store opens when it is done");
     remove_prefix(index, &[POSTINGS])?;
     // The customers come in id order: a block is complete once the scan passes its
     // ids, and is written whole, without reading it back.
