@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sled::transaction::TransactionalTree;
-use sled::IVec;
 
 use crm_model::customer::CustomerRecord;
 use crm_model::search::search_tokens;
@@ -130,23 +129,15 @@ pub fn add_to_tree(index: &sled::Tree, id: u64, tokens: &BTreeSet<String>) -> Re
 /// prefixes.
 pub fn ids_for_term(index: &sled::Tree, term: &str) -> Result<Vec<u64>, StoreError> {
     let mut ids = Vec::new();
-    let mut tokens = 0usize;
-    let mut last_token: Option<IVec> = None;
     for entry in index.scan_prefix(term_prefix(term)) {
         let (key, value) = entry.map_err(storage)?;
-        let token = IVec::from(&key[..key.len().saturating_sub(8)]);
-        if last_token.as_ref() != Some(&token) {
-            tokens += 1;
-            last_token = Some(token);
-        }
         ids.extend(ids_of_block(&key, &value));
     }
-    // One token's blocks come in id order; several tokens (`gar` prefixes `garcia`
-    // and `garnier`) interleave, and a customer holding two of them is listed twice.
-    if tokens > 1 {
-        ids.sort_unstable();
-        ids.dedup();
-    }
+    // One token's blocks come in id order (the sort then only checks it); several
+    // tokens (`gar` prefixes `garcia` and `garnier`) interleave, and a customer
+    // holding two of them is listed twice.
+    ids.sort_unstable();
+    ids.dedup();
     Ok(ids)
 }
 
